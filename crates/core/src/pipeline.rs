@@ -1,0 +1,853 @@
+//! The batch pipeline: a batch of (message id, body) in, one [`Outcome`] per message out.
+//!
+//! For each batch the pipeline
+//! 1. decodes every body (a bad one is [`Outcome::Rejected`] and touches nothing else);
+//! 2. groups ticks by symbol and sorts each group by tick time, so a symbol's ticks are evaluated
+//!    in order while different symbols go through every step side by side;
+//! 3. cross mode: loads each symbol's state, evaluates the group, and commits the new state
+//!    together with the alerts it raised in one compare-and-set ([`StateStore::advance`]): at most
+//!    one state write per symbol per batch, never one per tick. A lost race reloads and
+//!    re-evaluates, at most [`CAS_ATTEMPTS_MAX`] times. Level mode: inserts the alerts
+//!    idempotently ([`AlertStore::insert`]);
+//! 4. looks up the alerts of redelivered or late ticks ([`AlertStore::fetch`]), so a delivery that
+//!    failed half-way is completed by the retry;
+//! 5. publishes every alert not yet announced, then marks it notified.
+//!
+//! A step that fails for a symbol fails every message of that symbol in the batch
+//! ([`Outcome::Failed`]); because each step is idempotent, redelivering them redoes only what is
+//! missing. Transient port errors are retried here with the [`RetryPolicy`], never past the deadline.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+
+use crate::alert::{Alert, AlertId, AlertKey};
+use crate::ports::{
+    Advance, Advanced, AlertStore, Clock, ErrorClass, Inserted, Notifier, PortError, StateStore,
+    StoredAlert,
+};
+use crate::retry::{RetryPolicy, Rng};
+use crate::rules::{Mode, Rule, RuleSet, SymbolState, Verdict, evaluate};
+use crate::tick::{Symbol, Tick, TickError, Timestamp};
+
+/// How many times a symbol's state may be reloaded after losing a compare-and-set race within one
+/// batch before its messages are failed (and left to redelivery).
+pub const CAS_ATTEMPTS_MAX: u32 = 5;
+
+/// What the pipeline needs besides its ports. No `Default`: callers say what they want.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// The alert rules.
+    pub rules: RuleSet,
+    /// How port calls are retried.
+    pub retry: RetryPolicy,
+    /// Seed of the backoff jitter; fixed in tests for reproducible schedules.
+    pub jitter_seed: u64,
+}
+
+/// The engine: rules and retry policy over a store, a notifier and a clock.
+pub struct Pipeline<S, N, C> {
+    store: S,
+    notifier: N,
+    clock: C,
+    config: PipelineConfig,
+    batches: AtomicU64,
+}
+
+/// The fate of one message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Done: the tick was evaluated and everything it caused is stored and announced.
+    Accepted(Accepted),
+    /// The message is not a valid tick. Permanent: retrying cannot help.
+    Rejected(TickError),
+    /// A step failed; the message may succeed if delivered again.
+    Failed(Failure),
+}
+
+/// What an accepted tick did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Accepted {
+    /// Nothing to report (inside the band, or no zone change).
+    Quiet,
+    /// Cross mode: back inside the band; the symbol can alert again.
+    Rearmed,
+    /// Raised a new alert, now stored and announced.
+    Alerted(Alert),
+    /// Its alert was already stored (a redelivery, or the same tick twice); it was announced now
+    /// only if no earlier delivery had finished doing so.
+    Duplicate {
+        /// The alert's id.
+        alert_id: AlertId,
+        /// Whether this delivery published it.
+        announced_now: bool,
+    },
+    /// Cross mode: not newer than its symbol's last state change, so it changes nothing.
+    Stale,
+}
+
+/// The pipeline step that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Reading symbol state.
+    LoadState,
+    /// Committing symbol state with its alerts.
+    Advance,
+    /// Storing level-mode alerts.
+    Insert,
+    /// Looking up the alerts of redelivered ticks.
+    Fetch,
+    /// Announcing alerts.
+    Publish,
+    /// Recording announcements.
+    MarkNotified,
+}
+
+impl Step {
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::LoadState => "load_state",
+            Step::Advance => "advance_state",
+            Step::Insert => "insert_alert",
+            Step::Fetch => "fetch_alert",
+            Step::Publish => "publish",
+            Step::MarkNotified => "mark_notified",
+        }
+    }
+}
+
+/// Why a message failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// Where.
+    pub step: Step,
+    /// Whether redelivery can help. Permanent failures still leave the message to its queue's
+    /// redrive policy: it is our side that is broken, not the tick.
+    pub class: ErrorClass,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let class = match self.class {
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Transient => "transient",
+        };
+        write!(
+            f,
+            "{} failed ({class}): {}",
+            self.step.as_str(),
+            self.reason
+        )
+    }
+}
+
+/// Counts over one batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Messages in the batch.
+    pub messages: u64,
+    /// Accepted messages.
+    pub accepted: u64,
+    /// Rejected messages.
+    pub rejected: u64,
+    /// Failed messages.
+    pub failed: u64,
+    /// New alerts raised.
+    pub alerts: u64,
+    /// Alerts published by this batch (new ones and completed redeliveries).
+    pub published: u64,
+    /// Messages whose alert already existed.
+    pub duplicates: u64,
+    /// Stale ticks.
+    pub stale: u64,
+}
+
+impl BatchStats {
+    fn count(&mut self, outcome: &Outcome) {
+        self.messages += 1;
+        match outcome {
+            Outcome::Accepted(accepted) => {
+                self.accepted += 1;
+                match accepted {
+                    Accepted::Alerted(_) => {
+                        self.alerts += 1;
+                        self.published += 1;
+                    }
+                    Accepted::Duplicate { announced_now, .. } => {
+                        self.duplicates += 1;
+                        self.published += u64::from(*announced_now);
+                    }
+                    Accepted::Stale => self.stale += 1,
+                    Accepted::Quiet | Accepted::Rearmed => {}
+                }
+            }
+            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Failed(_) => self.failed += 1,
+        }
+    }
+
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: &BatchStats) {
+        self.messages += other.messages;
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        self.alerts += other.alerts;
+        self.published += other.published;
+        self.duplicates += other.duplicates;
+        self.stale += other.stale;
+    }
+}
+
+/// One outcome per message, in input order, with counts.
+#[derive(Clone, Debug)]
+pub struct BatchReport<Id> {
+    /// `(message id, outcome)` in the order the messages came in.
+    pub outcomes: Vec<(Id, Outcome)>,
+    /// Counts over `outcomes`.
+    pub stats: BatchStats,
+}
+
+/// A port error, or the deadline passing while waiting for one.
+#[derive(Debug)]
+enum StepError<E> {
+    Port(E),
+    Deadline,
+}
+
+impl<E: PortError> StepError<E> {
+    fn into_failure(self, step: Step) -> Failure {
+        match self {
+            StepError::Port(e) => Failure {
+                step,
+                class: e.class(),
+                reason: e.to_string(),
+            },
+            StepError::Deadline => Failure {
+                step,
+                class: ErrorClass::Transient,
+                reason: "the invocation deadline left no time for this step".into(),
+            },
+        }
+    }
+}
+
+/// What happens to one tick of a group, before the store and notifier have answered.
+#[derive(Clone, Copy, Debug)]
+enum Fate {
+    Quiet,
+    Rearmed,
+    Stale,
+    /// Cross mode: raised by this evaluation; stored by `advance`.
+    Raised(Alert),
+    /// Level mode: stored by `insert`.
+    Level(Alert),
+    /// A late or redelivered tick beyond a threshold: its alert may already exist.
+    Candidate(AlertKey),
+}
+
+/// All ticks of one symbol in a batch.
+struct Group {
+    symbol: Symbol,
+    rule: Rule,
+    /// Message indices, sorted by tick time (ties keep arrival order).
+    members: Vec<usize>,
+    /// Parallel to `members`, once evaluated.
+    fates: Vec<Fate>,
+    failure: Option<Failure>,
+}
+
+impl Group {
+    fn fail(&mut self, failure: Failure) {
+        self.failure.get_or_insert(failure);
+    }
+
+    fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The per-batch answer about one alert key.
+#[derive(Clone, Copy)]
+enum Known {
+    New,
+    Existing { notified: bool },
+    Absent,
+}
+
+impl<S, N, C> Pipeline<S, N, C>
+where
+    S: AlertStore + StateStore,
+    N: Notifier,
+    C: Clock,
+{
+    /// Builds a pipeline over its ports.
+    pub fn new(config: PipelineConfig, store: S, notifier: N, clock: C) -> Self {
+        Pipeline {
+            store,
+            notifier,
+            clock,
+            config,
+            batches: AtomicU64::new(0),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.config.rules
+    }
+
+    /// The store (for callers that also query it).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The notifier.
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
+    /// Decodes JSON bodies and processes them. No step is started or retried past `deadline`.
+    pub async fn process<Id, B>(
+        &self,
+        messages: Vec<(Id, B)>,
+        deadline: Option<Timestamp>,
+    ) -> BatchReport<Id>
+    where
+        B: AsRef<[u8]>,
+    {
+        let decoded = messages
+            .into_iter()
+            .map(|(id, body)| {
+                let tick = Tick::decode(body.as_ref());
+                (id, tick)
+            })
+            .collect();
+        self.process_ticks(decoded, deadline).await
+    }
+
+    /// Processes already decoded ticks (a decoding error becomes [`Outcome::Rejected`]).
+    pub async fn process_ticks<Id>(
+        &self,
+        messages: Vec<(Id, Result<Tick, TickError>)>,
+        deadline: Option<Timestamp>,
+    ) -> BatchReport<Id> {
+        let now = self.clock.now();
+        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
+        let mut rng =
+            Rng::seeded(self.config.jitter_seed ^ batch_number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut ticks: Vec<Option<Tick>> = Vec::with_capacity(messages.len());
+        let mut rejected: HashMap<usize, TickError> = HashMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<Symbol, usize> = HashMap::new();
+        for (index, (id, decoded)) in messages.into_iter().enumerate() {
+            ids.push(id);
+            match decoded {
+                Ok(tick) => {
+                    let g = *group_of.entry(tick.symbol).or_insert_with(|| {
+                        groups.push(Group {
+                            symbol: tick.symbol,
+                            rule: *self.config.rules.rule_for(&tick.symbol),
+                            members: Vec::new(),
+                            fates: Vec::new(),
+                            failure: None,
+                        });
+                        groups.len() - 1
+                    });
+                    groups[g].members.push(index);
+                    ticks.push(Some(tick));
+                }
+                Err(error) => {
+                    rejected.insert(index, error);
+                    ticks.push(None);
+                }
+            }
+        }
+        let tick_at = |index: usize| ticks[index].map(|t| t.at);
+        for group in &mut groups {
+            // Stable: equal timestamps keep their arrival order.
+            group.members.sort_by_key(|&i| tick_at(i));
+        }
+        let tick = |index: usize| ticks[index].expect("group members are valid ticks");
+
+        // Level mode needs no state: each tick's fate follows from the tick alone.
+        for group in groups.iter_mut().filter(|g| g.rule.mode() == Mode::Level) {
+            group.fates = group
+                .members
+                .iter()
+                .map(|&i| {
+                    let t = tick(i);
+                    match evaluate(&group.rule, None, &t).0 {
+                        Verdict::Alert(kind) => {
+                            Fate::Level(build_alert(&group.rule, &t, kind, now))
+                        }
+                        _ => Fate::Quiet,
+                    }
+                })
+                .collect();
+        }
+        self.settle_cross_groups(&mut groups, &tick, now, deadline, &mut rng)
+            .await;
+
+        let mut known: HashMap<AlertKey, Known> = HashMap::new();
+        let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
+        self.insert_level_alerts(&mut groups, &mut known, &mut stored, deadline, &mut rng)
+            .await;
+        self.fetch_candidates(&mut groups, &mut known, &mut stored, deadline, &mut rng)
+            .await;
+        let announced = self
+            .announce(&mut groups, &known, &stored, deadline, &mut rng)
+            .await;
+
+        // Outcomes, in input order.
+        let mut outcomes: Vec<Option<Outcome>> = (0..ids.len()).map(|_| None).collect();
+        for (index, error) in rejected {
+            outcomes[index] = Some(Outcome::Rejected(error));
+        }
+        let mut owner_seen: HashSet<AlertKey> = HashSet::new();
+        for group in &groups {
+            for (&index, fate) in group.members.iter().zip(&group.fates) {
+                let outcome = match &group.failure {
+                    Some(failure) => Outcome::Failed(failure.clone()),
+                    None => Outcome::Accepted(resolve(fate, &known, &announced, &mut owner_seen)),
+                };
+                outcomes[index] = Some(outcome);
+            }
+            if group.fates.is_empty() {
+                // The group failed before evaluation (e.g. its state could not be loaded).
+                for &index in &group.members {
+                    let failure = group
+                        .failure
+                        .clone()
+                        .expect("an unevaluated group has failed");
+                    outcomes[index] = Some(Outcome::Failed(failure));
+                }
+            }
+        }
+        let mut stats = BatchStats::default();
+        let outcomes = ids
+            .into_iter()
+            .zip(outcomes)
+            .map(|(id, outcome)| {
+                let outcome = outcome.expect("every message has an outcome");
+                stats.count(&outcome);
+                (id, outcome)
+            })
+            .collect();
+        BatchReport { outcomes, stats }
+    }
+
+    /// Cross mode: load, evaluate and commit each symbol's state, reloading after lost races.
+    async fn settle_cross_groups(
+        &self,
+        groups: &mut [Group],
+        tick: &impl Fn(usize) -> Tick,
+        now: Timestamp,
+        deadline: Option<Timestamp>,
+        rng: &mut Rng,
+    ) {
+        let mut to_load: Vec<usize> = (0..groups.len())
+            .filter(|&g| groups[g].rule.mode() == Mode::Cross)
+            .collect();
+        for _ in 0..CAS_ATTEMPTS_MAX {
+            if to_load.is_empty() {
+                return;
+            }
+            let symbols: Vec<Symbol> = to_load.iter().map(|&g| groups[g].symbol).collect();
+            let loaded = self
+                .attempt(&symbols, deadline, rng, |s| async move {
+                    self.store.load(&s).await
+                })
+                .await;
+            let mut changes = Vec::new();
+            let mut changed_groups = Vec::new();
+            for (&g, result) in to_load.iter().zip(loaded) {
+                let group = &mut groups[g];
+                match result {
+                    Err(e) => group.fail(e.into_failure(Step::LoadState)),
+                    Ok(prior) => {
+                        let (fates, next) = plan_cross(group, prior, tick, now);
+                        group.fates = fates;
+                        if let Some(next) = next {
+                            changes.push(Advance {
+                                symbol: group.symbol,
+                                expected_last_seen: prior.map(|state| state.last_seen),
+                                next,
+                                alerts: group
+                                    .fates
+                                    .iter()
+                                    .filter_map(|fate| match fate {
+                                        Fate::Raised(alert) => Some(*alert),
+                                        _ => None,
+                                    })
+                                    .collect(),
+                            });
+                            changed_groups.push(g);
+                        }
+                    }
+                }
+            }
+            let results = self
+                .attempt(&changes, deadline, rng, |c| async move {
+                    self.store.advance(&c).await
+                })
+                .await;
+            to_load.clear();
+            for (&g, result) in changed_groups.iter().zip(results) {
+                match result {
+                    Ok(Advanced::Applied) => {}
+                    Ok(Advanced::Conflict) => to_load.push(g),
+                    Err(e) => groups[g].fail(e.into_failure(Step::Advance)),
+                }
+            }
+        }
+        for g in to_load {
+            groups[g].fail(Failure {
+                step: Step::Advance,
+                class: ErrorClass::Transient,
+                reason: format!(
+                    "state of {} changed under us {CAS_ATTEMPTS_MAX} times in a row",
+                    groups[g].symbol
+                ),
+            });
+        }
+    }
+
+    /// Level mode: store each distinct alert once.
+    async fn insert_level_alerts(
+        &self,
+        groups: &mut [Group],
+        known: &mut HashMap<AlertKey, Known>,
+        stored: &mut HashMap<AlertKey, Alert>,
+        deadline: Option<Timestamp>,
+        rng: &mut Rng,
+    ) {
+        let mut alerts = Vec::new();
+        let mut owners = Vec::new();
+        let mut seen = HashSet::new();
+        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
+            for fate in &group.fates {
+                if let Fate::Level(alert) = fate
+                    && seen.insert(alert.key())
+                {
+                    alerts.push(*alert);
+                    owners.push(g);
+                }
+            }
+        }
+        let results = self
+            .attempt(&alerts, deadline, rng, |a| async move {
+                AlertStore::insert(&self.store, &a).await
+            })
+            .await;
+        for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
+            match result {
+                Ok(Inserted::New) => {
+                    known.insert(alert.key(), Known::New);
+                    stored.insert(alert.key(), *alert);
+                }
+                Ok(Inserted::AlreadyThere { notified }) => {
+                    known.insert(alert.key(), Known::Existing { notified });
+                    stored.insert(alert.key(), *alert);
+                }
+                Err(e) => groups[g].fail(e.into_failure(Step::Insert)),
+            }
+        }
+        for group in groups.iter().filter(|g| g.ok()) {
+            for fate in &group.fates {
+                if let Fate::Raised(alert) = fate {
+                    known.insert(alert.key(), Known::New);
+                    stored.insert(alert.key(), *alert);
+                }
+            }
+        }
+    }
+
+    /// Looks up the alerts of late or redelivered ticks.
+    async fn fetch_candidates(
+        &self,
+        groups: &mut [Group],
+        known: &mut HashMap<AlertKey, Known>,
+        stored: &mut HashMap<AlertKey, Alert>,
+        deadline: Option<Timestamp>,
+        rng: &mut Rng,
+    ) {
+        let mut keys = Vec::new();
+        let mut owners = Vec::new();
+        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
+            for fate in &group.fates {
+                if let Fate::Candidate(key) = fate
+                    && !known.contains_key(key)
+                    && !keys.contains(key)
+                {
+                    keys.push(*key);
+                    owners.push(g);
+                }
+            }
+        }
+        let results = self
+            .attempt(&keys, deadline, rng, |k| async move {
+                self.store.fetch(&k).await
+            })
+            .await;
+        for ((key, g), result) in keys.iter().zip(owners).zip(results) {
+            match result {
+                Ok(Some(StoredAlert { alert, notified })) => {
+                    known.insert(*key, Known::Existing { notified });
+                    stored.insert(*key, alert);
+                }
+                Ok(None) => {
+                    known.insert(*key, Known::Absent);
+                }
+                Err(e) => groups[g].fail(e.into_failure(Step::Fetch)),
+            }
+        }
+    }
+
+    /// Publishes every alert of a healthy group that is not yet announced, then marks it.
+    /// Returns the keys announced by this batch.
+    async fn announce(
+        &self,
+        groups: &mut [Group],
+        known: &HashMap<AlertKey, Known>,
+        stored: &HashMap<AlertKey, Alert>,
+        deadline: Option<Timestamp>,
+        rng: &mut Rng,
+    ) -> HashSet<AlertKey> {
+        let mut alerts = Vec::new();
+        let mut owners = Vec::new();
+        let mut seen = HashSet::new();
+        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
+            for fate in &group.fates {
+                let key = match fate {
+                    Fate::Raised(alert) | Fate::Level(alert) => alert.key(),
+                    Fate::Candidate(key) => *key,
+                    _ => continue,
+                };
+                let pending = matches!(
+                    known.get(&key),
+                    Some(Known::New | Known::Existing { notified: false })
+                );
+                if pending && seen.insert(key) {
+                    alerts.push(stored[&key]);
+                    owners.push(g);
+                }
+            }
+        }
+        let published = self
+            .attempt(&alerts, deadline, rng, |a| async move {
+                self.notifier.publish(&a).await
+            })
+            .await;
+        let mut to_mark = Vec::new();
+        let mut mark_owners = Vec::new();
+        for ((alert, &g), result) in alerts.iter().zip(&owners).zip(published) {
+            match result {
+                Ok(()) => {
+                    to_mark.push(alert.key());
+                    mark_owners.push(g);
+                }
+                Err(e) => groups[g].fail(e.into_failure(Step::Publish)),
+            }
+        }
+        let marked = self
+            .attempt(&to_mark, deadline, rng, |k| async move {
+                self.store.mark_notified(&k).await
+            })
+            .await;
+        let mut announced = HashSet::new();
+        for ((key, g), result) in to_mark.into_iter().zip(mark_owners).zip(marked) {
+            match result {
+                Ok(()) => {
+                    announced.insert(key);
+                }
+                Err(e) => groups[g].fail(e.into_failure(Step::MarkNotified)),
+            }
+        }
+        announced
+    }
+
+    /// Calls a port with `items`, retrying the items that failed transiently, with backoff, until
+    /// they succeed, the policy gives up, or the deadline would be passed.
+    async fn attempt<T, R, E, F, Fut>(
+        &self,
+        items: &[T],
+        deadline: Option<Timestamp>,
+        rng: &mut Rng,
+        mut call: F,
+    ) -> Vec<Result<R, StepError<E>>>
+    where
+        T: Clone,
+        E: PortError,
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: Future<Output = Vec<Result<R, E>>>,
+    {
+        let mut results: Vec<Option<Result<R, StepError<E>>>> =
+            (0..items.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut attempts_done = 0;
+        while !pending.is_empty() {
+            attempts_done += 1;
+            let subset = pending.iter().map(|&i| items[i].clone()).collect();
+            let Some(answers) = self.before_deadline(call(subset), deadline).await else {
+                for &i in &pending {
+                    results[i] = Some(Err(StepError::Deadline));
+                }
+                break;
+            };
+            assert_eq!(
+                answers.len(),
+                pending.len(),
+                "a port must answer every item"
+            );
+            let mut again = Vec::new();
+            for (&i, answer) in pending.iter().zip(answers) {
+                if matches!(&answer, Err(e) if e.is_transient()) {
+                    again.push(i);
+                }
+                results[i] = Some(answer.map_err(StepError::Port));
+            }
+            if again.is_empty() {
+                break;
+            }
+            let now = self.clock.now();
+            match self
+                .config
+                .retry
+                .next_delay(attempts_done, now, deadline, rng)
+            {
+                Some(delay) => {
+                    self.clock.sleep(delay).await;
+                    pending = again;
+                }
+                None => break,
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item was attempted"))
+            .collect()
+    }
+
+    /// Runs `call` unless the deadline passes first (then it is dropped and `None` returned).
+    async fn before_deadline<F: Future>(
+        &self,
+        call: F,
+        deadline: Option<Timestamp>,
+    ) -> Option<F::Output> {
+        let Some(deadline) = deadline else {
+            return Some(call.await);
+        };
+        let remaining_ms = self.clock.now().ms_until(deadline);
+        if remaining_ms == 0 {
+            return None;
+        }
+        let timer = self.clock.sleep(Duration::from_millis(remaining_ms));
+        match select(std::pin::pin!(call), std::pin::pin!(timer)).await {
+            Either::Left((output, _)) => Some(output),
+            Either::Right(_) => None,
+        }
+    }
+}
+
+/// Evaluates a cross-mode group from `prior`. Returns each tick's fate and the new state, if the
+/// state changed.
+fn plan_cross(
+    group: &Group,
+    prior: Option<SymbolState>,
+    tick: &impl Fn(usize) -> Tick,
+    now: Timestamp,
+) -> (Vec<Fate>, Option<SymbolState>) {
+    let mut state = prior;
+    let fates = group
+        .members
+        .iter()
+        .map(|&i| {
+            let t = tick(i);
+            let (verdict, next) = evaluate(&group.rule, state, &t);
+            if next.is_some() {
+                state = next;
+            }
+            match verdict {
+                Verdict::Alert(kind) => Fate::Raised(build_alert(&group.rule, &t, kind, now)),
+                Verdict::Rearm => Fate::Rearmed,
+                Verdict::Quiet => Fate::Quiet,
+                // A late tick beyond a threshold may be the redelivery of one that raised an alert
+                // whose announcement did not finish: look it up.
+                Verdict::Stale => match group.rule.beyond(t.price.get()) {
+                    Some(kind) => Fate::Candidate(AlertKey {
+                        symbol: t.symbol,
+                        at: t.at,
+                        kind,
+                    }),
+                    None => Fate::Stale,
+                },
+            }
+        })
+        .collect();
+    (fates, if state == prior { None } else { state })
+}
+
+/// Builds the alert a tick raises under `rule`.
+pub fn build_alert(
+    rule: &Rule,
+    tick: &Tick,
+    kind: crate::alert::AlertKind,
+    now: Timestamp,
+) -> Alert {
+    let key = AlertKey {
+        symbol: tick.symbol,
+        at: tick.at,
+        kind,
+    };
+    Alert {
+        alert_id: key.id(),
+        symbol: tick.symbol,
+        kind,
+        price: tick.price,
+        threshold: rule.threshold(kind),
+        mode: rule.mode(),
+        timestamp: tick.at,
+        processed_at: now,
+    }
+}
+
+/// The accepted outcome of a tick in a healthy group.
+fn resolve(
+    fate: &Fate,
+    known: &HashMap<AlertKey, Known>,
+    announced: &HashSet<AlertKey>,
+    owner_seen: &mut HashSet<AlertKey>,
+) -> Accepted {
+    // The first message of the batch carrying an alert owns it: it alone reports the alert as
+    // raised or announced, so counts add up to what was stored and published.
+    let duplicate = |key: AlertKey, first: bool| Accepted::Duplicate {
+        alert_id: key.id(),
+        announced_now: first && announced.contains(&key),
+    };
+    match fate {
+        Fate::Quiet => Accepted::Quiet,
+        Fate::Rearmed => Accepted::Rearmed,
+        Fate::Stale => Accepted::Stale,
+        Fate::Raised(alert) | Fate::Level(alert) => {
+            let first = owner_seen.insert(alert.key());
+            match known.get(&alert.key()) {
+                Some(Known::New) if first => Accepted::Alerted(*alert),
+                _ => duplicate(alert.key(), first),
+            }
+        }
+        Fate::Candidate(key) => match known.get(key) {
+            Some(Known::Existing { .. } | Known::New) => duplicate(*key, owner_seen.insert(*key)),
+            _ => Accepted::Stale,
+        },
+    }
+}

@@ -1,0 +1,211 @@
+//! Ports: the small traits through which the pipeline reaches the outside world. Adapters (SQLite,
+//! DynamoDB, SNS, webhooks, an in-memory store for tests) implement them; the core never does I/O.
+//!
+//! Every batch method takes a slice and returns one result per item, in order, so that one bad
+//! item does not fail its neighbours and only failed items are retried. Implementations may work
+//! on the items concurrently, up to a bound of their own.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::alert::{Alert, AlertKey};
+use crate::rules::SymbolState;
+use crate::tick::{Symbol, Timestamp};
+
+/// Whether retrying an operation can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The same call will fail the same way (bad request, missing table, access denied).
+    Permanent,
+    /// The call may succeed later (throttling, timeouts, 5xx, dropped connections).
+    Transient,
+}
+
+/// Errors that know whether retrying can help. The pipeline acts on this and nothing else.
+pub trait Classify {
+    /// Permanent or transient.
+    fn class(&self) -> ErrorClass;
+
+    /// Shorthand for `class() == Transient`.
+    fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Transient
+    }
+}
+
+/// The error type every port uses.
+pub trait PortError: std::error::Error + Classify + Send + Sync + 'static {}
+impl<T: std::error::Error + Classify + Send + Sync + 'static> PortError for T {}
+
+/// What inserting an alert found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// It was new and is now stored, not yet marked notified.
+    New,
+    /// An alert with the same key was already stored; nothing changed.
+    AlreadyThere {
+        /// Whether that alert was already announced.
+        notified: bool,
+    },
+}
+
+/// An alert as stored, with its delivery status.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StoredAlert {
+    /// The alert.
+    pub alert: Alert,
+    /// Whether it has been announced.
+    pub notified: bool,
+}
+
+/// Durable alerts. Insertion is idempotent on the alert key.
+pub trait AlertStore: Send + Sync {
+    /// The adapter's error.
+    type Error: PortError;
+
+    /// Stores each alert unless one with the same key exists (then reports it and changes nothing).
+    fn insert(
+        &self,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Vec<Result<Inserted, Self::Error>>> + Send;
+
+    /// Looks up alerts by key.
+    fn fetch(
+        &self,
+        keys: &[AlertKey],
+    ) -> impl Future<Output = Vec<Result<Option<StoredAlert>, Self::Error>>> + Send;
+
+    /// Records that these alerts have been announced.
+    fn mark_notified(
+        &self,
+        keys: &[AlertKey],
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send;
+}
+
+/// A cross-mode state change: move `symbol` from the state whose `last_seen` is
+/// `expected_last_seen` (or from no state) to `next`, and store the alerts that move raised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Advance {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The `last_seen` of the state this change was computed from; `None` if there was none.
+    pub expected_last_seen: Option<Timestamp>,
+    /// The new state.
+    pub next: SymbolState,
+    /// Alerts raised on the way from the old state to `next`, oldest first.
+    pub alerts: Vec<Alert>,
+}
+
+/// What an [`Advance`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advanced {
+    /// The state moved and the alerts are stored (new, not notified).
+    Applied,
+    /// The stored state is no longer the expected one (another writer moved it); nothing changed.
+    Conflict,
+}
+
+/// Per-symbol cross-mode state, with compare-and-set.
+pub trait StateStore: Send + Sync {
+    /// The adapter's error.
+    type Error: PortError;
+
+    /// Reads the state of each symbol (`None` if it has none).
+    fn load(
+        &self,
+        symbols: &[Symbol],
+    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, Self::Error>>> + Send;
+
+    /// Applies each change atomically: the state moves *and* its alerts are inserted (idempotently),
+    /// or nothing happens. Making the two one write is what guarantees that an alert can never be
+    /// lost between the state change and its storage.
+    fn advance(
+        &self,
+        changes: &[Advance],
+    ) -> impl Future<Output = Vec<Result<Advanced, Self::Error>>> + Send;
+}
+
+/// Announces alerts (stdout, a file, a webhook, an SNS topic).
+pub trait Notifier: Send + Sync {
+    /// The adapter's error.
+    type Error: PortError;
+
+    /// Publishes each alert. A success means the alert has left our hands.
+    fn publish(
+        &self,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send;
+}
+
+/// Time, injected: the core never reads the system clock itself.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+
+    /// Waits for `duration`.
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+// Shared ports: several pipelines (or tasks) may use one store or notifier.
+impl<T: AlertStore> AlertStore for std::sync::Arc<T> {
+    type Error = T::Error;
+
+    fn insert(
+        &self,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Vec<Result<Inserted, Self::Error>>> + Send {
+        T::insert(self, alerts)
+    }
+
+    fn fetch(
+        &self,
+        keys: &[AlertKey],
+    ) -> impl Future<Output = Vec<Result<Option<StoredAlert>, Self::Error>>> + Send {
+        T::fetch(self, keys)
+    }
+
+    fn mark_notified(
+        &self,
+        keys: &[AlertKey],
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
+        T::mark_notified(self, keys)
+    }
+}
+
+impl<T: StateStore> StateStore for std::sync::Arc<T> {
+    type Error = T::Error;
+
+    fn load(
+        &self,
+        symbols: &[Symbol],
+    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, Self::Error>>> + Send {
+        T::load(self, symbols)
+    }
+
+    fn advance(
+        &self,
+        changes: &[Advance],
+    ) -> impl Future<Output = Vec<Result<Advanced, Self::Error>>> + Send {
+        T::advance(self, changes)
+    }
+}
+
+impl<T: Notifier> Notifier for std::sync::Arc<T> {
+    type Error = T::Error;
+
+    fn publish(
+        &self,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
+        T::publish(self, alerts)
+    }
+}
+
+impl<T: Clock> Clock for std::sync::Arc<T> {
+    fn now(&self) -> Timestamp {
+        T::now(self)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        T::sleep(self, duration)
+    }
+}

@@ -1,0 +1,393 @@
+//! Table-driven tests of rule evaluation and rule configuration.
+
+use super::*;
+use crate::tick::{Price, Timestamp};
+
+fn rule(mode: Mode, hysteresis: f64) -> Rule {
+    Rule::new(150.0, 50.0, hysteresis, mode).expect("valid rule")
+}
+
+fn tick(price: f64, at_ms: i64) -> Tick {
+    Tick {
+        symbol: Symbol::parse("AAPL").expect("valid"),
+        price: Price::new(price).expect("valid"),
+        at: Timestamp::from_epoch_ms(at_ms).expect("valid"),
+    }
+}
+
+/// Runs a sequence of (price, time) ticks through `evaluate`, threading the state, and returns a
+/// compact trace: `H`/`L` alert, `r` re-arm, `.` quiet, `s` stale.
+fn trace(rule: &Rule, ticks: &[(f64, i64)]) -> String {
+    let mut state = None;
+    ticks
+        .iter()
+        .map(|&(price, at)| {
+            let (verdict, next) = evaluate(rule, state, &tick(price, at));
+            if next.is_some() {
+                state = next;
+            }
+            match verdict {
+                Verdict::Alert(AlertKind::High) => 'H',
+                Verdict::Alert(AlertKind::Low) => 'L',
+                Verdict::Rearm => 'r',
+                Verdict::Quiet => '.',
+                Verdict::Stale => 's',
+            }
+        })
+        .collect()
+}
+
+/// Ticks at times 1, 2, 3, ... with the given prices.
+fn seq(prices: &[f64]) -> Vec<(f64, i64)> {
+    prices
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as i64 + 1))
+        .collect()
+}
+
+#[test]
+fn cross_mode_edges() {
+    let cross = rule(Mode::Cross, 0.0);
+    let cases: &[(&str, Vec<(f64, i64)>, &str)] = &[
+        ("inside the band", seq(&[100.0, 120.0, 60.0]), "..."),
+        (
+            "exactly at the thresholds raises nothing",
+            seq(&[150.0, 50.0, 150.0]),
+            "...",
+        ),
+        ("just beyond", seq(&[150.01, 49.99]), "HL"),
+        (
+            "first tick already high counts as entering",
+            seq(&[151.0]),
+            "H",
+        ),
+        (
+            "first tick already low counts as entering",
+            seq(&[10.0]),
+            "L",
+        ),
+        (
+            "staying high alerts once",
+            seq(&[160.0, 170.0, 155.0, 151.0]),
+            "H...",
+        ),
+        (
+            "re-arms inside the band, alerts again",
+            seq(&[160.0, 100.0, 160.0]),
+            "HrH",
+        ),
+        (
+            "back exactly to the threshold re-arms",
+            seq(&[160.0, 150.0, 160.0]),
+            "HrH",
+        ),
+        (
+            "gapping over both thresholds",
+            seq(&[160.0, 40.0, 160.0]),
+            "HLH",
+        ),
+        ("low then back", seq(&[40.0, 45.0, 50.0, 49.0]), "L.rL"),
+        (
+            "out of order: older tick is stale",
+            vec![(160.0, 10), (40.0, 5), (100.0, 11)],
+            "Hsr",
+        ),
+        (
+            "same timestamp twice (duplicate)",
+            vec![(160.0, 10), (160.0, 10)],
+            "Hs",
+        ),
+        (
+            "equal time after a change is stale",
+            vec![(160.0, 10), (100.0, 10)],
+            "Hs",
+        ),
+        (
+            "quiet ticks move the stale horizon too",
+            vec![(160.0, 10), (170.0, 20), (100.0, 15)],
+            "H.s",
+        ),
+        (
+            "a late tick cannot re-arm behind newer ones",
+            vec![(160.0, 0), (158.0, 19), (50.0, 1), (158.0, 20)],
+            "H.s.",
+        ),
+    ];
+    for (name, ticks, expected) in cases {
+        assert_eq!(trace(&cross, ticks), *expected, "{name}");
+    }
+}
+
+#[test]
+fn hysteresis_delays_rearming() {
+    let cross = rule(Mode::Cross, 5.0);
+    let cases: &[(&str, &[f64], &str)] = &[
+        (
+            "dips inside but not far enough",
+            &[160.0, 149.0, 160.0],
+            "H..",
+        ),
+        (
+            "exactly high - hysteresis re-arms",
+            &[160.0, 145.0, 160.0],
+            "HrH",
+        ),
+        ("far enough re-arms", &[160.0, 140.0, 151.0], "HrH"),
+        ("low side mirrors", &[40.0, 52.0, 40.0, 55.0, 49.0], "L..rL"),
+        (
+            "gap to the other zone ignores hysteresis",
+            &[160.0, 40.0],
+            "HL",
+        ),
+        ("first tick inside the band is quiet", &[148.0, 151.0], ".H"),
+    ];
+    for (name, prices, expected) in cases {
+        assert_eq!(trace(&cross, &seq(prices)), *expected, "{name}");
+    }
+}
+
+#[test]
+fn level_mode_alerts_on_every_tick_beyond() {
+    let level = rule(Mode::Level, 0.0);
+    let cases: &[(&str, Vec<(f64, i64)>, &str)] = &[
+        (
+            "every tick beyond alerts",
+            seq(&[160.0, 170.0, 40.0, 100.0, 151.0]),
+            "HHL.H",
+        ),
+        ("thresholds themselves are quiet", seq(&[150.0, 50.0]), ".."),
+        ("order does not matter", vec![(160.0, 10), (160.0, 5)], "HH"),
+    ];
+    for (name, ticks, expected) in cases {
+        assert_eq!(trace(&level, ticks), *expected, "{name}");
+    }
+}
+
+#[test]
+fn evaluation_returns_the_new_state_unless_stale() {
+    let cross = rule(Mode::Cross, 0.0);
+    let at = |ms| Timestamp::from_epoch_ms(ms).expect("valid");
+    let state = |zone, since, last_seen| SymbolState {
+        zone,
+        since: at(since),
+        last_seen: at(last_seen),
+    };
+    assert_eq!(
+        evaluate(&cross, None, &tick(100.0, 1)),
+        (Verdict::Quiet, Some(state(Zone::Normal, 1, 1)))
+    );
+    assert_eq!(
+        evaluate(&cross, None, &tick(160.0, 1)),
+        (
+            Verdict::Alert(AlertKind::High),
+            Some(state(Zone::High, 1, 1))
+        )
+    );
+    let high = state(Zone::High, 1, 1);
+    assert_eq!(
+        evaluate(&cross, Some(high), &tick(170.0, 2)),
+        (Verdict::Quiet, Some(state(Zone::High, 1, 2)))
+    );
+    assert_eq!(
+        evaluate(&cross, Some(high), &tick(100.0, 3)),
+        (Verdict::Rearm, Some(state(Zone::Normal, 3, 3)))
+    );
+    assert_eq!(
+        evaluate(&cross, Some(high), &tick(100.0, 1)),
+        (Verdict::Stale, None)
+    );
+    assert_eq!(
+        evaluate(&rule(Mode::Level, 0.0), Some(high), &tick(170.0, 0)),
+        (Verdict::Alert(AlertKind::High), None)
+    );
+}
+
+#[test]
+fn rule_validation() {
+    let cases: &[((f64, f64, f64), Option<&str>)] = &[
+        ((150.0, 50.0, 0.0), None),
+        ((150.0, 0.0, 0.0), None),
+        ((150.0, 50.0, 99.0), None),
+        (
+            (150.0, 150.0, 0.0),
+            Some("low: (150) must be below high (150)"),
+        ),
+        (
+            (100.0, 120.0, 0.0),
+            Some("low: (120) must be below high (100)"),
+        ),
+        (
+            (f64::NAN, 50.0, 0.0),
+            Some("high: must be a finite number, got NaN"),
+        ),
+        (
+            (f64::INFINITY, 50.0, 0.0),
+            Some("high: must be a finite number, got inf"),
+        ),
+        ((150.0, -1.0, 0.0), Some("low: must not be negative")),
+        (
+            (150.0, 50.0, -1.0),
+            Some("hysteresis: must not be negative"),
+        ),
+        (
+            (150.0, 50.0, 100.0),
+            Some("hysteresis: (100) must be smaller than high - low (100)"),
+        ),
+        ((1e12, 50.0, 0.0), Some("high: must be below 1e12")),
+    ];
+    for &((high, low, hysteresis), expected) in cases {
+        let result = Rule::new(high, low, hysteresis, Mode::Cross);
+        match expected {
+            None => assert!(result.is_ok(), "{high} {low} {hysteresis}: {result:?}"),
+            Some(message) => {
+                let error = result.expect_err("should be refused").to_string();
+                assert!(
+                    error.contains(message),
+                    "{error:?} should contain {message:?}"
+                );
+            }
+        }
+    }
+}
+
+fn base() -> Rule {
+    Rule::new(
+        HIGH_THRESHOLD_DEFAULT,
+        LOW_THRESHOLD_DEFAULT,
+        0.0,
+        Mode::Cross,
+    )
+    .expect("valid")
+}
+
+fn sym(text: &str) -> Symbol {
+    Symbol::parse(text).expect("valid")
+}
+
+#[test]
+fn rules_file_overlays_default_then_symbol() {
+    let text = r#"
+# tickwatch rules
+[default]
+high = 160
+mode = "level"
+
+[symbols.AAPL]
+high = 200
+low = 120
+
+[symbols."BRK.B"]
+mode = "cross"
+hysteresis = 2.5
+"#;
+    let rules = RuleSet::from_toml(base(), text).expect("valid file");
+    let default = rules.default_rule();
+    assert_eq!(
+        (default.high(), default.low(), default.mode()),
+        (160.0, 50.0, Mode::Level)
+    );
+    let aapl = rules.rule_for(&sym("AAPL"));
+    assert_eq!(
+        (aapl.high(), aapl.low(), aapl.mode()),
+        (200.0, 120.0, Mode::Level)
+    );
+    let brk = rules.rule_for(&sym("BRK.B"));
+    assert_eq!(
+        (brk.high(), brk.mode(), brk.hysteresis()),
+        (160.0, Mode::Cross, 2.5)
+    );
+    assert_eq!(rules.rule_for(&sym("MSFT")), default);
+    assert_eq!(
+        RuleSet::from_toml(base(), "")
+            .expect("empty file is fine")
+            .default_rule(),
+        &base()
+    );
+}
+
+#[test]
+fn rules_file_errors_name_the_line() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[default]\nhigh = 150\nlow = 150\n",
+            "line 1 [default] low: (150) must be below high (150)",
+        ),
+        (
+            "[default]\nhigh = nan\n",
+            "line 1 [default] high: must be a finite number, got NaN",
+        ),
+        (
+            "[default]\nhigh = inf\n",
+            "high: must be a finite number, got inf",
+        ),
+        ("[default]\nhgih = 150\n", "line 2: unknown field `hgih`"),
+        (
+            "[defaults]\nhigh = 150\n",
+            "line 1: unknown field `defaults`",
+        ),
+        (
+            "[default]\nmode = \"edge\"\n",
+            "line 2: unknown variant `edge`",
+        ),
+        (
+            "[default]\nhigh = \"150\"\n",
+            "line 2: invalid type: string",
+        ),
+        (
+            "\n\n[symbols.AAPL]\nhigh = 100\nlow = 120\n",
+            "line 3 [symbols.AAPL] low: (120) must be below high (100)",
+        ),
+        (
+            "[symbols.\"A$\"]\nhigh = 200\n",
+            "line 1 [symbols.A$]: symbol: has '$' at position 2",
+        ),
+        (
+            "[symbols.AAPL]\nhigh = 200\nfoo = 1\n",
+            "line 3: unknown field `foo`",
+        ),
+        ("[default\n", "line 1"),
+    ];
+    for (text, expected) in cases {
+        let error = RuleSet::from_toml(base(), text)
+            .expect_err("should be refused")
+            .to_string();
+        assert!(
+            error.starts_with(expected) || error.contains(expected),
+            "{text:?}: {error:?} should contain {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn json_overrides_for_the_lambda() {
+    let rules = RuleSet::from_json_overrides(
+        base(),
+        "RULES",
+        r#"{"AAPL":{"high":200,"low":120},"X":{"mode":"level"}}"#,
+    )
+    .expect("valid");
+    assert_eq!(rules.rule_for(&sym("AAPL")).high(), 200.0);
+    assert_eq!(rules.rule_for(&sym("X")).mode(), Mode::Level);
+    assert_eq!(rules.rule_for(&sym("Y")), &base());
+
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"AAPL":{"high":100,"low":120}}"#,
+            "RULES.AAPL low: (120) must be below high (100)",
+        ),
+        (r#"{"AAPL":{"hi":100}}"#, "RULES: unknown field `hi`"),
+        (r#"{"A A":{"high":200}}"#, "RULES.A A: symbol:"),
+        (r#"["AAPL"]"#, "RULES: invalid type"),
+        (r#"{"AAPL":{"high":1e999}}"#, "RULES:"),
+    ];
+    for (text, expected) in cases {
+        let error = RuleSet::from_json_overrides(base(), "RULES", text)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains(expected),
+            "{text}: {error:?} should contain {expected:?}"
+        );
+    }
+}

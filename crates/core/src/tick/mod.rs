@@ -1,0 +1,277 @@
+//! Ticks: the input contract. Raw JSON (or CSV fields) becomes a validated [`Tick`] here, or a
+//! [`TickError`] that names the field, the offending value and what is wrong with it.
+//!
+//! Parsing goes in two stages. [`RawTick`] is what the bytes literally say (each known field as a
+//! loosely typed JSON value, plus structural problems such as duplicate keys); `Tick::try_from`
+//! turns it into domain types. Everything after this module takes `Tick` and never re-checks.
+
+mod price;
+mod raw;
+mod symbol;
+mod timestamp;
+
+use std::fmt;
+
+pub use price::{PRICE_MAX, Price};
+pub use raw::{JsonValue, RawTick};
+pub use symbol::{SYMBOL_LEN_MAX, Symbol};
+pub use timestamp::{TIMESTAMP_MS_END, TIMESTAMP_MS_MIN, Timestamp};
+
+pub(crate) use price::format_number;
+
+/// Largest tick body accepted, in bytes (the classic SQS message size limit).
+pub const TICK_BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// Most top-level fields a tick object may have. Bounds the work spent on hostile input.
+pub const TICK_FIELDS_MAX: usize = 64;
+
+/// Longest excerpt of an offending value quoted back in an error, in characters.
+pub const VALUE_ECHO_CHARS_MAX: usize = 64;
+
+/// A validated price observation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tick {
+    /// The instrument.
+    pub symbol: Symbol,
+    /// The traded or quoted price.
+    pub price: Price,
+    /// When the price was observed (from the tick, never from our clock).
+    pub at: Timestamp,
+}
+
+impl Tick {
+    /// Decodes and validates one JSON tick body.
+    pub fn decode(body: &[u8]) -> Result<Tick, TickError> {
+        if body.len() > TICK_BODY_BYTES_MAX {
+            return Err(TickError::TooLarge { bytes: body.len() });
+        }
+        let text = std::str::from_utf8(body).map_err(|e| TickError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        Tick::try_from(RawTick::from_json(text)?)
+    }
+}
+
+/// The three fields a tick must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `symbol`
+    Symbol,
+    /// `price`
+    Price,
+    /// `timestamp`
+    Timestamp,
+}
+
+impl Field {
+    /// The JSON key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Symbol => "symbol",
+            Field::Price => "price",
+            Field::Timestamp => "timestamp",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a tick was rejected. Every variant is permanent: the same bytes will always fail the same way.
+///
+/// The message names the field (or `body` for problems with the whole message), the offending
+/// value (quoted, at most [`VALUE_ECHO_CHARS_MAX`] characters) and the rule it broke.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TickError {
+    /// The body is larger than [`TICK_BODY_BYTES_MAX`].
+    #[error("body: {bytes} bytes is over the limit of {TICK_BODY_BYTES_MAX} bytes")]
+    TooLarge {
+        /// Size of the body.
+        bytes: usize,
+    },
+    /// The body is not UTF-8.
+    #[error("body: not valid UTF-8 (first invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// The body is not JSON (syntax error, trailing data, nesting too deep, number out of range).
+    #[error("{}: not valid JSON: {detail}", field.map_or("body", Field::name))]
+    Malformed {
+        /// The field whose value could not be read, if the error was inside one.
+        field: Option<Field>,
+        /// The parser's description, with line and column.
+        detail: String,
+    },
+    /// The body is valid JSON but not an object.
+    #[error("body: must be a JSON object, got {found}")]
+    NotAnObject {
+        /// What it was instead (`an array`, `a number`, ...).
+        found: &'static str,
+    },
+    /// A key appears twice; which value is meant would be a guess.
+    #[error("{field}: key appears more than once")]
+    DuplicateField {
+        /// The repeated key (quoted excerpt).
+        field: String,
+    },
+    /// More than [`TICK_FIELDS_MAX`] keys.
+    #[error("body: more than {TICK_FIELDS_MAX} fields")]
+    TooManyFields,
+    /// A required field is absent.
+    #[error("{field}: missing")]
+    Missing {
+        /// The absent field.
+        field: Field,
+    },
+    /// `symbol` is not a valid symbol.
+    #[error("symbol: {reason}, got {value}")]
+    Symbol {
+        /// The offending value, rendered.
+        value: String,
+        /// The rule it broke.
+        reason: String,
+    },
+    /// `price` is not a valid price.
+    #[error("price: {reason}, got {value}")]
+    Price {
+        /// The offending value, rendered.
+        value: String,
+        /// The rule it broke.
+        reason: String,
+    },
+    /// `timestamp` is not a valid timestamp.
+    #[error("timestamp: {reason}, got {value}")]
+    Timestamp {
+        /// The offending value, rendered.
+        value: String,
+        /// The rule it broke.
+        reason: String,
+    },
+}
+
+impl TickError {
+    /// The field at fault, or `None` when the problem is the body as a whole.
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            TickError::Malformed { field, .. } => *field,
+            TickError::Missing { field } => Some(*field),
+            TickError::Symbol { .. } => Some(Field::Symbol),
+            TickError::Price { .. } => Some(Field::Price),
+            TickError::Timestamp { .. } => Some(Field::Timestamp),
+            _ => None,
+        }
+    }
+
+    /// A short stable code for counting rejections by reason, e.g. `price.invalid`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TickError::TooLarge { .. } => "body.too_large",
+            TickError::NotUtf8 { .. } => "body.not_utf8",
+            TickError::Malformed { field: None, .. } => "body.malformed",
+            TickError::Malformed {
+                field: Some(Field::Symbol),
+                ..
+            } => "symbol.malformed",
+            TickError::Malformed {
+                field: Some(Field::Price),
+                ..
+            } => "price.malformed",
+            TickError::Malformed {
+                field: Some(Field::Timestamp),
+                ..
+            } => "timestamp.malformed",
+            TickError::NotAnObject { .. } => "body.not_object",
+            TickError::DuplicateField { .. } => "body.duplicate_field",
+            TickError::TooManyFields => "body.too_many_fields",
+            TickError::Missing {
+                field: Field::Symbol,
+            } => "symbol.missing",
+            TickError::Missing {
+                field: Field::Price,
+            } => "price.missing",
+            TickError::Missing {
+                field: Field::Timestamp,
+            } => "timestamp.missing",
+            TickError::Symbol { .. } => "symbol.invalid",
+            TickError::Price { .. } => "price.invalid",
+            TickError::Timestamp { .. } => "timestamp.invalid",
+        }
+    }
+}
+
+/// Quotes text for an error message, escaping control and invisible characters and cutting it
+/// to [`VALUE_ECHO_CHARS_MAX`] characters.
+pub(crate) fn quote(text: &str) -> String {
+    let mut excerpt: String = text.chars().take(VALUE_ECHO_CHARS_MAX).collect();
+    if excerpt.len() < text.len() {
+        excerpt.push('…');
+    }
+    format!("{excerpt:?}")
+}
+
+impl TryFrom<RawTick<'_>> for Tick {
+    type Error = TickError;
+
+    fn try_from(raw: RawTick<'_>) -> Result<Tick, TickError> {
+        if raw.too_many_fields {
+            return Err(TickError::TooManyFields);
+        }
+        if let Some(field) = raw.duplicate_field {
+            return Err(TickError::DuplicateField { field });
+        }
+        let symbol = match raw.symbol {
+            None => {
+                return Err(TickError::Missing {
+                    field: Field::Symbol,
+                });
+            }
+            Some(JsonValue::Str(text)) => Symbol::parse(&text)?,
+            Some(other) => {
+                return Err(TickError::Symbol {
+                    value: other.describe(),
+                    reason: "must be a string".into(),
+                });
+            }
+        };
+        let price = match raw.price {
+            None => {
+                return Err(TickError::Missing {
+                    field: Field::Price,
+                });
+            }
+            Some(value) => match value.as_f64() {
+                Some(number) => Price::new(number)?,
+                None => {
+                    return Err(TickError::Price {
+                        value: value.describe(),
+                        reason: "must be a JSON number".into(),
+                    });
+                }
+            },
+        };
+        let at = match raw.timestamp {
+            None => {
+                return Err(TickError::Missing {
+                    field: Field::Timestamp,
+                });
+            }
+            Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(&text)?,
+            Some(JsonValue::Int(ms)) => Timestamp::from_epoch_ms(ms)?,
+            Some(other) => {
+                return Err(TickError::Timestamp {
+                    value: other.describe(),
+                    reason: "must be an RFC 3339 string or an integer of epoch milliseconds within 1970-2100"
+                        .into(),
+                });
+            }
+        };
+        Ok(Tick { symbol, price, at })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! `Price`: a finite, positive price below a sanity bound.
+
+use std::fmt;
+
+use super::TickError;
+
+/// Prices must be strictly below this bound. No listed instrument trades near it, so anything at or
+/// above it is a unit or encoding mistake upstream.
+pub const PRICE_MAX: f64 = 1e12;
+
+/// A price: finite, greater than zero and below [`PRICE_MAX`].
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+pub struct Price(f64);
+
+impl Price {
+    /// Validates a number as a price.
+    pub fn new(value: f64) -> Result<Self, TickError> {
+        let invalid = |reason: &str| TickError::Price {
+            value: format_number(value),
+            reason: reason.into(),
+        };
+        if !value.is_finite() {
+            return Err(invalid("must be a finite number"));
+        }
+        if value <= 0.0 {
+            return Err(invalid("must be greater than 0"));
+        }
+        if value >= PRICE_MAX {
+            return Err(invalid("must be below 1e12"));
+        }
+        Ok(Self(value))
+    }
+
+    /// The price as a number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+/// Formats a number the way it would appear in JSON (shortest form that reads back the same).
+pub(crate) fn format_number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value}")
+    } else {
+        format!("{value:?}")
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Price({})", self.0)
+    }
+}
+
+impl TryFrom<f64> for Price {
+    type Error = TickError;
+    fn try_from(value: f64) -> Result<Self, TickError> {
+        Self::new(value)
+    }
+}
+
+impl serde::Serialize for Price {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Price {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Price::new(f64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,101 @@
+//! `Symbol`: a validated instrument identifier, stored inline so a tick needs no allocation.
+
+use std::fmt;
+
+use super::{TickError, quote};
+
+/// Longest symbol accepted, in bytes (every allowed character is one byte).
+pub const SYMBOL_LEN_MAX: usize = 32;
+
+/// An instrument identifier: 1 to [`SYMBOL_LEN_MAX`] characters of `A-Z a-z 0-9 . _ - : /`.
+///
+/// It is `Copy` and compares byte-wise; the bytes live inline, so building one never allocates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Symbol {
+    len: u8,
+    bytes: [u8; SYMBOL_LEN_MAX],
+}
+
+impl Symbol {
+    /// Validates `text` as a symbol.
+    pub fn parse(text: &str) -> Result<Self, TickError> {
+        let invalid = |reason: String| TickError::Symbol {
+            value: quote(text),
+            reason,
+        };
+        if text.is_empty() {
+            return Err(invalid("must not be empty".into()));
+        }
+        let char_count = text.chars().count();
+        if char_count > SYMBOL_LEN_MAX {
+            return Err(invalid(format!(
+                "is {char_count} characters long; at most {SYMBOL_LEN_MAX} are allowed"
+            )));
+        }
+        if let Some((position, ch)) = text.chars().enumerate().find(|(_, c)| !is_symbol_char(*c)) {
+            return Err(invalid(format!(
+                "has {} at position {}; allowed are A-Z a-z 0-9 . _ - : /",
+                describe_char(ch),
+                position + 1
+            )));
+        }
+        // Every allowed character is ASCII, so the length in bytes is the length in characters.
+        let mut bytes = [0u8; SYMBOL_LEN_MAX];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Ok(Self {
+            len: text.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The symbol as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored (checked in `parse`), so this cannot fail.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+fn is_symbol_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')
+}
+
+/// Names a character so that invisible ones (controls, bidi marks, spaces) are still readable.
+fn describe_char(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else {
+        format!("U+{:04X}", u32::from(c))
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Symbol({:?})", self.as_str())
+    }
+}
+
+impl TryFrom<&str> for Symbol {
+    type Error = TickError;
+    fn try_from(text: &str) -> Result<Self, TickError> {
+        Self::parse(text)
+    }
+}
+
+impl serde::Serialize for Symbol {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Symbol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Symbol::parse(&text).map_err(serde::de::Error::custom)
+    }
+}

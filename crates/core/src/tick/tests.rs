@@ -1,0 +1,558 @@
+//! Table-driven tests of the tick contract: every validation rule, accepted and rejected.
+
+use super::*;
+
+fn ok(body: &str) -> Tick {
+    Tick::decode(body.as_bytes()).unwrap_or_else(|e| panic!("{body} should be valid, got: {e}"))
+}
+
+fn err(body: &[u8]) -> TickError {
+    match Tick::decode(body) {
+        Ok(tick) => {
+            let excerpt: String = String::from_utf8_lossy(body).chars().take(120).collect();
+            panic!("{excerpt:?} should be rejected, got {tick:?}")
+        }
+        Err(e) => e,
+    }
+}
+
+fn ms(text: &str) -> i64 {
+    Timestamp::parse_rfc3339(text).expect("valid").epoch_ms()
+}
+
+#[test]
+fn accepts_valid_ticks() {
+    // (body, symbol, price, epoch ms)
+    let cases: &[(&str, &str, f64, i64)] = &[
+        (
+            r#"{"symbol":"AAPL","price":151.25,"timestamp":"2026-11-26T14:30:00.123Z"}"#,
+            "AAPL",
+            151.25,
+            1_795_703_400_123,
+        ),
+        (
+            r#"{"symbol":"AAPL","price":151,"timestamp":1795703400123}"#,
+            "AAPL",
+            151.0,
+            1_795_703_400_123,
+        ),
+        (
+            r#"{"timestamp":0,"price":1e-4,"symbol":"a"}"#,
+            "a",
+            0.0001,
+            0,
+        ),
+        (
+            r#" { "symbol" : "BRK.B" , "price" : 1.5E2 , "timestamp" : "2026-11-26T15:30:00+01:00" } "#,
+            "BRK.B",
+            150.0,
+            1_795_703_400_000,
+        ),
+        (
+            r#"{"symbol":"EUR/USD:FX_1-x","price":1.0842,"timestamp":"2026-11-26t14:30:00z"}"#,
+            "EUR/USD:FX_1-x",
+            1.0842,
+            1_795_703_400_000,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26 14:30:00.1Z"}"#,
+            "X",
+            2.0,
+            1_795_703_400_100,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T14:30:00.123456789Z"}"#,
+            "X",
+            2.0,
+            1_795_703_400_123,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T09:00:00-05:30"}"#,
+            "X",
+            2.0,
+            1_795_703_400_000,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2099-12-31T23:59:59.999Z"}"#,
+            "X",
+            2.0,
+            4_102_444_799_999,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"1970-01-01T00:00:00Z"}"#,
+            "X",
+            2.0,
+            0,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2024-02-29T00:00:00Z"}"#,
+            "X",
+            2.0,
+            1_709_164_800_000,
+        ),
+        (
+            r#"{"symbol":"X","price":999999999999.99,"timestamp":1}"#,
+            "X",
+            999_999_999_999.99,
+            1,
+        ),
+        (
+            r#"{"symbol":"\u0041BC","price":2,"timestamp":1}"#,
+            "ABC",
+            2.0,
+            1,
+        ),
+        (
+            r#"{"symbol":"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345","price":2,"timestamp":1}"#,
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+            2.0,
+            1,
+        ),
+        // Extra fields, even odd ones, are ignored.
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1,"volume":300,"exchange":"XNAS","meta":{"a":[1,{"b":null}]}}"#,
+            "X",
+            2.0,
+            1,
+        ),
+    ];
+    for &(body, symbol, price, at) in cases {
+        let tick = ok(body);
+        assert_eq!(tick.symbol.as_str(), symbol, "{body}");
+        assert_eq!(tick.price.get(), price, "{body}");
+        assert_eq!(tick.at.epoch_ms(), at, "{body}");
+    }
+}
+
+#[test]
+fn rejects_invalid_ticks_naming_the_field() {
+    // (body, error code, text the message must contain)
+    let cases: &[(&str, &str, &str)] = &[
+        // structure
+        ("", "body.malformed", "EOF"),
+        ("{", "body.malformed", "body: not valid JSON"),
+        (
+            "[1,2]",
+            "body.not_object",
+            "must be a JSON object, got an array",
+        ),
+        ("42", "body.not_object", "got a number"),
+        (r#""AAPL""#, "body.not_object", "got a string"),
+        ("null", "body.not_object", "got null"),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1} x"#,
+            "body.malformed",
+            "trailing characters",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1}{}"#,
+            "body.malformed",
+            "trailing characters",
+        ),
+        (
+            r#"{"symbol":"X","symbol":"Y","price":2,"timestamp":1}"#,
+            "body.duplicate_field",
+            "symbol: key appears more than once",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1,"v":1,"v":2}"#,
+            "body.duplicate_field",
+            "\"v\": key appears more than once",
+        ),
+        (
+            "\u{feff}{\"symbol\":\"X\",\"price\":2,\"timestamp\":1}",
+            "body.malformed",
+            "body: not valid JSON",
+        ),
+        // missing
+        (
+            r#"{"price":2,"timestamp":1}"#,
+            "symbol.missing",
+            "symbol: missing",
+        ),
+        (
+            r#"{"symbol":"X","timestamp":1}"#,
+            "price.missing",
+            "price: missing",
+        ),
+        (
+            r#"{"symbol":"X","price":2}"#,
+            "timestamp.missing",
+            "timestamp: missing",
+        ),
+        (r#"{}"#, "symbol.missing", "symbol: missing"),
+        // symbol
+        (
+            r#"{"symbol":"","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "symbol: must not be empty",
+        ),
+        (
+            r#"{"symbol":"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "33 characters long",
+        ),
+        (
+            r#"{"symbol":"AB$","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "has '$' at position 3",
+        ),
+        (
+            r#"{"symbol":"AB C","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "U+0020 at position 3",
+        ),
+        (
+            r#"{"symbol":"AB\u0000","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "U+0000",
+        ),
+        (
+            r#"{"symbol":"AB\u202e","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "U+202E",
+        ),
+        (
+            r#"{"symbol":"ÄPL","price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "U+00C4 at position 1",
+        ),
+        (
+            r#"{"symbol":7,"price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "symbol: must be a string, got 7",
+        ),
+        (
+            r#"{"symbol":null,"price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "got null",
+        ),
+        (
+            r#"{"symbol":["X"],"price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "got an array",
+        ),
+        // price
+        (
+            r#"{"symbol":"X","price":"151.25","timestamp":1}"#,
+            "price.invalid",
+            r#"price: must be a JSON number, got string "151.25""#,
+        ),
+        (
+            r#"{"symbol":"X","price":"NaN","timestamp":1}"#,
+            "price.invalid",
+            "must be a JSON number",
+        ),
+        (
+            r#"{"symbol":"X","price":NaN,"timestamp":1}"#,
+            "price.malformed",
+            "price: not valid JSON",
+        ),
+        (
+            r#"{"symbol":"X","price":Infinity,"timestamp":1}"#,
+            "price.malformed",
+            "price: not valid JSON",
+        ),
+        (
+            r#"{"symbol":"X","price":1e400,"timestamp":1}"#,
+            "price.malformed",
+            "price: not valid JSON",
+        ),
+        (
+            r#"{"symbol":"X","price":0,"timestamp":1}"#,
+            "price.invalid",
+            "must be greater than 0, got 0",
+        ),
+        (
+            r#"{"symbol":"X","price":-0,"timestamp":1}"#,
+            "price.invalid",
+            "must be greater than 0",
+        ),
+        (
+            r#"{"symbol":"X","price":-0.0,"timestamp":1}"#,
+            "price.invalid",
+            "must be greater than 0",
+        ),
+        (
+            r#"{"symbol":"X","price":-3.5,"timestamp":1}"#,
+            "price.invalid",
+            "got -3.5",
+        ),
+        (
+            r#"{"symbol":"X","price":1e12,"timestamp":1}"#,
+            "price.invalid",
+            "must be below 1e12",
+        ),
+        (
+            r#"{"symbol":"X","price":18446744073709551616,"timestamp":1}"#,
+            "price.invalid",
+            "must be below 1e12",
+        ),
+        (
+            r#"{"symbol":"X","price":true,"timestamp":1}"#,
+            "price.invalid",
+            "got true",
+        ),
+        (
+            r#"{"symbol":"X","price":null,"timestamp":1}"#,
+            "price.invalid",
+            "got null",
+        ),
+        (
+            r#"{"symbol":"X","price":{"v":1},"timestamp":1}"#,
+            "price.invalid",
+            "got an object",
+        ),
+        // timestamp
+        (
+            r#"{"symbol":"X","price":2,"timestamp":-1}"#,
+            "timestamp.invalid",
+            "between 1970-01-01 and 2100-01-01",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":4102444800000}"#,
+            "timestamp.invalid",
+            "got 4102444800000",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":18446744073709551615}"#,
+            "timestamp.invalid",
+            "within 1970-2100",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1.5}"#,
+            "timestamp.invalid",
+            "integer of epoch milliseconds",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1e3}"#,
+            "timestamp.invalid",
+            "integer of epoch milliseconds",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"1795703400123"}"#,
+            "timestamp.invalid",
+            "must be RFC 3339",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T14:30:00"}"#,
+            "timestamp.invalid",
+            "no UTC offset",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26"}"#,
+            "timestamp.invalid",
+            "must be RFC 3339",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-13-01T00:00:00Z"}"#,
+            "timestamp.invalid",
+            "month outside",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-02-29T00:00:00Z"}"#,
+            "timestamp.invalid",
+            "day that does not exist",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-04-31T00:00:00Z"}"#,
+            "timestamp.invalid",
+            "day that does not exist",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T24:00:00Z"}"#,
+            "timestamp.invalid",
+            "hour or minute",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-12-31T23:59:60Z"}"#,
+            "timestamp.invalid",
+            "leap second",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T14:30:00.Z"}"#,
+            "timestamp.invalid",
+            "without fractional digits",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T14:30:00.1234567891Z"}"#,
+            "timestamp.invalid",
+            "more than 9",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T14:30:00+0100"}"#,
+            "timestamp.invalid",
+            "malformed UTC offset",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026-11-26T14:30:00+24:00"}"#,
+            "timestamp.invalid",
+            "offset out of range",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2100-01-01T00:00:00Z"}"#,
+            "timestamp.invalid",
+            "between 1970-01-01 and 2100-01-01",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"1970-01-01T00:00:00+00:01"}"#,
+            "timestamp.invalid",
+            "between 1970",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"1969-12-31T23:59:59Z"}"#,
+            "timestamp.invalid",
+            "between 1970",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":null}"#,
+            "timestamp.invalid",
+            "got null",
+        ),
+    ];
+    for &(body, code, needle) in cases {
+        let error = err(body.as_bytes());
+        let message = error.to_string();
+        assert_eq!(error.code(), code, "{body}: {message}");
+        assert!(
+            message.contains(needle),
+            "{body}: {message:?} should contain {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn rejects_bodies_by_size_and_encoding() {
+    let padding = "x".repeat(TICK_BODY_BYTES_MAX);
+    let huge = format!(r#"{{"symbol":"X","price":2,"timestamp":1,"pad":"{padding}"}}"#);
+    assert_eq!(
+        err(huge.as_bytes()),
+        TickError::TooLarge { bytes: huge.len() }
+    );
+
+    let exactly = {
+        let base = r#"{"symbol":"X","price":2,"timestamp":1,"pad":""}"#;
+        let fill = "y".repeat(TICK_BODY_BYTES_MAX - base.len());
+        format!(r#"{{"symbol":"X","price":2,"timestamp":1,"pad":"{fill}"}}"#)
+    };
+    assert_eq!(exactly.len(), TICK_BODY_BYTES_MAX);
+    assert!(
+        Tick::decode(exactly.as_bytes()).is_ok(),
+        "a body of exactly the limit is accepted"
+    );
+
+    assert_eq!(
+        err(b"{\"symbol\":\"X\xff\"}"),
+        TickError::NotUtf8 { offset: 12 }
+    );
+
+    // Deep nesting is skipped without recursion: harmless in an ignored field, rejected by type in
+    // a known one, and never a stack overflow.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let ignored = format!(r#"{{"symbol":"X","price":2,"timestamp":1,"d":{deep}}}"#);
+    assert!(Tick::decode(ignored.as_bytes()).is_ok());
+    let in_price = format!(r#"{{"symbol":"X","price":{deep},"timestamp":1}}"#);
+    assert_eq!(err(in_price.as_bytes()).code(), "price.invalid");
+    assert_eq!(err(deep.as_bytes()).code(), "body.not_object");
+
+    let many: String = (0..=TICK_FIELDS_MAX)
+        .map(|i| format!(r#""f{i}":0,"#))
+        .collect();
+    let body = format!(r#"{{{many}"symbol":"X","price":2,"timestamp":1}}"#);
+    assert_eq!(err(body.as_bytes()), TickError::TooManyFields);
+}
+
+#[test]
+fn long_values_are_cut_in_messages() {
+    let long = "Z".repeat(10_000);
+    let message =
+        err(format!(r#"{{"symbol":"{long}","price":2,"timestamp":1}}"#).as_bytes()).to_string();
+    assert!(message.len() < 300, "{message}");
+    assert!(message.contains('…'));
+}
+
+#[test]
+fn csv_fields_follow_the_same_rules() {
+    let cases: &[(&str, &str, &str, Result<(f64, i64), &str>)] = &[
+        (
+            "AAPL",
+            "151.25",
+            "2026-11-26T14:30:00.123Z",
+            Ok((151.25, 1_795_703_400_123)),
+        ),
+        (
+            "AAPL",
+            "151",
+            "1795703400123",
+            Ok((151.0, 1_795_703_400_123)),
+        ),
+        ("AAPL", "1.5e2", "0", Ok((150.0, 0))),
+        ("AAPL", "NaN", "1", Err("price.invalid")),
+        ("AAPL", "inf", "1", Err("price.invalid")),
+        ("AAPL", "-inf", "1", Err("price.invalid")),
+        ("AAPL", "0x10", "1", Err("price.invalid")),
+        ("AAPL", "01", "1", Err("price.invalid")),
+        ("AAPL", "1.", "1", Err("price.invalid")),
+        ("AAPL", ".5", "1", Err("price.invalid")),
+        ("AAPL", "1e400", "1", Err("price.invalid")),
+        ("AAPL", "", "1", Err("price.invalid")),
+        ("AAPL", "-2", "1", Err("price.invalid")),
+        ("", "2", "1", Err("symbol.invalid")),
+        ("A B", "2", "1", Err("symbol.invalid")),
+        ("AAPL", "2", "", Err("timestamp.invalid")),
+        ("AAPL", "2", "-5", Err("timestamp.invalid")),
+        ("AAPL", "2", "007", Err("timestamp.invalid")),
+        ("AAPL", "2", "yesterday", Err("timestamp.invalid")),
+    ];
+    for (symbol, price, timestamp, expected) in cases {
+        let result = Tick::try_from(RawTick::from_text_fields(symbol, price, timestamp));
+        match (result, expected) {
+            (Ok(tick), Ok((p, at))) => {
+                assert_eq!(
+                    (tick.price.get(), tick.at.epoch_ms()),
+                    (*p, *at),
+                    "{symbol},{price},{timestamp}"
+                );
+            }
+            (Err(e), Err(code)) => assert_eq!(e.code(), *code, "{symbol},{price},{timestamp}: {e}"),
+            (got, want) => panic!("{symbol},{price},{timestamp}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn timestamps_format_as_fixed_width_utc() {
+    let cases = [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1_795_703_400_123, "2026-11-26T14:30:00.123Z"),
+        (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+        (4_102_444_799_999, "2099-12-31T23:59:59.999Z"),
+    ];
+    for (epoch_ms, text) in cases {
+        let at = Timestamp::from_epoch_ms(epoch_ms).expect("in range");
+        assert_eq!(at.to_string(), text);
+        assert_eq!(ms(text), epoch_ms, "round trip of {text}");
+    }
+}
+
+#[test]
+fn every_day_of_the_range_round_trips() {
+    // One instant per day across 1970-2099 exercises the calendar arithmetic, leap years included.
+    let day_ms = 86_400_000;
+    let mut epoch_ms = 12 * 3_600_000 + 34 * 60_000 + 56_789;
+    while epoch_ms < TIMESTAMP_MS_END {
+        let at = Timestamp::from_epoch_ms(epoch_ms).expect("in range");
+        assert_eq!(ms(&at.to_string()), epoch_ms);
+        epoch_ms += day_ms;
+    }
+}
+
+#[test]
+fn symbols_round_trip_and_compare_as_text() {
+    let a = Symbol::parse("AAPL").expect("valid");
+    let b = Symbol::parse("AAPL").expect("valid");
+    assert_eq!(a, b);
+    assert_eq!(a.as_str(), "AAPL");
+    assert_eq!(format!("{a}"), "AAPL");
+    assert!(Symbol::parse("AAA").expect("valid") < a);
+}

@@ -1,0 +1,681 @@
+//! The batch pipeline over the in-memory ports: outcomes, idempotence, retries, deadlines and the
+//! "store, publish, mark" delivery order under every kind of fault.
+
+use std::sync::Arc;
+
+use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
+use tickwatch_core::ports::ErrorClass::{Permanent, Transient};
+use tickwatch_core::retry::RetryPolicy;
+use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::{
+    Accepted, Alert, AlertKind, Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Symbol,
+    Timestamp,
+};
+
+const NOW_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
+
+type TestPipeline = Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>;
+
+struct Harness {
+    pipeline: TestPipeline,
+    store: Arc<MemoryStore>,
+    notifier: Arc<MemoryNotifier>,
+    clock: Arc<ManualClock>,
+}
+
+fn harness(mode: Mode) -> Harness {
+    harness_with(RuleSet::uniform(
+        Rule::new(150.0, 50.0, 0.0, mode).expect("valid"),
+    ))
+}
+
+fn harness_with(rules: RuleSet) -> Harness {
+    let store = Arc::new(MemoryStore::new());
+    let notifier = Arc::new(MemoryNotifier::new());
+    let clock = Arc::new(ManualClock::at(ts(NOW_MS)));
+    let config = PipelineConfig {
+        rules,
+        retry: RetryPolicy::new(3, 10, 200).expect("valid"),
+        jitter_seed: 7,
+    };
+    let pipeline = Pipeline::new(config, store.clone(), notifier.clone(), clock.clone());
+    Harness {
+        pipeline,
+        store,
+        notifier,
+        clock,
+    }
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_epoch_ms(ms).expect("valid")
+}
+
+fn sym(text: &str) -> Symbol {
+    Symbol::parse(text).expect("valid")
+}
+
+/// A JSON tick body; `at` is seconds after a fixed start so tests read naturally.
+fn body(symbol: &str, price: f64, at: i64) -> String {
+    format!(
+        r#"{{"symbol":"{symbol}","price":{price},"timestamp":{}}}"#,
+        1_795_700_000_000 + at * 1000
+    )
+}
+
+fn batch(items: &[(&str, String)]) -> Vec<(String, Vec<u8>)> {
+    items
+        .iter()
+        .map(|(id, b)| ((*id).to_owned(), b.clone().into_bytes()))
+        .collect()
+}
+
+/// A compact view of outcomes: `A:HIGH`, `Q`, `R`, `S`, `D`, `D*` (duplicate announced now),
+/// `X:code` (rejected), `F:step`.
+fn summary(outcomes: &[(String, Outcome)]) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|(id, outcome)| {
+            let what = match outcome {
+                Outcome::Accepted(Accepted::Alerted(alert)) => format!("A:{}", alert.kind),
+                Outcome::Accepted(Accepted::Quiet) => "Q".into(),
+                Outcome::Accepted(Accepted::Rearmed) => "R".into(),
+                Outcome::Accepted(Accepted::Stale) => "S".into(),
+                Outcome::Accepted(Accepted::Duplicate {
+                    announced_now: false,
+                    ..
+                }) => "D".into(),
+                Outcome::Accepted(Accepted::Duplicate {
+                    announced_now: true,
+                    ..
+                }) => "D*".into(),
+                Outcome::Rejected(error) => format!("X:{}", error.code()),
+                Outcome::Failed(failure) => format!("F:{}", failure.step.as_str()),
+            };
+            format!("{id}={what}")
+        })
+        .collect()
+}
+
+fn published_ids(h: &Harness) -> Vec<String> {
+    h.notifier
+        .published()
+        .iter()
+        .map(|a: &Alert| a.alert_id.to_string())
+        .collect()
+}
+
+fn stored_count(h: &Harness) -> usize {
+    h.store.alerts().len()
+}
+
+fn all_notified(h: &Harness) -> bool {
+    h.store.alerts().iter().all(|s| s.notified)
+}
+
+fn mixed_batch() -> Vec<(String, Vec<u8>)> {
+    batch(&[
+        ("m1", body("AAPL", 151.25, 1)),
+        ("m2", body("MSFT", 42.0, 1)),
+        ("m3", body("NVDA", 100.0, 1)),
+        (
+            "m4",
+            r#"{"symbol":"AAPL","price":"high","timestamp":1}"#.into(),
+        ),
+        ("m5", "not json at all".into()),
+        ("m6", body("TSLA", 150.0, 1)),
+        ("m7", body("AMZN", 50.0, 2)),
+        ("m8", r#"{"symbol":"","price":1,"timestamp":1}"#.into()),
+    ])
+}
+
+#[tokio::test]
+async fn a_mixed_batch_gets_one_outcome_per_message_in_order() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        let report = h.pipeline.process(mixed_batch(), None).await;
+        assert_eq!(
+            summary(&report.outcomes),
+            [
+                "m1=A:HIGH",
+                "m2=A:LOW",
+                "m3=Q",
+                "m4=X:price.invalid",
+                "m5=X:body.malformed",
+                "m6=Q",
+                "m7=Q",
+                "m8=X:symbol.invalid"
+            ],
+            "{mode:?}"
+        );
+        assert_eq!(
+            (
+                report.stats.alerts,
+                report.stats.rejected,
+                report.stats.published
+            ),
+            (2, 3, 2)
+        );
+        assert_eq!(stored_count(&h), 2);
+        assert_eq!(published_ids(&h).len(), 2);
+        assert!(all_notified(&h));
+    }
+}
+
+#[tokio::test]
+async fn alerts_carry_the_rule_and_the_injected_clock() {
+    let h = harness(Mode::Cross);
+    h.pipeline
+        .process(batch(&[("m1", body("AAPL", 151.25, 1))]), None)
+        .await;
+    let alert = h.notifier.published()[0];
+    assert_eq!(alert.symbol, sym("AAPL"));
+    assert_eq!(alert.kind, AlertKind::High);
+    assert_eq!(alert.price.get(), 151.25);
+    assert_eq!(alert.threshold, 150.0);
+    assert_eq!(alert.mode, Mode::Cross);
+    assert_eq!(alert.timestamp, ts(1_795_700_001_000));
+    assert_eq!(alert.processed_at, ts(NOW_MS));
+    assert_eq!(alert.alert_id, alert.key().id());
+    let json = serde_json::to_value(alert).expect("serialisable");
+    assert_eq!(json["kind"], "HIGH");
+    assert_eq!(json["timestamp"], "2026-11-26T13:33:21.000Z");
+    assert_eq!(
+        serde_json::from_value::<Alert>(json).expect("round trip"),
+        alert
+    );
+}
+
+#[tokio::test]
+async fn the_same_batch_delivered_twice_adds_and_publishes_nothing() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        h.pipeline.process(mixed_batch(), None).await;
+        let again = h.pipeline.process(mixed_batch(), None).await;
+        assert_eq!(summary(&again.outcomes)[0], "m1=D", "{mode:?}");
+        assert_eq!(summary(&again.outcomes)[1], "m2=D", "{mode:?}");
+        assert_eq!(
+            (
+                again.stats.alerts,
+                again.stats.published,
+                again.stats.duplicates
+            ),
+            (0, 0, 2)
+        );
+        assert_eq!(stored_count(&h), 2);
+        assert_eq!(
+            published_ids(&h).len(),
+            2,
+            "{mode:?}: nothing published twice"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_tick_twice_in_one_batch_is_one_alert() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        let report = h
+            .pipeline
+            .process(
+                batch(&[("a", body("AAPL", 160.0, 1)), ("b", body("AAPL", 160.0, 1))]),
+                None,
+            )
+            .await;
+        let expected = ["a=A:HIGH", "b=D"];
+        assert_eq!(summary(&report.outcomes), expected, "{mode:?}");
+        assert_eq!(published_ids(&h).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn ticks_of_a_symbol_are_evaluated_in_time_order_whatever_the_arrival_order() {
+    let h = harness(Mode::Cross);
+    let report = h
+        .pipeline
+        .process(
+            batch(&[
+                ("late", body("AAPL", 40.0, 3)),
+                ("first", body("AAPL", 160.0, 1)),
+                ("middle", body("AAPL", 100.0, 2)),
+                ("other", body("MSFT", 160.0, 1)),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        summary(&report.outcomes),
+        ["late=A:LOW", "first=A:HIGH", "middle=R", "other=A:HIGH"]
+    );
+    let published: Vec<_> = h
+        .notifier
+        .published()
+        .iter()
+        .map(|a| (a.symbol.to_string(), a.kind))
+        .collect();
+    let aapl: Vec<_> = published
+        .iter()
+        .filter(|(s, _)| s == "AAPL")
+        .map(|(_, k)| *k)
+        .collect();
+    assert_eq!(
+        aapl,
+        [AlertKind::High, AlertKind::Low],
+        "a symbol's alerts go out in time order"
+    );
+    assert_eq!(h.store.state(&sym("AAPL")).map(|s| s.zone), Some(Zone::Low));
+}
+
+#[tokio::test]
+async fn cross_mode_state_carries_over_batches_and_stale_ticks_change_nothing() {
+    let h = harness(Mode::Cross);
+    h.pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 10))]), None)
+        .await;
+    let report = h
+        .pipeline
+        .process(
+            batch(&[("b", body("AAPL", 170.0, 11)), ("c", body("AAPL", 40.0, 5))]),
+            None,
+        )
+        .await;
+    // b: still high (no second alert); c: older than the newest tick seen, and its low price never
+    // raised an alert, so it is stale rather than a duplicate.
+    assert_eq!(summary(&report.outcomes), ["b=Q", "c=S"]);
+    let expected = SymbolState {
+        zone: Zone::High,
+        since: ts(1_795_700_010_000),
+        last_seen: ts(1_795_700_011_000),
+    };
+    assert_eq!(h.store.state(&sym("AAPL")), Some(expected));
+    assert_eq!(published_ids(&h).len(), 1);
+}
+
+#[tokio::test]
+async fn per_symbol_overrides_apply_in_the_pipeline() {
+    let base = Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid");
+    let rules = RuleSet::uniform(base).with_override(
+        sym("AAPL"),
+        Rule::new(200.0, 120.0, 0.0, Mode::Level).expect("valid"),
+    );
+    let h = harness_with(rules);
+    let report = h
+        .pipeline
+        .process(
+            batch(&[
+                ("a1", body("AAPL", 160.0, 1)),
+                ("a2", body("AAPL", 110.0, 2)),
+                ("a3", body("AAPL", 110.0, 3)),
+                ("m1", body("MSFT", 160.0, 1)),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        summary(&report.outcomes),
+        ["a1=Q", "a2=A:LOW", "a3=A:LOW", "m1=A:HIGH"]
+    );
+    let low = h
+        .notifier
+        .published()
+        .into_iter()
+        .find(|a| a.symbol == sym("AAPL"))
+        .expect("AAPL alert");
+    assert_eq!((low.threshold, low.mode), (120.0, Mode::Level));
+}
+
+/// Every valid message of the mixed batch that concerns AAPL or MSFT (the alerting ones).
+const ALERTING: [&str; 2] = ["m1", "m2"];
+
+#[tokio::test]
+async fn an_unreachable_store_fails_every_valid_message_and_publishes_nothing() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        let down = Some(Fault::Fail(Transient));
+        for op in [
+            Op::Load,
+            Op::Advance,
+            Op::Insert,
+            Op::Fetch,
+            Op::MarkNotified,
+        ] {
+            h.store.script(op, [down; 3]);
+        }
+        let report = h.pipeline.process(mixed_batch(), None).await;
+        for (id, outcome) in &report.outcomes {
+            let valid = !["m4", "m5", "m8"].contains(&id.as_str());
+            let alerting = ALERTING.contains(&id.as_str());
+            match outcome {
+                Outcome::Failed(f) => assert!(
+                    valid && (mode == Mode::Cross || alerting),
+                    "{mode:?} {id}: {f}"
+                ),
+                Outcome::Rejected(_) => assert!(!valid),
+                Outcome::Accepted(a) => {
+                    assert!(mode == Mode::Level && !alerting, "{mode:?} {id}: {a:?}")
+                }
+            }
+        }
+        assert!(h.notifier.published().is_empty(), "{mode:?}");
+        // The policy allows three attempts; all were used, with backoff between them.
+        let first_step = if mode == Mode::Cross {
+            Op::Load
+        } else {
+            Op::Insert
+        };
+        assert_eq!(h.store.calls(first_step), 3, "{mode:?}");
+        assert_eq!(
+            h.clock.sleeps_ms().len(),
+            2,
+            "{mode:?}: two waits for three attempts"
+        );
+
+        // Redelivery once the store is back completes everything, once.
+        h.store.heal();
+        let report = h.pipeline.process(mixed_batch(), None).await;
+        assert_eq!(report.stats.failed, 0, "{mode:?}");
+        assert_eq!(
+            (stored_count(&h), published_ids(&h).len()),
+            (2, 2),
+            "{mode:?}"
+        );
+        assert!(all_notified(&h));
+    }
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let h = harness(Mode::Level);
+    h.store.script(Op::Insert, [Some(Fault::Fail(Permanent))]);
+    let report = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    let Outcome::Failed(failure) = &report.outcomes[0].1 else {
+        panic!("should fail")
+    };
+    assert_eq!(failure.class, Permanent);
+    assert_eq!(h.store.calls(Op::Insert), 1);
+    assert!(h.clock.sleeps_ms().is_empty());
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_within_the_batch() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        let step = if mode == Mode::Cross {
+            Op::Advance
+        } else {
+            Op::Insert
+        };
+        h.store.script(
+            step,
+            [Some(Fault::Fail(Transient)), Some(Fault::Fail(Transient))],
+        );
+        h.notifier.script([Some(Fault::Fail(Transient))]);
+        let report = h
+            .pipeline
+            .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+            .await;
+        assert_eq!(summary(&report.outcomes), ["a=A:HIGH"], "{mode:?}");
+        assert_eq!(published_ids(&h).len(), 1);
+        let sleeps = h.clock.sleeps_ms();
+        assert_eq!(
+            sleeps.len(),
+            3,
+            "{mode:?}: two store retries and one publish retry"
+        );
+        assert!(
+            sleeps[0] <= 10 && sleeps[1] <= 20 && sleeps[2] <= 10,
+            "full jitter within the ceiling: {sleeps:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_publish_failure_after_the_write_is_completed_by_redelivery_exactly_once() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        h.notifier.script([Some(Fault::Fail(Transient)); 3]);
+        let first = h.pipeline.process(mixed_batch(), None).await;
+        assert_eq!(
+            &summary(&first.outcomes)[..2],
+            ["m1=F:publish", "m2=F:publish"],
+            "{mode:?}"
+        );
+        assert_eq!(stored_count(&h), 2, "{mode:?}: the alerts are stored");
+        assert!(h.notifier.published().is_empty());
+        assert!(h.store.alerts().iter().all(|s| !s.notified));
+
+        let second = h.pipeline.process(mixed_batch(), None).await;
+        assert_eq!(
+            &summary(&second.outcomes)[..2],
+            ["m1=D*", "m2=D*"],
+            "{mode:?}"
+        );
+        let third = h.pipeline.process(mixed_batch(), None).await;
+        assert_eq!(&summary(&third.outcomes)[..2], ["m1=D", "m2=D"], "{mode:?}");
+        assert_eq!(
+            published_ids(&h).len(),
+            2,
+            "{mode:?}: each alert published exactly once"
+        );
+        assert_eq!(stored_count(&h), 2);
+        assert!(all_notified(&h));
+    }
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_is_completed_by_redelivery() {
+    for mode in [Mode::Cross, Mode::Level] {
+        let h = harness(mode);
+        let step = if mode == Mode::Cross {
+            Op::Advance
+        } else {
+            Op::Insert
+        };
+        // The write lands but every answer is lost, on every attempt.
+        h.store
+            .script(step, [Some(Fault::FailAfterApplying(Transient)); 3]);
+        let first = h
+            .pipeline
+            .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+            .await;
+        assert!(
+            matches!(first.outcomes[0].1, Outcome::Failed(_)),
+            "{mode:?}"
+        );
+        assert_eq!(stored_count(&h), 1);
+        assert!(h.notifier.published().is_empty());
+
+        let second = h
+            .pipeline
+            .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+            .await;
+        assert_eq!(summary(&second.outcomes), ["a=D*"], "{mode:?}");
+        assert_eq!(published_ids(&h).len(), 1);
+        assert!(all_notified(&h));
+    }
+}
+
+#[tokio::test]
+async fn a_lost_mark_means_one_extra_publication_at_most() {
+    // Publishing succeeded but recording it failed: the redelivery cannot know the first
+    // publication happened, so it publishes again. At-least-once, with the same alert id.
+    let h = harness(Mode::Cross);
+    h.store
+        .script(Op::MarkNotified, [Some(Fault::Fail(Transient)); 3]);
+    let first = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    assert_eq!(summary(&first.outcomes), ["a=F:mark_notified"]);
+    let second = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    assert_eq!(summary(&second.outcomes), ["a=D*"]);
+    h.pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    let ids = published_ids(&h);
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        ids[0], ids[1],
+        "the repeat carries the same alert id, for subscribers to drop"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_for_one_symbol_does_not_fail_the_others() {
+    let h = harness(Mode::Level);
+    // Publishing is per alert; fail only the first call, which carries both alerts, then let the
+    // retry through for everyone: nothing fails.
+    h.notifier.script([Some(Fault::Fail(Transient))]);
+    let report = h.pipeline.process(mixed_batch(), None).await;
+    assert_eq!(report.stats.failed, 0);
+
+    // A permanent failure of a publish fails only the symbols in that call.
+    let h = harness(Mode::Level);
+    h.pipeline
+        .process(batch(&[("x", body("MSFT", 40.0, 1))]), None)
+        .await;
+    h.notifier.script([Some(Fault::Fail(Permanent))]);
+    let report = h
+        .pipeline
+        .process(
+            batch(&[("a", body("AAPL", 160.0, 1)), ("m", body("MSFT", 100.0, 2))]),
+            None,
+        )
+        .await;
+    assert_eq!(summary(&report.outcomes), ["a=F:publish", "m=Q"]);
+}
+
+#[tokio::test]
+async fn no_call_outlives_the_deadline() {
+    let h = harness(Mode::Cross);
+    h.notifier.script([Some(Fault::Hang)]);
+    let deadline = ts(NOW_MS + 5_000);
+    let report = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), Some(deadline))
+        .await;
+    let Outcome::Failed(failure) = &report.outcomes[0].1 else {
+        panic!("should fail")
+    };
+    assert_eq!(failure.class, Transient);
+    assert!(failure.reason.contains("deadline"), "{failure}");
+    assert_eq!(
+        h.clock.sleeps_ms(),
+        [5_000],
+        "waited exactly until the deadline, no longer"
+    );
+    // The alert is stored; the redelivery publishes it.
+    let report = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    assert_eq!(summary(&report.outcomes), ["a=D*"]);
+}
+
+#[tokio::test]
+async fn retries_stop_before_the_deadline() {
+    let h = harness(Mode::Level);
+    h.store
+        .script(Op::Insert, [Some(Fault::Fail(Transient)); 3]);
+    // 5 ms left: any backoff that would end at or past the deadline is not scheduled.
+    let report = h
+        .pipeline
+        .process(
+            batch(&[("a", body("AAPL", 160.0, 1))]),
+            Some(ts(NOW_MS + 5)),
+        )
+        .await;
+    assert!(matches!(report.outcomes[0].1, Outcome::Failed(_)));
+    let now = h.clock.sleeps_ms().iter().sum::<u64>() as i64 + NOW_MS;
+    assert!(now < NOW_MS + 5, "never slept up to the deadline");
+    // A deadline already passed starts nothing at all.
+    let h = harness(Mode::Level);
+    let report = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), Some(ts(NOW_MS)))
+        .await;
+    assert!(matches!(report.outcomes[0].1, Outcome::Failed(_)));
+    assert_eq!(h.store.calls(Op::Insert), 0);
+}
+
+#[tokio::test]
+async fn a_lost_compare_and_set_race_re_evaluates_against_the_winner() {
+    let h = harness(Mode::Cross);
+    // Another invocation moved AAPL into the high zone at t=5 between our load and our write.
+    let winner = SymbolState {
+        zone: Zone::High,
+        since: ts(1_795_700_005_000),
+        last_seen: ts(1_795_700_005_000),
+    };
+    h.store
+        .interfere_before_advance(vec![(sym("AAPL"), winner)], 1);
+    let report = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 10))]), None)
+        .await;
+    assert_eq!(
+        summary(&report.outcomes),
+        ["a=Q"],
+        "already high: no second alert"
+    );
+    assert_eq!(stored_count(&h), 0);
+    assert_eq!(h.store.calls(Op::Load), 2, "reloaded once");
+    let after = SymbolState {
+        last_seen: ts(1_795_700_010_000),
+        ..winner
+    };
+    assert_eq!(
+        h.store.state(&sym("AAPL")),
+        Some(after),
+        "our tick is recorded as seen"
+    );
+}
+
+#[tokio::test]
+async fn endless_races_fail_the_message_for_redelivery() {
+    let h = harness(Mode::Cross);
+    let states: Vec<_> = (0..10)
+        .map(|i| {
+            let at = ts(1_795_700_000_000 + i);
+            vec![(
+                sym("AAPL"),
+                SymbolState {
+                    zone: Zone::Low,
+                    since: at,
+                    last_seen: at,
+                },
+            )]
+        })
+        .collect();
+    for s in states {
+        h.store.interfere_before_advance(s, 1);
+    }
+    let report = h
+        .pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 10))]), None)
+        .await;
+    assert_eq!(summary(&report.outcomes), ["a=F:advance_state"]);
+    assert_eq!(
+        h.store.calls(Op::Advance),
+        u64::from(tickwatch_core::pipeline::CAS_ATTEMPTS_MAX)
+    );
+    assert!(h.notifier.published().is_empty());
+}
+
+#[tokio::test]
+async fn an_empty_batch_is_fine() {
+    let h = harness(Mode::Cross);
+    let report = h
+        .pipeline
+        .process(Vec::<(String, Vec<u8>)>::new(), None)
+        .await;
+    assert!(report.outcomes.is_empty());
+    assert_eq!(h.store.calls(Op::Load), 0, "no port is called for nothing");
+    assert_eq!(h.store.calls(Op::Advance), 0);
+}

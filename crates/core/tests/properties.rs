@@ -1,0 +1,210 @@
+//! Property tests of the pipeline's delivery guarantees over the in-memory ports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use proptest::prelude::*;
+use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
+use tickwatch_core::ports::ErrorClass;
+use tickwatch_core::retry::RetryPolicy;
+use tickwatch_core::{Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
+
+/// Drives a future whose every await is immediately ready (the in-memory ports never wait).
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
+}
+
+type Memory = Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>;
+
+fn pipeline(mode: Mode) -> (Memory, Arc<MemoryStore>, Arc<MemoryNotifier>) {
+    let store = Arc::new(MemoryStore::new());
+    let notifier = Arc::new(MemoryNotifier::new());
+    let clock = Arc::new(ManualClock::at(
+        Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid"),
+    ));
+    let config = PipelineConfig {
+        rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
+        retry: RetryPolicy::new(2, 10, 100).expect("valid"),
+        jitter_seed: 1,
+    };
+    (
+        Pipeline::new(config, store.clone(), notifier.clone(), clock),
+        store,
+        notifier,
+    )
+}
+
+/// A tick body: one of four symbols, a price around the thresholds, a time in a small window (so
+/// duplicates and out-of-order ticks are common).
+fn tick_body() -> impl Strategy<Value = String> {
+    (
+        0..4usize,
+        prop_oneof![Just(50.0), Just(150.0), 20.0..80.0f64, 120.0..180.0f64],
+        0..40i64,
+    )
+        .prop_map(|(s, price, at)| {
+            let price = (price * 100.0).round() / 100.0;
+            format!(
+                r#"{{"symbol":"S{s}","price":{price},"timestamp":{}}}"#,
+                1_795_700_000_000 + at * 1000
+            )
+        })
+}
+
+/// Splits `items` into consecutive batches of the given sizes (cycled).
+fn batches<T: Clone>(items: &[T], sizes: &[usize]) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (head, tail) = rest.split_at(size.clamp(1, rest.len()));
+        out.push(head.to_vec());
+        rest = tail;
+    }
+    out
+}
+
+fn process(pipeline: &Memory, bodies: &[(usize, String)]) -> Vec<(usize, Outcome)> {
+    let messages = bodies
+        .iter()
+        .map(|(id, body)| (*id, body.clone().into_bytes()))
+        .collect();
+    run(pipeline.process(messages, None)).outcomes
+}
+
+fn alert_ids(store: &MemoryStore) -> BTreeSet<String> {
+    store
+        .alerts()
+        .iter()
+        .map(|s| s.alert.alert_id.to_string())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Redelivering any subset of already processed messages, in any batches, adds no alert and
+    /// publishes nothing again.
+    #[test]
+    fn redelivery_never_adds_an_alert(
+        bodies in prop::collection::vec(tick_body(), 1..60),
+        sizes in prop::collection::vec(1..25usize, 1..5),
+        redeliver in prop::collection::vec(any::<prop::sample::Index>(), 0..60),
+        redeliver_sizes in prop::collection::vec(1..25usize, 1..5),
+        cross in any::<bool>(),
+    ) {
+        let mode = if cross { Mode::Cross } else { Mode::Level };
+        let (pipeline, store, notifier) = pipeline(mode);
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        for batch in batches(&numbered, &sizes) {
+            process(&pipeline, &batch);
+        }
+        let alerts_before = alert_ids(&store);
+        let published_before = notifier.published().len();
+        prop_assert_eq!(published_before, alerts_before.len(), "each alert published once");
+
+        let subset: Vec<(usize, String)> = redeliver.iter().map(|i| numbered[i.index(numbered.len())].clone()).collect();
+        for batch in batches(&subset, &redeliver_sizes) {
+            for (_, outcome) in process(&pipeline, &batch) {
+                let raised = matches!(outcome, Outcome::Accepted(tickwatch_core::Accepted::Alerted(_)));
+                prop_assert!(!raised, "a redelivery raised a new alert: {:?}", outcome);
+            }
+        }
+        prop_assert_eq!(alert_ids(&store), alerts_before);
+        prop_assert_eq!(notifier.published().len(), published_before);
+    }
+
+    /// Level mode: the alerts, and their ids, depend only on the ticks, not on how they were
+    /// batched or ordered.
+    #[test]
+    fn level_mode_alert_ids_are_stable(
+        bodies in prop::collection::vec(tick_body(), 1..60),
+        sizes in prop::collection::vec(1..25usize, 1..5),
+        shuffle_seed in any::<u64>(),
+    ) {
+        let (one, store_one, _) = pipeline(Mode::Level);
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        process(&one, &numbered);
+
+        let mut shuffled = numbered.clone();
+        let mut rng = tickwatch_core::retry::Rng::seeded(shuffle_seed);
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let (two, store_two, _) = pipeline(Mode::Level);
+        for batch in batches(&shuffled, &sizes) {
+            process(&two, &batch);
+        }
+        prop_assert_eq!(alert_ids(&store_one), alert_ids(&store_two));
+        for stored in store_one.alerts() {
+            prop_assert_eq!(stored.alert.alert_id, stored.alert.key().id());
+        }
+    }
+
+    /// Under random transient faults in every port, redelivering whatever failed until nothing
+    /// fails ends with exactly the alerts of a fault-free run, every one published and marked.
+    /// Only a lost "mark notified" may cause a repeat publication.
+    #[test]
+    fn faults_lose_nothing_and_duplicate_nothing(
+        bodies in prop::collection::vec(tick_body(), 1..40),
+        faults in prop::collection::vec((0..6usize, 0..3usize), 0..30),
+    ) {
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        let (clean, clean_store, _) = pipeline(Mode::Level);
+        process(&clean, &numbered);
+
+        let (pipeline, store, notifier) = pipeline(Mode::Level);
+        let ops = [Op::Load, Op::Advance, Op::Insert, Op::Fetch, Op::MarkNotified, Op::Publish];
+        let mut mark_faults = 0;
+        for &(op, kind) in &faults {
+            let fault = match kind {
+                0 => Fault::Fail(ErrorClass::Transient),
+                1 => Fault::FailAfterApplying(ErrorClass::Transient),
+                _ => Fault::Fail(ErrorClass::Permanent),
+            };
+            if ops[op] == Op::MarkNotified || (ops[op] == Op::Publish && kind == 1) {
+                mark_faults += 1;
+            }
+            if ops[op] == Op::Publish {
+                notifier.script([Some(fault)]);
+            } else {
+                store.script(ops[op], [Some(fault)]);
+            }
+        }
+        let mut pending = numbered.clone();
+        for _round in 0..100 {
+            if pending.is_empty() {
+                break;
+            }
+            let outcomes = process(&pipeline, &pending);
+            let failed: BTreeSet<usize> = outcomes
+                .iter()
+                .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+                .map(|(id, _)| *id)
+                .collect();
+            pending.retain(|(id, _)| failed.contains(id));
+        }
+        prop_assert!(pending.is_empty(), "faults are finite, so everything eventually succeeds");
+        prop_assert_eq!(alert_ids(&store), alert_ids(&clean_store));
+        prop_assert!(store.alerts().iter().all(|s| s.notified));
+        let mut publications: BTreeMap<String, usize> = BTreeMap::new();
+        for alert in notifier.published() {
+            *publications.entry(alert.alert_id.to_string()).or_default() += 1;
+        }
+        prop_assert_eq!(publications.keys().cloned().collect::<BTreeSet<_>>(), alert_ids(&store));
+        // A lost mark (or a publish whose answer is lost) makes the redelivery publish every alert
+        // of that call again; nothing else may.
+        let repeats: usize = publications.values().map(|n| n - 1).sum();
+        prop_assert!(repeats <= mark_faults * publications.len(), "{} repeats, {} lost marks", repeats, mark_faults);
+    }
+}

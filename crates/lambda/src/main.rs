@@ -1,0 +1,3 @@
+//! Not written yet: see the open issues.
+
+fn main() {}
