@@ -1,3 +1,64 @@
-//! Not written yet: see the open issues.
+//! `tickwatch`: the command line. It parses arguments, picks adapters and wires them to the core
+//! pipeline; everything it does is in a subcommand module of its own.
+//!
+//! Exit codes: 0 success; 1 an error (bad arguments or configuration, unreadable input, a rejected
+//! line with `--strict`); 2 usage errors (from clap); 3 the run finished but some alerts could not
+//! be announced (they are stored; `tickwatch notify` retries them).
 
-fn main() {}
+mod alerts;
+mod args;
+mod config;
+mod generate;
+mod notify;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// Exit code of a run that stored alerts it could not announce.
+const EXIT_UNANNOUNCED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Alerts(args) => alerts::alerts(args),
+        Command::Notify(args) => notify::notify(args),
+        Command::Generate(args) => generate::generate(args),
+    };
+    match result {
+        Ok(Completion::Clean) => ExitCode::SUCCESS,
+        Ok(Completion::Unannounced) => ExitCode::from(EXIT_UNANNOUNCED),
+        Err(error) => {
+            eprintln!("tickwatch: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a subcommand that did not fail ended.
+enum Completion {
+    /// Everything done.
+    Clean,
+    /// Done, but some alerts are stored and not yet announced.
+    Unannounced,
+}
+
+/// Logs go to stderr: warnings by default, more with `-v`; `RUST_LOG` overrides.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -446,6 +446,47 @@ where
         BatchReport { outcomes, stats }
     }
 
+    /// Announces stored alerts that are not yet marked notified (after a notifier outage, say):
+    /// publishes each, then marks it, with the same retries and deadline as a batch. Returns one
+    /// result per alert, in order.
+    pub async fn announce_stored(
+        &self,
+        alerts: &[Alert],
+        deadline: Option<Timestamp>,
+    ) -> Vec<Result<(), Failure>> {
+        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
+        let mut rng =
+            Rng::seeded(self.config.jitter_seed ^ batch_number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let published = self
+            .attempt(alerts, deadline, &mut rng, |a| async move {
+                self.notifier.publish(&a).await
+            })
+            .await;
+        let mut results: Vec<Result<(), Failure>> = Vec::with_capacity(alerts.len());
+        let mut to_mark = Vec::new();
+        for (alert, result) in alerts.iter().zip(published) {
+            match result {
+                Ok(()) => {
+                    to_mark.push((results.len(), alert.key()));
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e.into_failure(Step::Publish))),
+            }
+        }
+        let keys: Vec<AlertKey> = to_mark.iter().map(|(_, key)| *key).collect();
+        let marked = self
+            .attempt(&keys, deadline, &mut rng, |k| async move {
+                self.store.mark_notified(&k).await
+            })
+            .await;
+        for ((index, _), result) in to_mark.into_iter().zip(marked) {
+            if let Err(e) = result {
+                results[index] = Err(e.into_failure(Step::MarkNotified));
+            }
+        }
+        results
+    }
+
     /// Cross mode: load, evaluate and commit each symbol's state, reloading after lost races.
     async fn settle_cross_groups(
         &self,

@@ -679,3 +679,39 @@ async fn an_empty_batch_is_fine() {
     assert_eq!(h.store.calls(Op::Load), 0, "no port is called for nothing");
     assert_eq!(h.store.calls(Op::Advance), 0);
 }
+
+#[tokio::test]
+async fn stored_alerts_can_be_announced_later() {
+    let h = harness(Mode::Level);
+    h.notifier.script([Some(Fault::Fail(Permanent))]);
+    h.pipeline
+        .process(
+            batch(&[("a", body("AAPL", 160.0, 1)), ("b", body("MSFT", 40.0, 1))]),
+            None,
+        )
+        .await;
+    let pending: Vec<Alert> = h
+        .store
+        .alerts()
+        .iter()
+        .filter(|s| !s.notified)
+        .map(|s| s.alert)
+        .collect();
+    assert_eq!(pending.len(), 2);
+
+    h.store
+        .script(Op::MarkNotified, [Some(Fault::Fail(Permanent))]);
+    let results = h.pipeline.announce_stored(&pending, None).await;
+    assert!(results.iter().all(|r| {
+        r.as_ref()
+            .is_err_and(|f| f.step == tickwatch_core::pipeline::Step::MarkNotified)
+    }));
+    let results = h.pipeline.announce_stored(&pending, None).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert!(all_notified(&h));
+    assert_eq!(
+        published_ids(&h).len(),
+        4,
+        "published by both calls: the first could not record it"
+    );
+}

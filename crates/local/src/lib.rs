@@ -1,1 +1,14 @@
-//! Not written yet: see the open issues.
+//! # tickwatch-local
+//!
+//! Adapters for running tickwatch on one machine with no cloud at all: the embedded SQLite store
+//! ([`sqlite`]), tick readers for NDJSON and CSV files or stdin ([`source`]), and notifiers for
+//! stdout, a file or a webhook ([`notify`]). They implement the core's ports; the `tickwatch`
+//! binary wires them to the pipeline.
+
+pub mod notify;
+pub mod source;
+pub mod sqlite;
+
+pub use notify::{Destination, LocalNotifier};
+pub use source::{Format, TickReader};
+pub use sqlite::{AlertQuery, SqliteStore};

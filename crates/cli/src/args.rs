@@ -1,0 +1,164 @@
+//! Command-line arguments, as clap reads them. Validation into domain types happens in each
+//! subcommand (rules files, timestamps, destinations), with errors that name the argument.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tickwatch_local::Destination;
+
+/// Default database file.
+pub(crate) const DB_PATH_DEFAULT: &str = "tickwatch.db";
+
+/// Real-time market-data alerts: ticks in, alerts stored and announced.
+#[derive(Debug, Parser)]
+#[command(name = "tickwatch", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Read ticks, apply the alert rules, store and announce alerts (no AWS needed).
+    Run(RunArgs),
+    /// Query stored alerts.
+    Alerts(AlertsArgs),
+    /// Announce stored alerts that have not been announced yet (after a notifier outage).
+    Notify(NotifyArgs),
+    /// Write realistic random-walk ticks (NDJSON) that cross the default thresholds.
+    Generate(GenerateArgs),
+}
+
+/// Input formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum InputFormat {
+    /// One JSON tick per line.
+    Ndjson,
+    /// A header naming symbol, price and timestamp, then one tick per line.
+    Csv,
+}
+
+/// Rule modes on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModeArg {
+    /// Alert when a symbol enters the high or low zone; re-arm inside the band.
+    Cross,
+    /// Alert on every tick beyond a threshold.
+    Level,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Tick file, or - for stdin.
+    #[arg(long, short, default_value = "-")]
+    pub(crate) input: String,
+
+    /// Input format; by default .csv files are CSV and everything else NDJSON.
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<InputFormat>,
+
+    /// SQLite database for alerts and symbol state (created if missing).
+    #[arg(long, default_value = DB_PATH_DEFAULT)]
+    pub(crate) db: PathBuf,
+
+    /// TOML rules file: a [default] table and [symbols.NAME] overrides.
+    #[arg(long)]
+    pub(crate) rules: Option<PathBuf>,
+
+    /// Default rule mode when no rules file says otherwise.
+    #[arg(long, value_enum, default_value = "cross")]
+    pub(crate) mode: ModeArg,
+
+    /// Where alerts are announced: stdout, file:PATH or webhook:URL.
+    #[arg(long, default_value = "stdout")]
+    pub(crate) notify: Destination,
+
+    /// Stop at the first invalid line, with a non-zero exit.
+    #[arg(long)]
+    pub(crate) strict: bool,
+
+    /// No progress bar and no summary on stderr.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+/// Output formats for `alerts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line (the alert plus `notified`).
+    Json,
+}
+
+/// Alert kinds on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KindArg {
+    /// Above the high threshold.
+    #[value(name = "HIGH", alias = "high")]
+    High,
+    /// Below the low threshold.
+    #[value(name = "LOW", alias = "low")]
+    Low,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AlertsArgs {
+    /// SQLite database to read.
+    #[arg(long, default_value = DB_PATH_DEFAULT)]
+    pub(crate) db: PathBuf,
+    /// Only this symbol.
+    #[arg(long)]
+    pub(crate) symbol: Option<String>,
+    /// Only this kind.
+    #[arg(long, value_enum)]
+    pub(crate) kind: Option<KindArg>,
+    /// Only ticks at or after this time (RFC 3339 or epoch milliseconds).
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Only ticks before this time (RFC 3339 or epoch milliseconds).
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// Only alerts not yet announced.
+    #[arg(long)]
+    pub(crate) pending: bool,
+    /// At most this many, oldest first.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) limit: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NotifyArgs {
+    /// SQLite database holding the alerts.
+    #[arg(long, default_value = DB_PATH_DEFAULT)]
+    pub(crate) db: PathBuf,
+    /// Where alerts are announced: stdout, file:PATH or webhook:URL.
+    #[arg(long, default_value = "stdout")]
+    pub(crate) notify: Destination,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// Number of symbols.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) symbols: usize,
+    /// Number of ticks.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) ticks: u64,
+    /// Random seed: the same seed always gives the same ticks.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Time of the first tick (RFC 3339).
+    #[arg(long, default_value = "2026-01-02T14:30:00Z")]
+    pub(crate) start: String,
+    /// Output file (default stdout).
+    #[arg(long, short)]
+    pub(crate) output: Option<PathBuf>,
+}

@@ -1,0 +1,379 @@
+//! Tick sources for the local mode: NDJSON or CSV, from a file or stdin, read in batches.
+//!
+//! Lines are read into one reusable buffer per batch and decoded straight from it, so reading
+//! costs no allocation per tick. A line longer than the tick body limit is skipped to its end
+//! without being buffered, and reported as too large.
+
+use std::io::{self, BufRead};
+
+use tickwatch_core::tick::{RawTick, TICK_BODY_BYTES_MAX};
+use tickwatch_core::{Tick, TickError};
+
+/// Ticks per batch handed to the pipeline: large enough to amortise each store transaction,
+/// small enough to keep memory flat.
+pub const BATCH_TICKS_MAX: usize = 8_192;
+
+/// The input format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON tick per line.
+    Ndjson,
+    /// A header line naming `symbol`, `price` and `timestamp` (any order, other columns
+    /// ignored), then one tick per line.
+    Csv,
+}
+
+/// A source that cannot be read at all (as opposed to a bad line, which is a rejected tick).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Reading failed.
+    #[error("reading input: {0}")]
+    Io(#[from] io::Error),
+    /// The CSV header is missing a column.
+    #[error("CSV header (line 1) must name the columns symbol, price and timestamp; it has: {0}")]
+    CsvHeader(String),
+}
+
+/// One line's worth of input: its 1-based line number and its tick, or why it is not one.
+pub type NumberedTick = (u64, Result<Tick, TickError>);
+
+/// Reads ticks in batches of at most [`BATCH_TICKS_MAX`].
+pub struct TickReader<R> {
+    input: R,
+    format: Format,
+    csv_columns: Option<CsvColumns>,
+    line_number: u64,
+    bytes_read: u64,
+    line: Vec<u8>,
+    done: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CsvColumns {
+    symbol: usize,
+    price: usize,
+    timestamp: usize,
+    count: usize,
+}
+
+/// What reading one line found.
+enum Line {
+    /// A line (without its terminator) is in the buffer.
+    Text,
+    /// The line was longer than the limit and was skipped; its length in bytes.
+    TooLong(usize),
+    /// End of input.
+    End,
+}
+
+impl<R: BufRead> TickReader<R> {
+    /// Reads `format` from `input`.
+    pub fn new(input: R, format: Format) -> TickReader<R> {
+        TickReader {
+            input,
+            format,
+            csv_columns: None,
+            line_number: 0,
+            bytes_read: 0,
+            line: Vec::with_capacity(256),
+            done: false,
+        }
+    }
+
+    /// Bytes consumed so far (for progress display).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The next batch, or `None` at end of input. Blank lines are skipped.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<NumberedTick>>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.format == Format::Csv && self.csv_columns.is_none() {
+            match self.read_line()? {
+                Line::End => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Line::TooLong(_) => {
+                    return Err(SourceError::CsvHeader(
+                        "(a line too long to be a header)".into(),
+                    ));
+                }
+                Line::Text => self.csv_columns = Some(parse_header(&self.line)?),
+            }
+        }
+        let mut batch = Vec::with_capacity(BATCH_TICKS_MAX);
+        while batch.len() < BATCH_TICKS_MAX {
+            let decoded = match self.read_line()? {
+                Line::End => {
+                    self.done = true;
+                    break;
+                }
+                Line::TooLong(bytes) => Err(TickError::TooLarge { bytes }),
+                Line::Text if self.line.iter().all(u8::is_ascii_whitespace) => continue,
+                Line::Text => match (self.format, self.csv_columns) {
+                    (Format::Csv, Some(columns)) => decode_csv(&self.line, columns),
+                    _ => Tick::decode(&self.line),
+                },
+            };
+            batch.push((self.line_number, decoded));
+        }
+        Ok(if batch.is_empty() { None } else { Some(batch) })
+    }
+
+    /// Reads one line into `self.line`, without the `\n` (or `\r\n`).
+    fn read_line(&mut self) -> Result<Line, SourceError> {
+        self.line.clear();
+        let mut skipped = 0usize;
+        let mut any = false;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(buffer) => buffer,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if available.is_empty() {
+                break;
+            }
+            any = true;
+            let (chunk, found_end) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..i], Some(i + 1)),
+                None => (available, None),
+            };
+            // Keep at most the limit (plus one byte to detect the overflow, plus a '\r').
+            if skipped == 0 && self.line.len() + chunk.len() <= TICK_BODY_BYTES_MAX + 1 {
+                self.line.extend_from_slice(chunk);
+            } else {
+                skipped += chunk.len() + std::mem::take(&mut self.line).len();
+            }
+            let consumed = found_end.unwrap_or(available.len());
+            self.input.consume(consumed);
+            self.bytes_read += consumed as u64;
+            if found_end.is_some() {
+                break;
+            }
+        }
+        if !any {
+            return Ok(Line::End);
+        }
+        self.line_number += 1;
+        if skipped > 0 {
+            return Ok(Line::TooLong(skipped));
+        }
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        if self.line.len() > TICK_BODY_BYTES_MAX {
+            return Ok(Line::TooLong(self.line.len()));
+        }
+        Ok(Line::Text)
+    }
+}
+
+fn parse_header(line: &[u8]) -> Result<CsvColumns, SourceError> {
+    let text = String::from_utf8_lossy(line);
+    let names: Vec<String> = split_csv(&text)
+        .map(|fields| {
+            fields
+                .into_iter()
+                .map(|f| f.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let find = |name: &str| names.iter().position(|n| n == name);
+    match (find("symbol"), find("price"), find("timestamp")) {
+        (Some(symbol), Some(price), Some(timestamp)) => Ok(CsvColumns {
+            symbol,
+            price,
+            timestamp,
+            count: names.len(),
+        }),
+        _ => Err(SourceError::CsvHeader(
+            text.trim().chars().take(200).collect(),
+        )),
+    }
+}
+
+fn decode_csv(line: &[u8], columns: CsvColumns) -> Result<Tick, TickError> {
+    let text = std::str::from_utf8(line).map_err(|e| TickError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let fields = split_csv(text).ok_or_else(|| TickError::Malformed {
+        field: None,
+        detail: "CSV row has an unterminated quoted field".into(),
+    })?;
+    if fields.len() != columns.count {
+        return Err(TickError::Malformed {
+            field: None,
+            detail: format!(
+                "CSV row has {} fields; the header has {}",
+                fields.len(),
+                columns.count
+            ),
+        });
+    }
+    Tick::try_from(RawTick::from_text_fields(
+        fields[columns.symbol].trim(),
+        fields[columns.price].trim(),
+        fields[columns.timestamp].trim(),
+    ))
+}
+
+/// Splits one CSV line (RFC 4180 quoting, no embedded newlines). `None` if a quote is left open.
+fn split_csv(line: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+    use std::borrow::Cow;
+    let mut fields = Vec::new();
+    let mut rest = line;
+    loop {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    None => return None,
+                    Some((i, '"')) => {
+                        if quoted[i + 1..].starts_with('"') {
+                            value.push('"');
+                            chars.next();
+                        } else {
+                            break i + 1;
+                        }
+                    }
+                    Some((_, c)) => value.push(c),
+                }
+            };
+            fields.push(Cow::Owned(value));
+            rest = &quoted[end..];
+            match rest.find(',') {
+                Some(i) => rest = &rest[i + 1..],
+                None => return Some(fields),
+            }
+        } else {
+            match rest.find(',') {
+                Some(i) => {
+                    fields.push(Cow::Borrowed(&rest[..i]));
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    fields.push(Cow::Borrowed(rest));
+                    return Some(fields);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(
+        input: &str,
+        format: Format,
+    ) -> Result<Vec<(u64, Result<String, String>)>, SourceError> {
+        let mut reader =
+            TickReader::new(io::BufReader::with_capacity(16, input.as_bytes()), format);
+        let mut out = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            for (line, tick) in batch {
+                out.push((
+                    line,
+                    tick.map(|t| format!("{}@{}={}", t.symbol, t.at.epoch_ms(), t.price))
+                        .map_err(|e| e.code().to_owned()),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn ndjson_lines_keep_their_numbers() {
+        let input = "{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n\n  \n{\"symbol\":\"B\",\"price\":2,\"timestamp\":6}\r\nnope\n{\"symbol\":\"C\",\"price\":3,\"timestamp\":7}";
+        let out = read_all(input, Format::Ndjson).expect("readable");
+        assert_eq!(
+            out,
+            [
+                (1, Ok("A@5=1".into())),
+                (4, Ok("B@6=2".into())),
+                (5, Err("body.malformed".into())),
+                (6, Ok("C@7=3".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlong_lines_are_rejected_without_buffering_them() {
+        let long = format!(
+            "{{\"symbol\":\"A\",\"price\":1,\"timestamp\":5,\"pad\":\"{}\"}}",
+            "x".repeat(TICK_BODY_BYTES_MAX * 3)
+        );
+        let input = format!("{long}\n{{\"symbol\":\"B\",\"price\":2,\"timestamp\":6}}\n");
+        let out = read_all(&input, Format::Ndjson).expect("readable");
+        assert_eq!(
+            out,
+            [(1, Err("body.too_large".into())), (2, Ok("B@6=2".into()))]
+        );
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let line = "{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n";
+        let input = line.repeat(BATCH_TICKS_MAX * 2 + 3);
+        let mut reader = TickReader::new(input.as_bytes(), Format::Ndjson);
+        let mut sizes = Vec::new();
+        while let Some(batch) = reader.next_batch().expect("readable") {
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [BATCH_TICKS_MAX, BATCH_TICKS_MAX, 3]);
+        assert_eq!(reader.bytes_read(), input.len() as u64);
+    }
+
+    #[test]
+    fn csv_columns_follow_the_header() {
+        let input = "timestamp, Symbol ,price,venue\n2026-11-26T14:30:00Z,AAPL,151.25,XNAS\n5,\"B,1\",2,x\n5,\"B\"\"\",2,x\n7,C,NaN,x\n8,D,2\n9,E,3,\"open\n";
+        let out = read_all(input, Format::Csv).expect("readable");
+        assert_eq!(
+            out,
+            [
+                (2, Ok("AAPL@1795703400000=151.25".into())),
+                (3, Err("symbol.invalid".into())),
+                (4, Err("symbol.invalid".into())),
+                (5, Err("price.invalid".into())),
+                (6, Err("body.malformed".into())),
+                (7, Err("body.malformed".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_needs_a_header_with_the_three_columns() {
+        let error = read_all("sym,price,timestamp\nA,1,2\n", Format::Csv).expect_err("bad header");
+        assert!(
+            error.to_string().contains("must name the columns"),
+            "{error}"
+        );
+        assert!(read_all("", Format::Csv).expect("empty is fine").is_empty());
+    }
+
+    #[test]
+    fn csv_splitting() {
+        let cases: &[(&str, Option<&[&str]>)] = &[
+            ("a,b,c", Some(&["a", "b", "c"])),
+            ("a,,c", Some(&["a", "", "c"])),
+            ("\"a,b\",c", Some(&["a,b", "c"])),
+            ("\"a\"\"b\",c", Some(&["a\"b", "c"])),
+            ("\"open", None),
+            ("", Some(&[""])),
+        ];
+        for (line, expected) in cases {
+            let got = split_csv(line).map(|f| f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(
+                got,
+                expected.map(|e| e.iter().map(|s| s.to_string()).collect()),
+                "{line:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The embedded store: alerts and cross-mode symbol state in one SQLite database.
+//!
+//! One file holds everything, in WAL mode, so `tickwatch alerts` can read while `tickwatch run`
+//! writes. Every port call is one transaction: a batch of ticks costs a handful of transactions,
+//! not one per tick. Alerts are keyed by (symbol, timestamp, kind), so storing one is idempotent;
+//! symbol state is compare-and-set on `last_seen_ms`, so two processes sharing a database cannot
+//! move a symbol backwards.
+//!
+//! Calls run inline on the caller's thread: each is a short local transaction, and the local mode
+//! drives the pipeline from a single-threaded runtime.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+use tickwatch_core::alert::{Alert, AlertKey, AlertKind};
+use tickwatch_core::ports::{
+    Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, StateStore, StoredAlert,
+};
+use tickwatch_core::rules::{Mode, SymbolState, Zone};
+use tickwatch_core::{Price, Symbol, Timestamp};
+
+/// How long a writer waits for another process's lock before the call fails (transiently).
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Most alerts one query returns.
+pub const QUERY_LIMIT_MAX: u32 = 1_000_000;
+
+/// The schema version this code writes; a database with another version is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    symbol       TEXT    NOT NULL,
+    timestamp    TEXT    NOT NULL,  -- tick time, RFC 3339 UTC with milliseconds: sorts as time
+    kind         TEXT    NOT NULL CHECK (kind IN ('HIGH', 'LOW')),
+    alert_id     TEXT    NOT NULL UNIQUE,
+    price        REAL    NOT NULL,
+    threshold    REAL    NOT NULL,
+    mode         TEXT    NOT NULL CHECK (mode IN ('cross', 'level')),
+    processed_at TEXT    NOT NULL,
+    notified     INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
+    PRIMARY KEY (symbol, timestamp, kind)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (timestamp);
+CREATE INDEX IF NOT EXISTS alerts_pending ON alerts (timestamp) WHERE notified = 0;
+CREATE TABLE IF NOT EXISTS symbol_state (
+    symbol       TEXT    PRIMARY KEY,
+    zone         TEXT    NOT NULL CHECK (zone IN ('low', 'normal', 'high')),
+    since_ms     INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// A SQLite failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// The database reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by an incompatible version of tickwatch.
+    #[error("database schema version {found} is not supported (expected {SCHEMA_VERSION})")]
+    SchemaVersion {
+        /// The version found.
+        found: i64,
+    },
+    /// A stored row cannot be read back (edited by hand, or corrupt).
+    #[error("stored row is invalid: {0}")]
+    BadRow(String),
+}
+
+impl Classify for SqliteError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // Another process holds the lock: waiting and retrying helps.
+            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+            {
+                ErrorClass::Transient
+            }
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Filters for [`SqliteStore::query`]. Every filter is optional.
+#[derive(Clone, Debug, Default)]
+pub struct AlertQuery {
+    /// Only this symbol.
+    pub symbol: Option<Symbol>,
+    /// Only this kind.
+    pub kind: Option<AlertKind>,
+    /// Only ticks at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only ticks before this time.
+    pub until: Option<Timestamp>,
+    /// Only alerts not yet announced.
+    pub pending_only: bool,
+    /// At most this many (oldest first), capped at [`QUERY_LIMIT_MAX`].
+    pub limit: u32,
+}
+
+/// Alerts and symbol state in a SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, SqliteError> {
+        SqliteStore::setup(Connection::open(path)?)
+    }
+
+    /// A private in-memory database (tests, dry runs).
+    pub fn in_memory() -> Result<SqliteStore, SqliteError> {
+        SqliteStore::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(connection: Connection) -> Result<SqliteStore, SqliteError> {
+        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        // WAL: readers never block the writer. NORMAL sync is durable across process crashes
+        // (a power cut may lose the last transactions, never corrupt the file).
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        match version {
+            0 => {
+                connection.execute_batch(SCHEMA)?;
+                connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            SCHEMA_VERSION => {}
+            found => return Err(SqliteError::SchemaVersion { found }),
+        }
+        Ok(SqliteStore {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-call leaves no open transaction behind (rusqlite rolls back on drop).
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Alerts matching `query`, oldest tick first.
+    pub fn query(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, SqliteError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT alert_id, symbol, kind, price, threshold, mode, timestamp, processed_at, notified
+             FROM alerts
+             WHERE (?1 IS NULL OR symbol = ?1)
+               AND (?2 IS NULL OR kind = ?2)
+               AND (?3 IS NULL OR timestamp >= ?3)
+               AND (?4 IS NULL OR timestamp < ?4)
+               AND (?5 = 0 OR notified = 0)
+             ORDER BY timestamp, symbol, kind
+             LIMIT ?6",
+        )?;
+        let rows = statement.query_map(
+            params![
+                query.symbol.map(|s| s.to_string()),
+                query.kind.map(AlertKind::as_str),
+                query.since.map(|t| t.to_string()),
+                query.until.map(|t| t.to_string()),
+                query.pending_only,
+                query.limit.min(QUERY_LIMIT_MAX),
+            ],
+            read_alert_row,
+        )?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Number of stored alerts.
+    pub fn count(&self) -> Result<u64, SqliteError> {
+        let connection = self.lock();
+        let count: i64 =
+            connection.query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The cross-mode state of every symbol, by symbol.
+    pub fn states(&self) -> Result<Vec<(Symbol, SymbolState)>, SqliteError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT symbol, zone, since_ms, last_seen_ms FROM symbol_state ORDER BY symbol",
+        )?;
+        let rows = statement.query_map([], |row| {
+            let symbol: String = row.get(0)?;
+            Ok((symbol, read_state_row(row, 1)?))
+        })?;
+        rows.map(|row| {
+            let (symbol, state) = row?;
+            let symbol = Symbol::parse(&symbol).map_err(|e| SqliteError::BadRow(e.to_string()))?;
+            Ok((symbol, state?))
+        })
+        .collect()
+    }
+
+    fn insert_now(&self, alerts: &[Alert]) -> Result<Vec<Inserted>, SqliteError> {
+        let mut connection = self.lock();
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(alerts.len());
+        {
+            let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
+            let mut existing = transaction.prepare_cached(
+                "SELECT notified FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND kind = ?3",
+            )?;
+            for alert in alerts {
+                if insert_alert(&mut insert, alert)? {
+                    outcomes.push(Inserted::New);
+                } else {
+                    let notified: bool = existing.query_row(
+                        params![
+                            alert.symbol.as_str(),
+                            alert.timestamp.to_string(),
+                            alert.kind.as_str()
+                        ],
+                        |row| row.get(0),
+                    )?;
+                    outcomes.push(Inserted::AlreadyThere { notified });
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(outcomes)
+    }
+
+    fn fetch_now(&self, keys: &[AlertKey]) -> Result<Vec<Option<StoredAlert>>, SqliteError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT alert_id, symbol, kind, price, threshold, mode, timestamp, processed_at, notified
+             FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND kind = ?3",
+        )?;
+        keys.iter()
+            .map(|key| {
+                statement
+                    .query_row(
+                        params![key.symbol.as_str(), key.at.to_string(), key.kind.as_str()],
+                        read_alert_row,
+                    )
+                    .optional()?
+                    .transpose()
+            })
+            .collect()
+    }
+
+    fn mark_now(&self, keys: &[AlertKey]) -> Result<(), SqliteError> {
+        let mut connection = self.lock();
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut statement = transaction.prepare_cached(
+                "UPDATE alerts SET notified = 1 WHERE symbol = ?1 AND timestamp = ?2 AND kind = ?3",
+            )?;
+            for key in keys {
+                statement.execute(params![
+                    key.symbol.as_str(),
+                    key.at.to_string(),
+                    key.kind.as_str()
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn load_now(&self, symbols: &[Symbol]) -> Result<Vec<Option<SymbolState>>, SqliteError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT zone, since_ms, last_seen_ms FROM symbol_state WHERE symbol = ?1",
+        )?;
+        symbols
+            .iter()
+            .map(|symbol| {
+                statement
+                    .query_row(params![symbol.as_str()], |row| read_state_row(row, 0))
+                    .optional()?
+                    .transpose()
+            })
+            .collect()
+    }
+
+    fn advance_now(&self, changes: &[Advance]) -> Result<Vec<Advanced>, SqliteError> {
+        let mut connection = self.lock();
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        {
+            let mut current = transaction
+                .prepare_cached("SELECT last_seen_ms FROM symbol_state WHERE symbol = ?1")?;
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO symbol_state (symbol, zone, since_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (symbol) DO UPDATE SET zone = ?2, since_ms = ?3, last_seen_ms = ?4",
+            )?;
+            let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
+            for change in changes {
+                let stored: Option<i64> = current
+                    .query_row(params![change.symbol.as_str()], |row| row.get(0))
+                    .optional()?;
+                if stored != change.expected_last_seen.map(Timestamp::epoch_ms) {
+                    outcomes.push(Advanced::Conflict);
+                    continue;
+                }
+                upsert.execute(params![
+                    change.symbol.as_str(),
+                    change.next.zone.as_str(),
+                    change.next.since.epoch_ms(),
+                    change.next.last_seen.epoch_ms(),
+                ])?;
+                for alert in &change.alerts {
+                    insert_alert(&mut insert, alert)?;
+                }
+                outcomes.push(Advanced::Applied);
+            }
+        }
+        transaction.commit()?;
+        Ok(outcomes)
+    }
+}
+
+const INSERT_ALERT: &str = "INSERT INTO alerts
+    (symbol, timestamp, kind, alert_id, price, threshold, mode, processed_at, notified)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
+    ON CONFLICT DO NOTHING";
+
+/// Inserts an alert unless its key exists; reports whether it was new.
+fn insert_alert(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    alert: &Alert,
+) -> Result<bool, SqliteError> {
+    let inserted = statement.execute(params![
+        alert.symbol.as_str(),
+        alert.timestamp.to_string(),
+        alert.kind.as_str(),
+        alert.alert_id.to_string(),
+        alert.price.get(),
+        alert.threshold,
+        alert.mode.as_str(),
+        alert.processed_at.to_string(),
+    ])?;
+    Ok(inserted == 1)
+}
+
+fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteError>> {
+    let text = |i: usize| row.get::<_, String>(i);
+    let (alert_id, symbol, kind, mode, timestamp, processed_at) =
+        (text(0)?, text(1)?, text(2)?, text(5)?, text(6)?, text(7)?);
+    let (price, threshold, notified): (f64, f64, bool) = (row.get(3)?, row.get(4)?, row.get(8)?);
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        SqliteError::BadRow(format!("alert {alert_id}: {what}: {e}"))
+    };
+    Ok((|| {
+        Ok(StoredAlert {
+            alert: Alert {
+                alert_id: alert_id.parse().map_err(|e| bad("alert_id", &e))?,
+                symbol: Symbol::parse(&symbol).map_err(|e| bad("symbol", &e))?,
+                kind: kind.parse().map_err(|e| bad("kind", &e))?,
+                price: Price::new(price).map_err(|e| bad("price", &e))?,
+                threshold,
+                mode: mode.parse::<Mode>().map_err(|e| bad("mode", &e))?,
+                timestamp: Timestamp::parse_rfc3339(&timestamp)
+                    .map_err(|e| bad("timestamp", &e))?,
+                processed_at: Timestamp::parse_rfc3339(&processed_at)
+                    .map_err(|e| bad("processed_at", &e))?,
+            },
+            notified,
+        })
+    })())
+}
+
+fn read_state_row(
+    row: &Row<'_>,
+    first: usize,
+) -> rusqlite::Result<Result<SymbolState, SqliteError>> {
+    let zone: String = row.get(first)?;
+    let (since, last_seen): (i64, i64) = (row.get(first + 1)?, row.get(first + 2)?);
+    let bad = |e: &dyn std::fmt::Display| SqliteError::BadRow(format!("symbol state: {e}"));
+    Ok((|| {
+        Ok(SymbolState {
+            zone: zone.parse::<Zone>().map_err(|e| bad(&e))?,
+            since: Timestamp::from_epoch_ms(since).map_err(|e| bad(&e))?,
+            last_seen: Timestamp::from_epoch_ms(last_seen).map_err(|e| bad(&e))?,
+        })
+    })())
+}
+
+/// Spreads one call's result over its items: the call is one transaction, so it succeeds or fails
+/// as a whole.
+fn per_item<T, E>(result: Result<Vec<T>, E>, n: usize) -> Vec<Result<T, E>>
+where
+    E: Clone,
+{
+    match result {
+        Ok(values) => values.into_iter().map(Ok).collect(),
+        Err(error) => (0..n).map(|_| Err(error.clone())).collect(),
+    }
+}
+
+/// A shareable copy of a call's error, for reporting it on every item of the call.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    message: String,
+    class: ErrorClass,
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(error: SqliteError) -> StoreError {
+        StoreError {
+            class: error.class(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        self.class
+    }
+}
+
+impl AlertStore for SqliteStore {
+    type Error = StoreError;
+
+    async fn insert(&self, alerts: &[Alert]) -> Vec<Result<Inserted, StoreError>> {
+        per_item(
+            self.insert_now(alerts).map_err(StoreError::from),
+            alerts.len(),
+        )
+    }
+
+    async fn fetch(&self, keys: &[AlertKey]) -> Vec<Result<Option<StoredAlert>, StoreError>> {
+        per_item(self.fetch_now(keys).map_err(StoreError::from), keys.len())
+    }
+
+    async fn mark_notified(&self, keys: &[AlertKey]) -> Vec<Result<(), StoreError>> {
+        per_item(
+            self.mark_now(keys)
+                .map(|()| vec![(); keys.len()])
+                .map_err(StoreError::from),
+            keys.len(),
+        )
+    }
+}
+
+impl StateStore for SqliteStore {
+    type Error = StoreError;
+
+    async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, StoreError>> {
+        per_item(
+            self.load_now(symbols).map_err(StoreError::from),
+            symbols.len(),
+        )
+    }
+
+    async fn advance(&self, changes: &[Advance]) -> Vec<Result<Advanced, StoreError>> {
+        per_item(
+            self.advance_now(changes).map_err(StoreError::from),
+            changes.len(),
+        )
+    }
+}
