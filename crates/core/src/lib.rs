@@ -8,6 +8,7 @@
 //! Time comes in through [`ports::Clock`], randomness through a seeded [`retry::Rng`].
 
 pub mod alert;
+pub mod contract;
 pub mod generate;
 pub mod memory;
 pub mod pipeline;

@@ -409,3 +409,25 @@ impl Clock for ManualClock {
         self.advance(duration);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+        }
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_port_contracts() {
+        let store = MemoryStore::new();
+        run(crate::contract::check_alert_store(&store, "M"));
+        run(crate::contract::check_state_store(&store, "M"));
+    }
+}

@@ -1,0 +1,229 @@
+//! The SQS batch runner shared by the Lambda handler and the SQS worker: messages in, the ids to
+//! report as failed out.
+//!
+//! It runs the pipeline, sends every rejected body to the dead-letter queue, and reports for
+//! redelivery every failed message and every rejected one whose dead-letter send failed, so no
+//! message is ever dropped. It logs one line per message inside a span carrying the SQS message id.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{Either, select};
+use tickwatch_core::pipeline::Step;
+use tickwatch_core::ports::{AlertStore, Clock, ErrorClass, Notifier, StateStore};
+use tickwatch_core::{Accepted, BatchStats, Outcome, Pipeline, Symbol, Tick, TickError, Timestamp};
+
+use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::error::truncate;
+use crate::metrics::BatchMetrics;
+
+/// Longest excerpt of a rejected body written to the (debug-level) log, in characters.
+pub const BODY_LOG_CHARS_MAX: usize = 200;
+
+/// One SQS message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqsMessage {
+    /// The SQS message id (what a partial batch response names).
+    pub message_id: String,
+    /// The body.
+    pub body: String,
+}
+
+/// What a batch came to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    /// Ids of the messages to leave for redelivery, in input order.
+    pub failed_message_ids: Vec<String>,
+    /// The pipeline's counts.
+    pub stats: BatchStats,
+    /// Rejected messages now in the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Rejected messages that could not be dead-lettered (and are reported as failed instead).
+    pub dead_letter_failures: u64,
+    /// Wall time of the batch, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl BatchResult {
+    /// The batch's metrics.
+    pub fn metrics(&self) -> BatchMetrics {
+        BatchMetrics {
+            stats: self.stats.clone(),
+            messages_failed: self.failed_message_ids.len() as u64,
+            duration_ms: self.duration_ms,
+        }
+    }
+}
+
+/// Runs one batch: the pipeline, then the dead-letter queue for rejected messages. Nothing is
+/// started past `deadline`; a dead-letter send the deadline cuts short counts as failed.
+pub async fn run_batch<S, N, C, D, K>(
+    pipeline: &Pipeline<S, N, C>,
+    dead_letters: &D,
+    clock: &K,
+    messages: Vec<SqsMessage>,
+    deadline: Option<Timestamp>,
+) -> BatchResult
+where
+    S: AlertStore + StateStore,
+    N: Notifier,
+    C: Clock,
+    D: DeadLetterQueue,
+    K: Clock,
+{
+    let started = Instant::now();
+    let mut symbols: Vec<Option<Symbol>> = Vec::with_capacity(messages.len());
+    let decoded: Vec<(usize, Result<Tick, TickError>)> = messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| {
+            let tick = Tick::decode(message.body.as_bytes());
+            symbols.push(tick.as_ref().ok().map(|t| t.symbol));
+            (index, tick)
+        })
+        .collect();
+    let report = pipeline.process_ticks(decoded, deadline).await;
+
+    let mut messages = messages;
+    let mut letters = Vec::new();
+    let mut letter_of: Vec<Option<usize>> = vec![None; messages.len()];
+    for (index, outcome) in &report.outcomes {
+        if let Outcome::Rejected(error) = outcome {
+            letter_of[*index] = Some(letters.len());
+            letters.push(DeadLetter {
+                source_message_id: messages[*index].message_id.clone(),
+                body: std::mem::take(&mut messages[*index].body),
+                error: error.clone(),
+            });
+        }
+    }
+    let sent: Vec<Result<(), String>> = if letters.is_empty() {
+        Vec::new()
+    } else {
+        match before_deadline(clock, deadline, dead_letters.send(&letters)).await {
+            Some(answers) => answers.into_iter().map(|a| a.map_err(|e| e.to_string())).collect(),
+            None => vec![Err("the invocation deadline passed while dead-lettering".into()); letters.len()],
+        }
+    };
+
+    let mut result = BatchResult {
+        stats: report.stats,
+        ..BatchResult::default()
+    };
+    for (index, outcome) in &report.outcomes {
+        let message = &messages[*index];
+        let span = message_span(&message.message_id);
+        let _entered = span.enter();
+        let symbol = symbols[*index].as_ref().map(Symbol::as_str);
+        let dead_letter = letter_of[*index].map(|l| (&letters[l], &sent[l]));
+        let failed = log_outcome(symbol, outcome, dead_letter);
+        match (outcome, failed) {
+            (Outcome::Rejected(_), false) => result.dead_lettered += 1,
+            (Outcome::Rejected(_), true) => result.dead_letter_failures += 1,
+            _ => {}
+        }
+        if failed {
+            result.failed_message_ids.push(message.message_id.clone());
+        }
+    }
+    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result
+}
+
+/// The span of one message. Created at ERROR level so that it exists whatever the log level
+/// (a span's level only decides whether it is recorded), and every line inside names the message.
+fn message_span(message_id: &str) -> tracing::Span {
+    tracing::error_span!("sqs_message", message_id = %message_id)
+}
+
+/// Logs one message's outcome; returns whether the message must be reported as failed.
+fn log_outcome(
+    symbol: Option<&str>,
+    outcome: &Outcome,
+    dead_letter: Option<(&DeadLetter, &Result<(), String>)>,
+) -> bool {
+    match outcome {
+        Outcome::Accepted(accepted) => {
+            match accepted {
+                Accepted::Alerted(alert) => tracing::info!(
+                    symbol, outcome = "alerted", alert_id = %alert.alert_id, kind = %alert.kind,
+                    price = alert.price.get(), threshold = alert.threshold, "Alert raised."
+                ),
+                Accepted::Duplicate {
+                    alert_id,
+                    announced_now,
+                } => tracing::info!(
+                    symbol, outcome = "duplicate", alert_id = %alert_id, announced_now,
+                    "Alert already stored (redelivery)."
+                ),
+                Accepted::Quiet => tracing::debug!(symbol, outcome = "quiet", "No alert."),
+                Accepted::Rearmed => tracing::debug!(symbol, outcome = "rearmed", "Back inside the band."),
+                Accepted::Stale => tracing::debug!(symbol, outcome = "stale", "Tick older than the state."),
+            }
+            false
+        }
+        Outcome::Rejected(error) => {
+            let Some((letter, sent)) = dead_letter else {
+                // Every rejection has a letter; without one, keep the message rather than lose it.
+                tracing::error!(symbol, outcome = "rejected", reason = %error, "Rejected message has no letter.");
+                return true;
+            };
+            tracing::debug!(body = %truncate(&letter.body, BODY_LOG_CHARS_MAX), "Rejected body (excerpt).");
+            match sent {
+                Ok(()) => {
+                    tracing::warn!(
+                        symbol, outcome = "rejected", code = error.code(), reason = %error,
+                        body_bytes = letter.body.len(), "Tick rejected; sent to the dead-letter queue."
+                    );
+                    false
+                }
+                Err(send_error) => {
+                    tracing::error!(
+                        symbol, outcome = "failed", code = error.code(), reason = %error,
+                        dead_letter_error = %send_error,
+                        "Tick rejected but the dead-letter queue refused it; left for redelivery."
+                    );
+                    true
+                }
+            }
+        }
+        Outcome::Failed(failure) => {
+            let step = step_name(failure.step);
+            match failure.class {
+                ErrorClass::Transient => tracing::warn!(
+                    symbol, outcome = "failed", step, class = "transient", reason = %failure.reason,
+                    "Message failed; left for redelivery."
+                ),
+                ErrorClass::Permanent => tracing::error!(
+                    symbol, outcome = "failed", step, class = "permanent", reason = %failure.reason,
+                    "Message failed on a permanent error; left for redelivery and the queue's redrive policy."
+                ),
+            }
+            true
+        }
+    }
+}
+
+fn step_name(step: Step) -> &'static str {
+    step.as_str()
+}
+
+/// Runs `call` unless `deadline` (on `clock`) passes first.
+pub(crate) async fn before_deadline<K: Clock, F: Future>(
+    clock: &K,
+    deadline: Option<Timestamp>,
+    call: F,
+) -> Option<F::Output> {
+    let Some(deadline) = deadline else {
+        return Some(call.await);
+    };
+    let remaining_ms = clock.now().ms_until(deadline);
+    if remaining_ms == 0 {
+        return None;
+    }
+    let timer = clock.sleep(Duration::from_millis(remaining_ms));
+    match select(std::pin::pin!(call), std::pin::pin!(timer)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}

@@ -1,0 +1,109 @@
+//! SDK clients, built once per process with explicit timeouts and *no SDK retries*.
+//!
+//! # Who retries what
+//!
+//! Three layers could retry a failed AWS call; only two do, and they never multiply:
+//!
+//! 1. **The AWS SDK does not retry** ([`RetryConfig::disabled`]): one attempt per call, bounded by
+//!    [`CONNECT_TIMEOUT_MS`] to connect and [`ATTEMPT_TIMEOUT_MS`] for the whole attempt. Left on,
+//!    its 3 attempts would multiply with ours and could sleep past the Lambda deadline, which it
+//!    does not know.
+//! 2. **The core pipeline retries port calls** that failed transiently (throttling, 5xx, timeouts,
+//!    dropped connections, per-entry batch failures), only the items that failed, with exponential
+//!    backoff and full jitter ([`tickwatch_core::retry::RetryPolicy`]), and never schedules a retry
+//!    past the invocation deadline. Permanent errors are not retried. The adapters themselves only
+//!    re-send what a call explicitly left undone (DynamoDB `UnprocessedKeys`, a transaction
+//!    cancelled because one of its alerts already existed), a bounded number of times.
+//! 3. **SQS redelivers whole messages** reported as failures (or never answered for, if the function
+//!    dies), after the queue's visibility timeout; after `maxReceiveCount` (5) receives, its redrive
+//!    policy moves the message to the dead-letter queue. Every step is idempotent, so a redelivery
+//!    redoes only what is missing.
+//!
+//! Worst case for one message: `attempts_max` pipeline attempts per step, times 5 deliveries.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Longest wait for a TCP (and TLS) connection, in milliseconds.
+pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
+
+/// Longest wait for one attempt of one call (connect, send, answer), in milliseconds. Our calls are
+/// small; DynamoDB and SNS answer in tens of milliseconds when healthy.
+pub const ATTEMPT_TIMEOUT_MS: u64 = 4_000;
+
+/// The AWS clients tickwatch uses. Cheap to clone (each client is an `Arc` inside).
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// DynamoDB: the alerts and state tables.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SNS: the alerts topic.
+    pub sns: aws_sdk_sns::Client,
+    /// SQS: the tick queue and the dead-letter queue.
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl AwsClients {
+    /// Builds the clients from `config`, overriding its retry and timeout settings with ours
+    /// whatever they were (see the module documentation).
+    pub fn new(config: &SdkConfig) -> AwsClients {
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
+            .retry_config(retry_config())
+            .timeout_config(timeout_config())
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(config)
+            .retry_config(retry_config())
+            .timeout_config(timeout_config())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(config)
+            .retry_config(retry_config())
+            .timeout_config(timeout_config())
+            .build();
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            sns: aws_sdk_sns::Client::from_conf(sns),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+        }
+    }
+}
+
+/// Our retry setting: none (the pipeline and SQS retry, see the module documentation).
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::disabled()
+}
+
+/// Our timeouts: [`CONNECT_TIMEOUT_MS`] and [`ATTEMPT_TIMEOUT_MS`].
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .operation_attempt_timeout(Duration::from_millis(ATTEMPT_TIMEOUT_MS))
+        .build()
+}
+
+/// Loads the SDK configuration the standard way (credentials, region and endpoint overrides such as
+/// `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_DYNAMODB` from the environment and profile), with our
+/// retry and timeout settings. Binaries call this once at start-up.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
+}
+
+/// An SDK configuration for an emulator or another fixed endpoint, with an explicit region and
+/// static dummy credentials, so no credential provider chain runs: for tests and local set-ups.
+pub async fn emulator_sdk_config(endpoint_url: &str, region: &str) -> SdkConfig {
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tickwatch-static");
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint_url)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
+}

@@ -1,0 +1,415 @@
+//! The dead-letter queue for rejected messages: a tick that can never be valid is sent there with
+//! the reason, instead of being retried until SQS gives up on it.
+//!
+//! [`DeadLetterQueue`] is the small port the batch runner uses; [`SqsDeadLetterQueue`] sends with
+//! `SendMessageBatch` (at most [`SEND_BATCH_ENTRIES_MAX`] entries and [`SEND_BATCH_BYTES_MAX`]
+//! bytes per call), [`MemoryDeadLetterQueue`] keeps letters in memory for tests. Each letter is the
+//! original body, with message attributes `reason` (the rejection, at most [`REASON_CHARS_MAX`]
+//! characters), `error_code` (e.g. `price.invalid`) and `source_message_id`.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Mutex;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use futures_util::stream::{self, StreamExt};
+use tickwatch_core::TickError;
+use tickwatch_core::ports::{Classify, ErrorClass, PortError};
+
+use crate::error::{AwsError, truncate};
+
+/// Most entries in one `SendMessageBatch` call (the API's limit).
+pub const SEND_BATCH_ENTRIES_MAX: usize = 10;
+
+/// Most bytes (bodies plus attributes) in one `SendMessageBatch` call, and in one message: the
+/// classic SQS limit of 256 KiB, which every queue accepts.
+pub const SEND_BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// Longest `reason` attribute, in characters.
+pub const REASON_CHARS_MAX: usize = 512;
+
+/// Most `SendMessageBatch` calls in flight at once.
+pub const SEND_CALLS_IN_FLIGHT_MAX: usize = 4;
+
+/// Message group of letters on a FIFO dead-letter queue.
+const FIFO_GROUP_ID: &str = "tickwatch-rejected";
+
+/// A rejected message on its way to the dead-letter queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    /// The id of the message it came in as.
+    pub source_message_id: String,
+    /// The original body, unchanged.
+    pub body: String,
+    /// Why it was rejected.
+    pub error: TickError,
+}
+
+impl DeadLetter {
+    /// The `reason` attribute: the rejection, cut to [`REASON_CHARS_MAX`] characters.
+    pub fn reason(&self) -> String {
+        truncate(&self.error.to_string(), REASON_CHARS_MAX)
+    }
+
+    /// The message attributes, as (name, value) pairs.
+    pub fn attributes(&self) -> [(&'static str, String); 3] {
+        [
+            ("reason", self.reason()),
+            ("error_code", self.error.code().to_owned()),
+            ("source_message_id", self.source_message_id.clone()),
+        ]
+    }
+
+    /// Bytes SQS counts for this message: the body plus every attribute's name, type and value.
+    fn size_bytes(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes()
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
+    }
+}
+
+/// Where rejected messages go.
+pub trait DeadLetterQueue: Send + Sync {
+    /// The adapter's error.
+    type Error: PortError;
+
+    /// Sends each letter; one answer per letter, in order.
+    fn send(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send;
+}
+
+/// A dead-letter queue on SQS.
+#[derive(Clone, Debug)]
+pub struct SqsDeadLetterQueue {
+    client: Client,
+    queue_url: String,
+    fifo: bool,
+}
+
+impl SqsDeadLetterQueue {
+    /// Sends to the queue at `queue_url`.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> SqsDeadLetterQueue {
+        let queue_url = queue_url.into();
+        SqsDeadLetterQueue {
+            client,
+            fifo: queue_url.ends_with(".fifo"),
+            queue_url,
+        }
+    }
+
+    /// The queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Checks that the queue exists (and opens a connection doing so). For start-up.
+    pub async fn check_queue(&self) -> Result<(), AwsError> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", &e))?;
+        Ok(())
+    }
+
+    async fn send_chunk(&self, chunk: Vec<(usize, &DeadLetter)>) -> Vec<(usize, Result<(), AwsError>)> {
+        let mut answers: Vec<(usize, Option<Result<(), AwsError>>)> = Vec::new();
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (slot, (index, letter)) in chunk.iter().enumerate() {
+            match self.entry(slot, letter) {
+                Ok(entry) => {
+                    entries.push(entry);
+                    answers.push((*index, None));
+                }
+                Err(error) => answers.push((*index, Some(Err(error)))),
+            }
+        }
+        if !entries.is_empty() {
+            match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => {
+                    for ok in output.successful() {
+                        if let Some(answer) = slot_of(&mut answers, ok.id()) {
+                            *answer = Some(Ok(()));
+                        }
+                    }
+                    for failed in output.failed() {
+                        if let Some(answer) = slot_of(&mut answers, failed.id()) {
+                            *answer = Some(Err(AwsError::entry(
+                                "SendMessageBatch",
+                                failed.code(),
+                                failed.message(),
+                                failed.sender_fault(),
+                            )));
+                        }
+                    }
+                }
+                Err(error) => {
+                    let error = AwsError::from_sdk("SendMessageBatch", &error);
+                    for (_, answer) in answers.iter_mut().filter(|(_, a)| a.is_none()) {
+                        *answer = Some(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|(index, answer)| {
+                let answer = answer.unwrap_or_else(|| {
+                    Err(AwsError::NoAnswer {
+                        operation: "SendMessageBatch",
+                        reason: "the answer did not mention this entry".into(),
+                    })
+                });
+                (index, answer)
+            })
+            .collect()
+    }
+
+    fn entry(&self, slot: usize, letter: &DeadLetter) -> Result<SendMessageBatchRequestEntry, AwsError> {
+        if letter.size_bytes() > SEND_BATCH_BYTES_MAX {
+            // Reported as failed, the message stays on its queue, whose redrive policy moves it
+            // to the dead-letter queue after maxReceiveCount receives: it is still not lost.
+            return Err(AwsError::Limit {
+                operation: "SendMessageBatch",
+                reason: format!(
+                    "message {} with its attributes is {} bytes; the limit is {SEND_BATCH_BYTES_MAX}",
+                    letter.source_message_id,
+                    letter.size_bytes()
+                ),
+            });
+        }
+        let mut entry = SendMessageBatchRequestEntry::builder()
+            .id(slot.to_string())
+            .message_body(&letter.body);
+        for (name, value) in letter.attributes() {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| AwsError::build("SendMessageBatch", e))?;
+            entry = entry.message_attributes(name, value);
+        }
+        if self.fifo {
+            entry = entry
+                .message_group_id(FIFO_GROUP_ID)
+                .message_deduplication_id(truncate(&letter.source_message_id, 128));
+        }
+        entry.build().map_err(|e| AwsError::build("SendMessageBatch", e))
+    }
+}
+
+/// The answer slot of the entry whose batch id is `id` (its position in the chunk).
+fn slot_of<'a, T>(answers: &'a mut [(usize, Option<T>)], id: &str) -> Option<&'a mut Option<T>> {
+    let slot: usize = id.parse().ok()?;
+    answers.get_mut(slot).map(|(_, answer)| answer)
+}
+
+/// Splits letters into `SendMessageBatch` calls: at most [`SEND_BATCH_ENTRIES_MAX`] entries and
+/// [`SEND_BATCH_BYTES_MAX`] bytes each (an oversized letter goes alone, to be refused).
+fn chunks(letters: &[DeadLetter]) -> Vec<Vec<(usize, &DeadLetter)>> {
+    let mut chunks: Vec<Vec<(usize, &DeadLetter)>> = Vec::new();
+    let mut bytes = 0;
+    for (index, letter) in letters.iter().enumerate() {
+        let size = letter.size_bytes();
+        let fits = chunks.last().is_some_and(|last| {
+            last.len() < SEND_BATCH_ENTRIES_MAX && bytes + size <= SEND_BATCH_BYTES_MAX
+        });
+        if fits {
+            bytes += size;
+        } else {
+            chunks.push(Vec::new());
+            bytes = size;
+        }
+        if let Some(last) = chunks.last_mut() {
+            last.push((index, letter));
+        }
+    }
+    chunks
+}
+
+impl DeadLetterQueue for SqsDeadLetterQueue {
+    type Error = AwsError;
+
+    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Vec<Result<(), AwsError>>> + Send {
+        async move {
+            let sent: Vec<Vec<(usize, Result<(), AwsError>)>> = stream::iter(chunks(letters))
+                .map(|chunk| self.send_chunk(chunk))
+                .buffered(SEND_CALLS_IN_FLIGHT_MAX)
+                .collect()
+                .await;
+            let mut answers: Vec<Option<Result<(), AwsError>>> = vec![None; letters.len()];
+            for (index, answer) in sent.into_iter().flatten() {
+                answers[index] = Some(answer);
+            }
+            answers
+                .into_iter()
+                .map(|a| {
+                    a.unwrap_or_else(|| {
+                        Err(AwsError::NoAnswer {
+                            operation: "SendMessageBatch",
+                            reason: "letter was never sent".into(),
+                        })
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// The error of [`MemoryDeadLetterQueue`]: always a scripted fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("injected {0:?} fault in the dead-letter queue")]
+pub struct InjectedDeadLetterFault(pub ErrorClass);
+
+impl Classify for InjectedDeadLetterFault {
+    fn class(&self) -> ErrorClass {
+        self.0
+    }
+}
+
+/// An in-memory dead-letter queue with scripted faults, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetterQueue {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    letters: Vec<DeadLetter>,
+    faults: VecDeque<Option<ErrorClass>>,
+}
+
+impl MemoryDeadLetterQueue {
+    /// An empty queue.
+    pub fn new() -> MemoryDeadLetterQueue {
+        MemoryDeadLetterQueue::default()
+    }
+
+    /// Scripts the next send calls: `Some(class)` fails every letter of that call, `None` behaves.
+    pub fn script(&self, calls: impl IntoIterator<Item = Option<ErrorClass>>) {
+        self.lock().faults.extend(calls);
+    }
+
+    /// Every letter received, in order.
+    pub fn letters(&self) -> Vec<DeadLetter> {
+        self.lock().letters.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl DeadLetterQueue for MemoryDeadLetterQueue {
+    type Error = InjectedDeadLetterFault;
+
+    fn send(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Vec<Result<(), InjectedDeadLetterFault>>> + Send {
+        let mut inner = self.lock();
+        let answers = match inner.faults.pop_front().flatten() {
+            Some(class) => vec![Err(InjectedDeadLetterFault(class)); letters.len()],
+            None => {
+                inner.letters.extend_from_slice(letters);
+                vec![Ok(()); letters.len()]
+            }
+        };
+        std::future::ready(answers)
+    }
+}
+
+impl<T: DeadLetterQueue> DeadLetterQueue for std::sync::Arc<T> {
+    type Error = T::Error;
+
+    fn send(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
+        T::send(self, letters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickwatch_core::tick::Field;
+
+    fn letter(id: usize, body_bytes: usize) -> DeadLetter {
+        DeadLetter {
+            source_message_id: format!("m-{id}"),
+            body: "x".repeat(body_bytes),
+            error: TickError::Missing {
+                field: Field::Price,
+            },
+        }
+    }
+
+    #[test]
+    fn attributes_carry_reason_code_and_source() {
+        let l = letter(7, 3);
+        assert_eq!(
+            l.attributes(),
+            [
+                ("reason", "price: missing".to_owned()),
+                ("error_code", "price.missing".to_owned()),
+                ("source_message_id", "m-7".to_owned()),
+            ]
+        );
+        let long = DeadLetter {
+            error: TickError::Malformed {
+                field: None,
+                detail: "y".repeat(2 * REASON_CHARS_MAX),
+            },
+            ..l
+        };
+        assert_eq!(long.reason().chars().count(), REASON_CHARS_MAX);
+    }
+
+    #[test]
+    fn chunks_respect_entry_and_byte_limits() {
+        let sizes = |letters: &[DeadLetter]| -> Vec<Vec<usize>> {
+            chunks(letters)
+                .iter()
+                .map(|c| c.iter().map(|(i, _)| *i).collect())
+                .collect()
+        };
+        let small: Vec<DeadLetter> = (0..23).map(|i| letter(i, 10)).collect();
+        let grouped = sizes(&small);
+        assert_eq!(grouped.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
+        assert_eq!(grouped.concat(), (0..23).collect::<Vec<_>>());
+
+        let big = vec![letter(0, 100_000), letter(1, 100_000), letter(2, 100_000), letter(3, 300_000)];
+        assert_eq!(sizes(&big), [vec![0, 1], vec![2], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn memory_queue_follows_its_script() {
+        let queue = MemoryDeadLetterQueue::new();
+        queue.script([Some(ErrorClass::Transient), None]);
+        let letters = [letter(1, 1), letter(2, 1)];
+        let first = queue.send(&letters).await;
+        assert!(first.iter().all(|r| r == &Err(InjectedDeadLetterFault(ErrorClass::Transient))));
+        assert!(queue.letters().is_empty());
+        let second = queue.send(&letters).await;
+        assert!(second.iter().all(Result::is_ok));
+        assert_eq!(queue.letters(), letters);
+    }
+}

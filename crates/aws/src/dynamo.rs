@@ -1,0 +1,952 @@
+//! DynamoDB: the alerts table ([`AlertStore`]) and the cross-mode state table ([`StateStore`]),
+//! behaving exactly like the core's reference `MemoryStore`.
+//!
+//! # Tables
+//!
+//! **Alerts**: partition key `symbol` (S), sort key `timestamp` (S: the tick time as RFC 3339 UTC
+//! with exactly three fractional digits, fixed width, so it sorts in time order). Attributes
+//! `alert_id` (S), `kind` (S, `HIGH`/`LOW`), `price` (N), `threshold` (N), `mode` (S),
+//! `processed_at` (S) and `notified` (BOOL). The key has no kind: one symbol and millisecond hold
+//! one alert. A tick has one price, so it can only raise one kind; two *different* ticks of one
+//! symbol in the same millisecond, one above and one below the band, would need two items, and the
+//! second is refused with the permanent [`AwsError::KeyTaken`] (its message then fails until SQS
+//! dead-letters it) rather than silently dropped.
+//!
+//! **State**: partition key `symbol` (S); attributes `zone` (S: `low`/`normal`/`high`), `since` and
+//! `last_seen` (N, epoch milliseconds) and, for people reading the table, `since_at` and
+//! `last_seen_at` (S, RFC 3339). `last_seen` is the compare-and-set version.
+//!
+//! # Writes
+//!
+//! Alert inserts are conditional puts (`attribute_not_exists`), so a redelivered tick can never
+//! store a second item; the condition failure returns the old item, which says whether it was
+//! already announced. A state change is a put conditional on `last_seen` (or on no state at all);
+//! with alerts, one `TransactWriteItems` per symbol writes the state and its alerts atomically.
+//! Items and symbols go out concurrently, at most [`CALLS_IN_FLIGHT_MAX`] calls at a time.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TableStatus, TransactWriteItem,
+};
+use futures_util::stream::{self, StreamExt};
+use tickwatch_core::ports::{
+    Advance, Advanced, AlertStore, Inserted, StateStore, StoredAlert,
+};
+use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::{Alert, AlertKey, AlertKind, Mode, Price, Symbol, Timestamp};
+
+use crate::error::AwsError;
+
+/// Most keys in one `BatchGetItem` request (the API's limit).
+pub const BATCH_GET_KEYS_MAX: usize = 100;
+
+/// How many times one `BatchGetItem` chunk is sent in all, re-requesting the keys DynamoDB left
+/// unprocessed; keys still unprocessed then fail transiently and the pipeline's backoff takes over.
+pub const BATCH_GET_ROUNDS_MAX: u32 = 3;
+
+/// Most DynamoDB calls one port call keeps in flight. A Lambda batch holds at most 25 messages, so
+/// every item of a batch goes out at once.
+pub const CALLS_IN_FLIGHT_MAX: usize = 25;
+
+/// Most items in one `TransactWriteItems` (the API's limit): the state plus 99 alerts.
+pub const TRANSACT_ITEMS_MAX: usize = 100;
+
+/// How many times one state change is sent in all, dropping each time the alerts that turned out
+/// to exist already.
+pub const TRANSACT_ROUNDS_MAX: u32 = 3;
+
+/// How long [`DynamoStore::create_tables`] waits for new tables to become active, in milliseconds.
+pub const TABLE_ACTIVE_WAIT_MS_MAX: u64 = 60_000;
+
+/// Pause between two looks at a table's status while waiting for it, in milliseconds.
+const TABLE_POLL_MS: u64 = 200;
+
+/// Attribute names.
+mod attr {
+    pub(super) const SYMBOL: &str = "symbol";
+    pub(super) const TIMESTAMP: &str = "timestamp";
+    pub(super) const ALERT_ID: &str = "alert_id";
+    pub(super) const KIND: &str = "kind";
+    pub(super) const PRICE: &str = "price";
+    pub(super) const THRESHOLD: &str = "threshold";
+    pub(super) const MODE: &str = "mode";
+    pub(super) const PROCESSED_AT: &str = "processed_at";
+    pub(super) const NOTIFIED: &str = "notified";
+    pub(super) const ZONE: &str = "zone";
+    pub(super) const SINCE: &str = "since";
+    pub(super) const LAST_SEEN: &str = "last_seen";
+    pub(super) const SINCE_AT: &str = "since_at";
+    pub(super) const LAST_SEEN_AT: &str = "last_seen_at";
+}
+
+/// The DynamoDB reason code of a failed condition inside a cancelled transaction.
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A table key: partition key value, and sort key value if the table has one.
+type Key = (String, Option<String>);
+
+/// The alerts and state tables.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    alerts_table: String,
+    state_table: String,
+}
+
+impl DynamoStore {
+    /// A store over two existing tables.
+    pub fn new(
+        client: Client,
+        alerts_table: impl Into<String>,
+        state_table: impl Into<String>,
+    ) -> DynamoStore {
+        DynamoStore {
+            client,
+            alerts_table: alerts_table.into(),
+            state_table: state_table.into(),
+        }
+    }
+
+    /// The alerts table's name.
+    pub fn alerts_table(&self) -> &str {
+        &self.alerts_table
+    }
+
+    /// The state table's name.
+    pub fn state_table(&self) -> &str {
+        &self.state_table
+    }
+
+    /// Checks that both tables exist (and opens a connection doing so). For start-up.
+    pub async fn check_tables(&self) -> Result<(), AwsError> {
+        for table in [&self.alerts_table, &self.state_table] {
+            self.client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates both tables (on-demand billing) and waits until they are active. For emulators,
+    /// tests and local set-ups; deployments create them with Terraform.
+    pub async fn create_tables(&self) -> Result<(), AwsError> {
+        let key = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(|e| AwsError::build("CreateTable", e))
+        };
+        let string_attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| AwsError::build("CreateTable", e))
+        };
+        self.client
+            .create_table()
+            .table_name(&self.alerts_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(attr::SYMBOL, KeyType::Hash)?)
+            .key_schema(key(attr::TIMESTAMP, KeyType::Range)?)
+            .attribute_definitions(string_attribute(attr::SYMBOL)?)
+            .attribute_definitions(string_attribute(attr::TIMESTAMP)?)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateTable", &e))?;
+        self.client
+            .create_table()
+            .table_name(&self.state_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(attr::SYMBOL, KeyType::Hash)?)
+            .attribute_definitions(string_attribute(attr::SYMBOL)?)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateTable", &e))?;
+        for table in [&self.alerts_table, &self.state_table] {
+            self.wait_active(table).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_active(&self, table: &str) -> Result<(), AwsError> {
+        let polls_max = TABLE_ACTIVE_WAIT_MS_MAX / TABLE_POLL_MS;
+        for _ in 0..polls_max {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(TABLE_POLL_MS)).await;
+        }
+        Err(AwsError::NoAnswer {
+            operation: "DescribeTable",
+            reason: format!("table {table} not active after {TABLE_ACTIVE_WAIT_MS_MAX} ms"),
+        })
+    }
+
+    async fn insert_one(&self, alert: &Alert) -> Result<Inserted, AwsError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.alerts_table)
+            .set_item(Some(alert_item(alert)))
+            .condition_expression("attribute_not_exists(#s)")
+            .expression_attribute_names("#s", attr::SYMBOL)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Inserted::New),
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let existing = match failed.item() {
+                        Some(item) => Some(item.clone()),
+                        // Older emulators do not return the old item: read it.
+                        None => self.get_alert_item(alert).await?,
+                    };
+                    match existing {
+                        Some(item) => self.already_there(alert, &item),
+                        // Deleted in between: the next attempt will store it.
+                        None => Err(AwsError::NoAnswer {
+                            operation: "PutItem",
+                            reason: format!(
+                                "alert {} existed and then vanished; try again",
+                                alert.alert_id
+                            ),
+                        }),
+                    }
+                }
+                _ => Err(AwsError::from_sdk("PutItem", &error)),
+            },
+        }
+    }
+
+    async fn get_alert_item(&self, alert: &Alert) -> Result<Option<Item>, AwsError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.alerts_table)
+            .set_key(Some(alert_key_item(&alert.symbol, alert.timestamp)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetItem", &e))?;
+        Ok(got.item().cloned())
+    }
+
+    /// What an existing item under `alert`'s key means for inserting `alert`.
+    fn already_there(&self, alert: &Alert, item: &Item) -> Result<Inserted, AwsError> {
+        let stored = parse_alert(&self.alerts_table, item)?;
+        if stored.alert.kind != alert.kind {
+            return Err(self.key_taken(alert, stored.alert.kind));
+        }
+        Ok(Inserted::AlreadyThere {
+            notified: stored.notified,
+        })
+    }
+
+    fn key_taken(&self, alert: &Alert, existing: AlertKind) -> AwsError {
+        AwsError::KeyTaken {
+            table: self.alerts_table.clone(),
+            symbol: alert.symbol.to_string(),
+            timestamp: alert.timestamp.to_string(),
+            existing: existing.to_string(),
+            wanted: alert.kind.to_string(),
+        }
+    }
+
+    async fn mark_one(&self, key: &AlertKey) -> Result<(), AwsError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.alerts_table)
+            .set_key(Some(alert_key_item(&key.symbol, key.at)))
+            .update_expression("SET #n = :true")
+            // Never create a partial item, and never mark another kind's alert.
+            .condition_expression("attribute_exists(#s) AND #k = :kind")
+            .expression_attribute_names("#n", attr::NOTIFIED)
+            .expression_attribute_names("#s", attr::SYMBOL)
+            .expression_attribute_names("#k", attr::KIND)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":kind", AttributeValue::S(key.kind.to_string()))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            // Like the reference store: marking an alert that is not stored changes nothing.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                tracing::warn!(symbol = %key.symbol, timestamp = %key.at, kind = %key.kind,
+                    "Alert to mark as notified is not stored.");
+                Ok(())
+            }
+            Err(error) => Err(AwsError::from_sdk("UpdateItem", &error)),
+        }
+    }
+
+    async fn advance_one(&self, change: &Advance) -> Result<Advanced, AwsError> {
+        if change.alerts.is_empty() {
+            return self.put_state(change).await;
+        }
+        // One item per key: a transaction may not touch an item twice.
+        let mut seen = HashSet::new();
+        let mut alerts: Vec<&Alert> = change
+            .alerts
+            .iter()
+            .filter(|a| seen.insert((a.symbol, a.timestamp)))
+            .collect();
+        if alerts.len() + 1 > TRANSACT_ITEMS_MAX {
+            return Err(AwsError::Limit {
+                operation: "TransactWriteItems",
+                reason: format!(
+                    "{} alerts for {} in one batch; at most {} fit in one transaction with the state (lower the batch size)",
+                    alerts.len(),
+                    change.symbol,
+                    TRANSACT_ITEMS_MAX - 1
+                ),
+            });
+        }
+        for _ in 0..TRANSACT_ROUNDS_MAX {
+            match self.transact(change, &alerts).await? {
+                Transacted::Done(advanced) => return Ok(advanced),
+                Transacted::AlertsExist(existing) => {
+                    // Those alerts are stored already: storing them is done, idempotently.
+                    let mut index = 0;
+                    alerts.retain(|_| {
+                        index += 1;
+                        !existing.contains(&(index - 1))
+                    });
+                }
+            }
+        }
+        Err(AwsError::NoAnswer {
+            operation: "TransactWriteItems",
+            reason: format!(
+                "state change of {} still cancelled after {TRANSACT_ROUNDS_MAX} rounds",
+                change.symbol
+            ),
+        })
+    }
+
+    /// A state change without alerts: one conditional put.
+    async fn put_state(&self, change: &Advance) -> Result<Advanced, AwsError> {
+        let (condition, names, values) = state_condition(change.expected_last_seen);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.state_table)
+            .set_item(Some(state_item(&change.symbol, &change.next)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Advanced::Applied),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Advanced::Conflict)
+            }
+            Err(error) => Err(AwsError::from_sdk("PutItem", &error)),
+        }
+    }
+
+    /// One transaction: the state change plus `alerts`.
+    async fn transact(&self, change: &Advance, alerts: &[&Alert]) -> Result<Transacted, AwsError> {
+        let (condition, names, values) = state_condition(change.expected_last_seen);
+        let state_put = Put::builder()
+            .table_name(&self.state_table)
+            .set_item(Some(state_item(&change.symbol, &change.next)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(|e| AwsError::build("TransactWriteItems", e))?;
+        let mut items = vec![TransactWriteItem::builder().put(state_put).build()];
+        for alert in alerts {
+            let put = Put::builder()
+                .table_name(&self.alerts_table)
+                .set_item(Some(alert_item(alert)))
+                .condition_expression("attribute_not_exists(#s)")
+                .expression_attribute_names("#s", attr::SYMBOL)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| AwsError::build("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let error = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(Transacted::Done(Advanced::Applied)),
+            Err(error) => error,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        else {
+            return Err(AwsError::from_sdk("TransactWriteItems", &error));
+        };
+        // Reasons come in item order: the state first, then the alerts.
+        let reasons = cancelled.cancellation_reasons();
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        if code(0) == CONDITION_FAILED {
+            return Ok(Transacted::Done(Advanced::Conflict));
+        }
+        let mut existing = Vec::new();
+        for i in 0..=alerts.len() {
+            match code(i) {
+                "None" => {}
+                CONDITION_FAILED => {
+                    let alert = alerts[i - 1];
+                    match reasons[i].item() {
+                        Some(item) => {
+                            self.already_there(alert, item)?;
+                        }
+                        // No old item returned: check it ourselves.
+                        None => match self.get_alert_item(alert).await? {
+                            Some(item) => {
+                                self.already_there(alert, &item)?;
+                            }
+                            None => {
+                                return Err(AwsError::NoAnswer {
+                                    operation: "TransactWriteItems",
+                                    reason: format!(
+                                        "alert {} existed and then vanished; try again",
+                                        alert.alert_id
+                                    ),
+                                });
+                            }
+                        },
+                    }
+                    existing.push(i - 1);
+                }
+                other => {
+                    let message = reasons[i].message();
+                    return Err(AwsError::entry(
+                        "TransactWriteItems",
+                        other,
+                        message,
+                        !crate::error::is_transient_code(other),
+                    ));
+                }
+            }
+        }
+        if existing.is_empty() {
+            // Cancelled, but no item says why: let the class of the error decide.
+            return Err(AwsError::from_sdk("TransactWriteItems", &error));
+        }
+        Ok(Transacted::AlertsExist(existing))
+    }
+
+    /// Reads items by key, consistently, in chunks of [`BATCH_GET_KEYS_MAX`], re-requesting
+    /// unprocessed keys up to [`BATCH_GET_ROUNDS_MAX`] rounds. One answer per distinct key.
+    async fn batch_get(&self, table: &str, keys: &[Key]) -> HashMap<Key, Result<Option<Item>, AwsError>> {
+        let chunks: Vec<Vec<Key>> = keys.chunks(BATCH_GET_KEYS_MAX).map(<[Key]>::to_vec).collect();
+        let answers: Vec<HashMap<Key, Result<Option<Item>, AwsError>>> = stream::iter(chunks)
+            .map(|chunk| self.batch_get_chunk(table, chunk))
+            .buffered(CALLS_IN_FLIGHT_MAX)
+            .collect()
+            .await;
+        answers.into_iter().flatten().collect()
+    }
+
+    async fn batch_get_chunk(
+        &self,
+        table: &str,
+        chunk: Vec<Key>,
+    ) -> HashMap<Key, Result<Option<Item>, AwsError>> {
+        let mut answers = HashMap::new();
+        let mut pending: Vec<Key> = chunk;
+        for _ in 0..BATCH_GET_ROUNDS_MAX {
+            if pending.is_empty() {
+                break;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending.iter().map(key_item).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AwsError::build("BatchGetItem", e));
+            let request = match request {
+                Ok(request) => request,
+                Err(error) => {
+                    answers.extend(pending.drain(..).map(|k| (k, Err(error.clone()))));
+                    break;
+                }
+            };
+            let output = match self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(error) => {
+                    let error = AwsError::from_sdk("BatchGetItem", &error);
+                    answers.extend(pending.drain(..).map(|k| (k, Err(error.clone()))));
+                    break;
+                }
+            };
+            let mut found: HashMap<Key, Item> = HashMap::new();
+            for item in output.responses().and_then(|r| r.get(table)).into_iter().flatten() {
+                if let Some(key) = key_of(item) {
+                    found.insert(key, item.clone());
+                }
+            }
+            let unprocessed: HashSet<Key> = output
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().iter().filter_map(key_of).collect())
+                .unwrap_or_default();
+            let mut still = Vec::new();
+            for key in pending.drain(..) {
+                if unprocessed.contains(&key) {
+                    still.push(key);
+                } else {
+                    let item = found.remove(&key);
+                    answers.insert(key, Ok(item));
+                }
+            }
+            pending = still;
+        }
+        for key in pending {
+            answers.insert(
+                key,
+                Err(AwsError::NoAnswer {
+                    operation: "BatchGetItem",
+                    reason: format!(
+                        "key still unprocessed after {BATCH_GET_ROUNDS_MAX} rounds (throttled)"
+                    ),
+                }),
+            );
+        }
+        answers
+    }
+}
+
+/// The answer to one transaction round.
+enum Transacted {
+    Done(Advanced),
+    /// These alerts (indices into the round's alerts) exist already, with the same kind.
+    AlertsExist(Vec<usize>),
+}
+
+/// Runs `call` on every item, at most [`CALLS_IN_FLIGHT_MAX`] at a time, answers in input order.
+async fn each<'a, T, R, F, Fut>(items: &'a [T], call: F) -> Vec<Result<R, AwsError>>
+where
+    T: 'a,
+    F: Fn(&'a T) -> Fut,
+    Fut: Future<Output = Result<R, AwsError>> + 'a,
+{
+    stream::iter(items)
+        .map(call)
+        .buffered(CALLS_IN_FLIGHT_MAX)
+        .collect()
+        .await
+}
+
+impl AlertStore for DynamoStore {
+    type Error = AwsError;
+
+    fn insert(
+        &self,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Vec<Result<Inserted, AwsError>>> + Send {
+        each(alerts, |alert| self.insert_one(alert))
+    }
+
+    fn fetch(
+        &self,
+        keys: &[AlertKey],
+    ) -> impl Future<Output = Vec<Result<Option<StoredAlert>, AwsError>>> + Send {
+        async move {
+            let mut distinct: Vec<Key> = Vec::new();
+            let mut seen = HashSet::new();
+            for key in keys {
+                let k = alert_key(&key.symbol, key.at);
+                if seen.insert(k.clone()) {
+                    distinct.push(k);
+                }
+            }
+            let found = self.batch_get(&self.alerts_table, &distinct).await;
+            keys.iter()
+                .map(|key| {
+                    let answer = found
+                        .get(&alert_key(&key.symbol, key.at))
+                        .cloned()
+                        .unwrap_or(Ok(None))?;
+                    match answer {
+                        None => Ok(None),
+                        Some(item) => {
+                            let stored = parse_alert(&self.alerts_table, &item)?;
+                            // Another kind under the same key is not the alert asked for.
+                            Ok((stored.alert.kind == key.kind).then_some(stored))
+                        }
+                    }
+                })
+                .collect()
+        }
+    }
+
+    fn mark_notified(
+        &self,
+        keys: &[AlertKey],
+    ) -> impl Future<Output = Vec<Result<(), AwsError>>> + Send {
+        each(keys, |key| self.mark_one(key))
+    }
+}
+
+impl StateStore for DynamoStore {
+    type Error = AwsError;
+
+    fn load(
+        &self,
+        symbols: &[Symbol],
+    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, AwsError>>> + Send {
+        async move {
+            let mut distinct: Vec<Key> = Vec::new();
+            let mut seen = HashSet::new();
+            for symbol in symbols {
+                if seen.insert(*symbol) {
+                    distinct.push((symbol.to_string(), None));
+                }
+            }
+            let found = self.batch_get(&self.state_table, &distinct).await;
+            symbols
+                .iter()
+                .map(|symbol| {
+                    let answer = found
+                        .get(&(symbol.to_string(), None))
+                        .cloned()
+                        .unwrap_or(Ok(None))?;
+                    answer
+                        .map(|item| parse_state(&self.state_table, &item))
+                        .transpose()
+                })
+                .collect()
+        }
+    }
+
+    fn advance(
+        &self,
+        changes: &[Advance],
+    ) -> impl Future<Output = Vec<Result<Advanced, AwsError>>> + Send {
+        each(changes, |change| self.advance_one(change))
+    }
+}
+
+/// The condition that makes a state put a compare-and-set on `last_seen`.
+fn state_condition(
+    expected_last_seen: Option<Timestamp>,
+) -> (&'static str, HashMap<String, String>, Option<Item>) {
+    match expected_last_seen {
+        None => (
+            "attribute_not_exists(#s)",
+            HashMap::from([("#s".to_owned(), attr::SYMBOL.to_owned())]),
+            None,
+        ),
+        Some(last_seen) => (
+            "#ls = :expected",
+            HashMap::from([("#ls".to_owned(), attr::LAST_SEEN.to_owned())]),
+            Some(HashMap::from([(
+                ":expected".to_owned(),
+                AttributeValue::N(last_seen.epoch_ms().to_string()),
+            )])),
+        ),
+    }
+}
+
+fn alert_key(symbol: &Symbol, at: Timestamp) -> Key {
+    (symbol.to_string(), Some(at.to_string()))
+}
+
+fn alert_key_item(symbol: &Symbol, at: Timestamp) -> Item {
+    key_item(&alert_key(symbol, at))
+}
+
+fn key_item((partition, sort): &Key) -> Item {
+    let mut item = HashMap::from([(attr::SYMBOL.to_owned(), AttributeValue::S(partition.clone()))]);
+    if let Some(sort) = sort {
+        item.insert(attr::TIMESTAMP.to_owned(), AttributeValue::S(sort.clone()));
+    }
+    item
+}
+
+/// The key of a returned item (both tables: the sort key is there only in the alerts table).
+fn key_of(item: &Item) -> Option<Key> {
+    let partition = item.get(attr::SYMBOL)?.as_s().ok()?.clone();
+    let sort = item
+        .get(attr::TIMESTAMP)
+        .and_then(|v| v.as_s().ok())
+        .cloned();
+    Some((partition, sort))
+}
+
+/// A new alert as an item (not yet notified).
+fn alert_item(alert: &Alert) -> Item {
+    HashMap::from([
+        (attr::SYMBOL.to_owned(), AttributeValue::S(alert.symbol.to_string())),
+        (attr::TIMESTAMP.to_owned(), AttributeValue::S(alert.timestamp.to_string())),
+        (attr::ALERT_ID.to_owned(), AttributeValue::S(alert.alert_id.to_string())),
+        (attr::KIND.to_owned(), AttributeValue::S(alert.kind.to_string())),
+        (attr::PRICE.to_owned(), AttributeValue::N(alert.price.to_string())),
+        (attr::THRESHOLD.to_owned(), AttributeValue::N(alert.threshold.to_string())),
+        (attr::MODE.to_owned(), AttributeValue::S(alert.mode.to_string())),
+        (attr::PROCESSED_AT.to_owned(), AttributeValue::S(alert.processed_at.to_string())),
+        (attr::NOTIFIED.to_owned(), AttributeValue::Bool(false)),
+    ])
+}
+
+fn state_item(symbol: &Symbol, state: &SymbolState) -> Item {
+    HashMap::from([
+        (attr::SYMBOL.to_owned(), AttributeValue::S(symbol.to_string())),
+        (attr::ZONE.to_owned(), AttributeValue::S(state.zone.as_str().to_owned())),
+        (attr::SINCE.to_owned(), AttributeValue::N(state.since.epoch_ms().to_string())),
+        (attr::LAST_SEEN.to_owned(), AttributeValue::N(state.last_seen.epoch_ms().to_string())),
+        (attr::SINCE_AT.to_owned(), AttributeValue::S(state.since.to_string())),
+        (attr::LAST_SEEN_AT.to_owned(), AttributeValue::S(state.last_seen.to_string())),
+    ])
+}
+
+/// Reads attributes of one item, naming the table and attribute in every error.
+struct Reader<'a> {
+    table: &'a str,
+    item: &'a Item,
+}
+
+impl Reader<'_> {
+    fn malformed(&self, attribute: &'static str, reason: impl Into<String>) -> AwsError {
+        AwsError::MalformedItem {
+            table: self.table.to_owned(),
+            attribute,
+            reason: reason.into(),
+        }
+    }
+
+    fn get(&self, attribute: &'static str) -> Result<&AttributeValue, AwsError> {
+        self.item
+            .get(attribute)
+            .ok_or_else(|| self.malformed(attribute, "is missing"))
+    }
+
+    fn string(&self, attribute: &'static str) -> Result<&str, AwsError> {
+        match self.get(attribute)? {
+            AttributeValue::S(text) => Ok(text),
+            _ => Err(self.malformed(attribute, "is not a string (S)")),
+        }
+    }
+
+    fn number(&self, attribute: &'static str) -> Result<&str, AwsError> {
+        match self.get(attribute)? {
+            AttributeValue::N(text) => Ok(text),
+            _ => Err(self.malformed(attribute, "is not a number (N)")),
+        }
+    }
+
+    fn boolean(&self, attribute: &'static str) -> Result<bool, AwsError> {
+        match self.get(attribute)? {
+            AttributeValue::Bool(value) => Ok(*value),
+            _ => Err(self.malformed(attribute, "is not a boolean (BOOL)")),
+        }
+    }
+
+    /// Parses a string attribute with `parse`, quoting the value in the error.
+    fn parsed<T, E: std::fmt::Display>(
+        &self,
+        attribute: &'static str,
+        text: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, AwsError> {
+        parse(text).map_err(|e| self.malformed(attribute, format!("{text:?} is invalid: {e}")))
+    }
+
+    fn float(&self, attribute: &'static str) -> Result<f64, AwsError> {
+        let text = self.number(attribute)?;
+        self.parsed(attribute, text, str::parse::<f64>)
+    }
+
+    fn timestamp_ms(&self, attribute: &'static str) -> Result<Timestamp, AwsError> {
+        let text = self.number(attribute)?;
+        let ms = self.parsed(attribute, text, str::parse::<i64>)?;
+        self.parsed(attribute, text, |_| Timestamp::from_epoch_ms(ms))
+    }
+
+    fn timestamp_text(&self, attribute: &'static str) -> Result<Timestamp, AwsError> {
+        let text = self.string(attribute)?;
+        self.parsed(attribute, text, Timestamp::parse_rfc3339)
+    }
+}
+
+fn parse_alert(table: &str, item: &Item) -> Result<StoredAlert, AwsError> {
+    let r = Reader { table, item };
+    let symbol = r.parsed(attr::SYMBOL, r.string(attr::SYMBOL)?, Symbol::parse)?;
+    let alert_id = r.parsed(attr::ALERT_ID, r.string(attr::ALERT_ID)?, str::parse)?;
+    let kind = r.parsed(attr::KIND, r.string(attr::KIND)?, str::parse::<AlertKind>)?;
+    let price = r.float(attr::PRICE)?;
+    let price = r.parsed(attr::PRICE, r.number(attr::PRICE)?, |_| Price::new(price))?;
+    let mode = r.parsed(attr::MODE, r.string(attr::MODE)?, str::parse::<Mode>)?;
+    let alert = Alert {
+        alert_id,
+        symbol,
+        kind,
+        price,
+        threshold: r.float(attr::THRESHOLD)?,
+        mode,
+        timestamp: r.timestamp_text(attr::TIMESTAMP)?,
+        processed_at: r.timestamp_text(attr::PROCESSED_AT)?,
+    };
+    Ok(StoredAlert {
+        alert,
+        notified: r.boolean(attr::NOTIFIED)?,
+    })
+}
+
+fn parse_state(table: &str, item: &Item) -> Result<SymbolState, AwsError> {
+    let r = Reader { table, item };
+    Ok(SymbolState {
+        zone: r.parsed(attr::ZONE, r.string(attr::ZONE)?, str::parse::<Zone>)?,
+        since: r.timestamp_ms(attr::SINCE)?,
+        last_seen: r.timestamp_ms(attr::LAST_SEEN)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickwatch_core::AlertKey;
+
+    fn sample_alert() -> Alert {
+        let symbol = Symbol::parse("BRK.B").expect("valid");
+        let at = Timestamp::from_epoch_ms(1_795_703_400_123).expect("valid");
+        let key = AlertKey {
+            symbol,
+            at,
+            kind: AlertKind::High,
+        };
+        Alert {
+            alert_id: key.id(),
+            symbol,
+            kind: AlertKind::High,
+            price: Price::new(151.25).expect("valid"),
+            threshold: 150.0,
+            mode: Mode::Cross,
+            timestamp: at,
+            processed_at: Timestamp::from_epoch_ms(1_795_703_401_000).expect("valid"),
+        }
+    }
+
+    #[test]
+    fn alert_items_round_trip() {
+        let alert = sample_alert();
+        let item = alert_item(&alert);
+        assert_eq!(
+            item.get("timestamp"),
+            Some(&AttributeValue::S("2026-11-26T14:30:00.123Z".into()))
+        );
+        assert_eq!(item.get("price"), Some(&AttributeValue::N("151.25".into())));
+        let stored = parse_alert("alerts", &item).expect("parses");
+        assert_eq!(stored, StoredAlert { alert, notified: false });
+    }
+
+    #[test]
+    fn state_items_round_trip() {
+        let state = SymbolState {
+            zone: Zone::High,
+            since: Timestamp::from_epoch_ms(1_000).expect("valid"),
+            last_seen: Timestamp::from_epoch_ms(2_000).expect("valid"),
+        };
+        let symbol = Symbol::parse("AAPL").expect("valid");
+        let item = state_item(&symbol, &state);
+        assert_eq!(item.get("last_seen"), Some(&AttributeValue::N("2000".into())));
+        assert_eq!(
+            item.get("since_at"),
+            Some(&AttributeValue::S("1970-01-01T00:00:01.000Z".into()))
+        );
+        assert_eq!(parse_state("state", &item), Ok(state));
+    }
+
+    #[test]
+    fn malformed_items_name_the_attribute() {
+        let good = alert_item(&sample_alert());
+        let cases: [(&str, Option<AttributeValue>, &str); 7] = [
+            ("price", None, "attribute price is missing"),
+            ("price", Some(AttributeValue::S("1".into())), "attribute price is not a number"),
+            ("price", Some(AttributeValue::N("-1".into())), "attribute price \"-1\" is invalid"),
+            ("kind", Some(AttributeValue::S("SIDEWAYS".into())), "attribute kind \"SIDEWAYS\" is invalid"),
+            ("notified", Some(AttributeValue::S("yes".into())), "attribute notified is not a boolean"),
+            ("timestamp", Some(AttributeValue::S("yesterday".into())), "attribute timestamp \"yesterday\" is invalid"),
+            ("alert_id", Some(AttributeValue::S("xyz".into())), "attribute alert_id \"xyz\" is invalid"),
+        ];
+        for (attribute, value, expected) in cases {
+            let mut item = good.clone();
+            match value {
+                Some(value) => item.insert(attribute.to_owned(), value),
+                None => item.remove(attribute),
+            };
+            let error = parse_alert("alerts", &item).expect_err(attribute);
+            assert!(error.to_string().contains(expected), "{error} should contain {expected}");
+            assert_eq!(tickwatch_core::ports::Classify::class(&error), tickwatch_core::ports::ErrorClass::Permanent);
+        }
+        let mut state = state_item(
+            &Symbol::parse("X").expect("valid"),
+            &SymbolState {
+                zone: Zone::Low,
+                since: Timestamp::from_epoch_ms(1).expect("valid"),
+                last_seen: Timestamp::from_epoch_ms(1).expect("valid"),
+            },
+        );
+        state.insert("last_seen".into(), AttributeValue::N("-5".into()));
+        let error = parse_state("state", &state).expect_err("negative ms");
+        assert!(error.to_string().contains("attribute last_seen"), "{error}");
+    }
+
+    #[test]
+    fn state_condition_is_a_compare_and_set_on_last_seen() {
+        let (condition, names, values) = state_condition(None);
+        assert_eq!(condition, "attribute_not_exists(#s)");
+        assert_eq!(names.get("#s").map(String::as_str), Some("symbol"));
+        assert!(values.is_none());
+        let at = Timestamp::from_epoch_ms(42).expect("valid");
+        let (condition, names, values) = state_condition(Some(at));
+        assert_eq!(condition, "#ls = :expected");
+        assert_eq!(names.get("#ls").map(String::as_str), Some("last_seen"));
+        assert_eq!(
+            values.and_then(|v| v.get(":expected").cloned()),
+            Some(AttributeValue::N("42".into()))
+        );
+    }
+}

@@ -1,0 +1,557 @@
+//! End-to-end tests: the built `tickwatch` binary, run as a user runs it, in a temporary
+//! directory, with its stdout, stderr, exit code and database checked afterwards.
+
+mod support;
+
+use serde_json::Value;
+use support::{Dir, Webhook, tick};
+
+#[test]
+fn run_stores_and_announces_alerts_then_a_rerun_adds_nothing() {
+    let dir = Dir::new();
+    dir.write(
+        "ticks.ndjson",
+        &[
+            tick("AAPL", 151.25, "2026-11-26T14:30:00.123Z"),
+            tick("AAPL", 152.0, "2026-11-26T14:30:01Z"),
+            tick("MSFT", 49.5, "2026-11-26T14:30:02Z"),
+            tick("NVDA", 100.0, "2026-11-26T14:30:03Z"),
+            tick("AAPL", 100.0, "2026-11-26T14:30:04Z"),
+            tick("AAPL", 150.5, "2026-11-26T14:30:05Z"),
+        ]
+        .join("\n"),
+    );
+    let first = dir.tickwatch(&["run", "--input", "ticks.ndjson"]);
+    first.assert_exit(0);
+    let announced = first.stdout_json_lines();
+    let summary: Vec<(String, String)> = announced
+        .iter()
+        .map(|a| {
+            (
+                a["symbol"].as_str().unwrap_or("").to_owned(),
+                a["kind"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("AAPL".into(), "HIGH".into()),
+            ("AAPL".into(), "HIGH".into()),
+            ("MSFT".into(), "LOW".into())
+        ],
+        "cross mode: AAPL enters high, re-arms at 100, enters again; MSFT enters low"
+    );
+    assert_eq!(announced[0]["price"], 151.25);
+    assert_eq!(announced[0]["threshold"], 150.0);
+    assert_eq!(announced[0]["timestamp"], "2026-11-26T14:30:00.123Z");
+    assert!(first.stderr.contains("6 ticks"), "{}", first.stderr);
+    assert!(
+        dir.path("tickwatch.db").exists(),
+        "default database in the working directory"
+    );
+
+    let second = dir.tickwatch(&["run", "--input", "ticks.ndjson"]);
+    second.assert_exit(0);
+    assert_eq!(second.stdout, "", "nothing announced twice");
+    assert!(second.stderr.contains("0 new"), "{}", second.stderr);
+
+    let stored = dir.tickwatch(&["alerts", "--format", "json"]);
+    stored.assert_exit(0);
+    let stored = stored.stdout_json_lines();
+    assert_eq!(stored.len(), 3, "no duplicate rows after the re-run");
+    assert!(stored.iter().all(|a| a["notified"] == true));
+    let ids = |alerts: &[Value]| {
+        let mut ids: Vec<String> = alerts.iter().map(|a| a["alert_id"].to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(&stored),
+        ids(&announced),
+        "the stored ids are the announced ids"
+    );
+}
+
+#[test]
+fn level_mode_alerts_on_every_tick_beyond_a_threshold() {
+    let dir = Dir::new();
+    dir.write(
+        "t.ndjson",
+        &[
+            tick("AAPL", 151.0, "1"),
+            tick("AAPL", 152.0, "2"),
+            tick("AAPL", 150.0, "3"),
+            tick("AAPL", 40.0, "4"),
+        ]
+        .join("\n"),
+    );
+    let out = dir.tickwatch(&["run", "--input", "t.ndjson", "--mode", "level"]);
+    out.assert_exit(0);
+    let kinds: Vec<String> = out
+        .stdout_json_lines()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds, ["HIGH", "HIGH", "LOW"], "150 itself raises nothing");
+}
+
+#[test]
+fn bad_lines_are_reported_with_their_number_and_skipped() {
+    let dir = Dir::new();
+    dir.write(
+        "t.ndjson",
+        &[
+            tick("AAPL", 151.0, "1"),
+            r#"{"symbol":"AAPL","price":"151","timestamp":2}"#.to_owned(),
+            "garbage".to_owned(),
+            String::new(),
+            r#"{"symbol":"MS FT","price":40,"timestamp":3}"#.to_owned(),
+            tick("MSFT", 40.0, "4"),
+        ]
+        .join("\n"),
+    );
+    let out = dir.tickwatch(&["run", "--input", "t.ndjson"]);
+    out.assert_exit(0);
+    assert_eq!(
+        out.stdout_json_lines().len(),
+        2,
+        "the valid ticks around the bad ones still alert"
+    );
+    for expected in [
+        r#"line 2: price: must be a JSON number, got string "151""#,
+        "line 3: body: not valid JSON",
+        "line 5: symbol: has U+0020 at position 3",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "stderr should contain {expected:?}:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr
+            .contains("rejected   3 (body.malformed 1, price.invalid 1, symbol.invalid 1)"),
+        "{}",
+        out.stderr
+    );
+
+    let strict = dir.tickwatch(&[
+        "run",
+        "--input",
+        "t.ndjson",
+        "--db",
+        "strict.db",
+        "--strict",
+    ]);
+    strict.assert_exit(1);
+    assert!(
+        strict
+            .stderr
+            .contains("--strict: stopped at the first invalid tick: line 2: price"),
+        "{}",
+        strict.stderr
+    );
+    assert_eq!(
+        strict.stdout_json_lines().len(),
+        1,
+        "ticks before the bad line are processed"
+    );
+}
+
+#[test]
+fn csv_from_stdin_and_from_a_file() {
+    let dir = Dir::new();
+    let csv = "timestamp,symbol,price\n2026-11-26T14:30:00Z,AAPL,151\n2026-11-26T14:30:01Z,MSFT,NaN\n1795703402000,MSFT,20\n";
+    dir.write("t.csv", csv);
+    let from_file = dir.tickwatch(&["run", "--input", "t.csv", "--db", "a.db"]);
+    from_file.assert_exit(0);
+    assert_eq!(from_file.stdout_json_lines().len(), 2);
+    assert!(
+        from_file
+            .stderr
+            .contains("line 3: price: must be a JSON number"),
+        "{}",
+        from_file.stderr
+    );
+
+    let from_stdin = dir.tickwatch_stdin(&["run", "--format", "csv", "--db", "b.db"], csv);
+    from_stdin.assert_exit(0);
+    assert_eq!(
+        from_stdin.stdout,
+        from_file
+            .stdout
+            .replace(&from_file.processed_at(), &from_stdin.processed_at())
+    );
+
+    let bad_header =
+        dir.tickwatch_stdin(&["run", "--format", "csv", "--db", "c.db"], "sym,px\nA,1\n");
+    bad_header.assert_exit(1);
+    assert!(
+        bad_header
+            .stderr
+            .contains("must name the columns symbol, price and timestamp"),
+        "{}",
+        bad_header.stderr
+    );
+}
+
+#[test]
+fn a_rules_file_sets_per_symbol_thresholds_and_bad_ones_are_refused() {
+    let dir = Dir::new();
+    dir.write(
+        "rules.toml",
+        "[default]\nmode = \"level\"\n\n[symbols.AAPL]\nhigh = 200\nlow = 120\n",
+    );
+    dir.write(
+        "t.ndjson",
+        &[
+            tick("AAPL", 160.0, "1"),
+            tick("AAPL", 110.0, "2"),
+            tick("MSFT", 160.0, "3"),
+        ]
+        .join("\n"),
+    );
+    let out = dir.tickwatch(&["run", "--input", "t.ndjson", "--rules", "rules.toml"]);
+    out.assert_exit(0);
+    let alerts = out.stdout_json_lines();
+    let seen: Vec<(String, f64)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["symbol"].as_str().unwrap_or("").to_owned(),
+                a["threshold"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("AAPL".into(), 120.0), ("MSFT".into(), 150.0)]);
+
+    dir.write(
+        "bad.toml",
+        "[default]\nhigh = 150\n\n[symbols.AAPL]\nhigh = 100\nlow = 120\n",
+    );
+    let refused = dir.tickwatch(&[
+        "run", "--input", "t.ndjson", "--rules", "bad.toml", "--db", "x.db",
+    ]);
+    refused.assert_exit(1);
+    assert!(
+        refused
+            .stderr
+            .contains("line 4 [symbols.AAPL] low: (120) must be below high (100)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !dir.path("x.db").exists(),
+        "refused before touching anything"
+    );
+}
+
+#[test]
+fn alerts_can_be_written_to_a_file() {
+    let dir = Dir::new();
+    dir.write(
+        "t.ndjson",
+        &[tick("AAPL", 151.0, "1"), tick("MSFT", 40.0, "2")].join("\n"),
+    );
+    let out = dir.tickwatch(&[
+        "run",
+        "--input",
+        "t.ndjson",
+        "--notify",
+        "file:alerts.ndjson",
+    ]);
+    out.assert_exit(0);
+    assert_eq!(out.stdout, "");
+    let written = dir.read("alerts.ndjson");
+    assert_eq!(written.lines().count(), 2, "{written}");
+    assert!(
+        written
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+    );
+}
+
+#[test]
+fn a_webhook_receives_each_alert() {
+    let dir = Dir::new();
+    let hook = Webhook::start(vec![200]);
+    dir.write(
+        "t.ndjson",
+        &[
+            tick("AAPL", 151.0, "1"),
+            tick("MSFT", 40.0, "2"),
+            tick("NVDA", 100.0, "3"),
+        ]
+        .join("\n"),
+    );
+    let out = dir.tickwatch(&[
+        "run",
+        "--input",
+        "t.ndjson",
+        "--notify",
+        &format!("webhook:{}", hook.url()),
+    ]);
+    out.assert_exit(0);
+    let received = hook.received();
+    assert_eq!(received.len(), 2);
+    let symbols: Vec<&str> = received
+        .iter()
+        .map(|r| r.body["symbol"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(symbols, ["AAPL", "MSFT"]);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.content_type == "application/json")
+    );
+    assert_eq!(
+        received[0].alert_id_header,
+        received[0].body["alert_id"].as_str().unwrap_or("-")
+    );
+}
+
+#[test]
+fn a_failing_webhook_loses_nothing_and_notify_delivers_later() {
+    let dir = Dir::new();
+    // Every request fails with 503: transient, retried, then given up on.
+    let down = Webhook::start(vec![503]);
+    dir.write(
+        "t.ndjson",
+        &[tick("AAPL", 151.0, "1"), tick("MSFT", 40.0, "2")].join("\n"),
+    );
+    let out = dir.tickwatch(&[
+        "run",
+        "--input",
+        "t.ndjson",
+        "--notify",
+        &format!("webhook:{}", down.url()),
+    ]);
+    out.assert_exit(3);
+    assert!(
+        out.stderr.contains("webhook answered HTTP 503"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("tickwatch notify"),
+        "tells the user what to do: {}",
+        out.stderr
+    );
+    assert!(
+        down.received().len() >= 4,
+        "each alert was retried: {}",
+        down.received().len()
+    );
+
+    let pending = dir.tickwatch(&["alerts", "--pending", "--format", "json"]);
+    assert_eq!(
+        pending.stdout_json_lines().len(),
+        2,
+        "both alerts are stored, un-notified"
+    );
+
+    let up = Webhook::start(vec![200]);
+    let notify = dir.tickwatch(&["notify", "--notify", &format!("webhook:{}", up.url())]);
+    notify.assert_exit(0);
+    assert!(
+        notify.stderr.contains("2 announced, 0 still pending"),
+        "{}",
+        notify.stderr
+    );
+    assert_eq!(up.received().len(), 2);
+    assert_eq!(
+        dir.tickwatch(&["alerts", "--pending"])
+            .stdout
+            .lines()
+            .count(),
+        1,
+        "only the header is left"
+    );
+
+    // A webhook that refuses the alert (4xx) is not retried.
+    let refusing = Webhook::start(vec![400]);
+    dir.write("u.ndjson", &tick("NVDA", 200.0, "9"));
+    let out = dir.tickwatch(&[
+        "run",
+        "--input",
+        "u.ndjson",
+        "--notify",
+        &format!("webhook:{}", refusing.url()),
+    ]);
+    out.assert_exit(3);
+    assert_eq!(
+        refusing.received().len(),
+        1,
+        "permanent failures are not retried"
+    );
+}
+
+#[test]
+fn alerts_query_filters() {
+    let dir = Dir::new();
+    dir.write(
+        "t.ndjson",
+        &[
+            tick("AAPL", 151.0, "2026-11-26T10:00:00Z"),
+            tick("MSFT", 40.0, "2026-11-26T11:00:00Z"),
+            tick("NVDA", 160.0, "2026-11-26T12:00:00Z"),
+            tick("AAPL", 100.0, "2026-11-26T13:00:00Z"),
+            tick("AAPL", 30.0, "2026-11-26T14:00:00Z"),
+        ]
+        .join("\n"),
+    );
+    dir.tickwatch(&["run", "--input", "t.ndjson"])
+        .assert_exit(0);
+    let symbols = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["alerts", "--format", "json"];
+        full.extend_from_slice(args);
+        let out = dir.tickwatch(&full);
+        out.assert_exit(0);
+        out.stdout_json_lines()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}:{}",
+                    a["symbol"].as_str().unwrap_or(""),
+                    a["kind"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        symbols(&[]),
+        ["AAPL:HIGH", "MSFT:LOW", "NVDA:HIGH", "AAPL:LOW"]
+    );
+    assert_eq!(symbols(&["--symbol", "AAPL"]), ["AAPL:HIGH", "AAPL:LOW"]);
+    assert_eq!(symbols(&["--kind", "LOW"]), ["MSFT:LOW", "AAPL:LOW"]);
+    assert_eq!(
+        symbols(&[
+            "--since",
+            "2026-11-26T11:00:00Z",
+            "--until",
+            "2026-11-26T14:00:00Z"
+        ]),
+        ["MSFT:LOW", "NVDA:HIGH"]
+    );
+    assert_eq!(symbols(&["--limit", "1"]), ["AAPL:HIGH"]);
+
+    let table = dir.tickwatch(&["alerts"]);
+    assert!(table.stdout.starts_with("TIMESTAMP"), "{}", table.stdout);
+    assert_eq!(table.stdout.lines().count(), 5);
+
+    let bad = dir.tickwatch(&["alerts", "--since", "yesterday"]);
+    bad.assert_exit(1);
+    assert!(
+        bad.stderr.contains("--since \"yesterday\""),
+        "{}",
+        bad.stderr
+    );
+    let missing = dir.tickwatch(&["alerts", "--db", "nope.db"]);
+    missing.assert_exit(1);
+    assert!(
+        missing.stderr.contains("no database at nope.db"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn generate_is_reproducible_and_feeds_run() {
+    let dir = Dir::new();
+    let a = dir.tickwatch(&[
+        "generate",
+        "--symbols",
+        "5",
+        "--ticks",
+        "3000",
+        "--seed",
+        "7",
+    ]);
+    let b = dir.tickwatch(&[
+        "generate",
+        "--symbols",
+        "5",
+        "--ticks",
+        "3000",
+        "--seed",
+        "7",
+        "--output",
+        "b.ndjson",
+    ]);
+    a.assert_exit(0);
+    b.assert_exit(0);
+    assert_eq!(a.stdout, dir.read("b.ndjson"));
+    assert_eq!(a.stdout.lines().count(), 3000);
+    let c = dir.tickwatch(&[
+        "generate",
+        "--symbols",
+        "5",
+        "--ticks",
+        "3000",
+        "--seed",
+        "8",
+    ]);
+    assert_ne!(a.stdout, c.stdout);
+
+    let out = dir.tickwatch(&[
+        "run",
+        "--input",
+        "b.ndjson",
+        "--notify",
+        "file:alerts.ndjson",
+    ]);
+    out.assert_exit(0);
+    let alerts = dir.read("alerts.ndjson");
+    assert!(
+        alerts.contains("\"HIGH\"") && alerts.contains("\"LOW\""),
+        "the walk crosses both thresholds"
+    );
+    assert!(out.stderr.contains("rejected   0"), "{}", out.stderr);
+}
+
+#[test]
+fn the_committed_example_runs() {
+    let dir = Dir::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/ticks.ndjson");
+    let out = dir.tickwatch(&["run", "--input", example]);
+    out.assert_exit(0);
+    assert!(
+        !out.stdout_json_lines().is_empty(),
+        "the example raises alerts"
+    );
+    assert!(out.stderr.contains("rejected   0"), "{}", out.stderr);
+}
+
+#[test]
+fn usage_errors_say_what_is_wrong() {
+    let dir = Dir::new();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["run", "--input", "missing.ndjson"],
+            1,
+            "opening input missing.ndjson",
+        ),
+        (
+            &["run", "--notify", "email:me"],
+            2,
+            "notify destination must be stdout, file:PATH or webhook:",
+        ),
+        (
+            &["run", "--rules", "none.toml"],
+            1,
+            "reading rules file none.toml",
+        ),
+        (
+            &["generate", "--symbols", "0"],
+            1,
+            "--symbols must be between 1 and",
+        ),
+        (&["bogus"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, needle) in cases {
+        let out = dir.tickwatch(args);
+        out.assert_exit(*code);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
+}

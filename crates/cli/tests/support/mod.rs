@@ -1,0 +1,185 @@
+//! Helpers for the end-to-end tests: a temporary working directory, running the binary, and a
+//! webhook receiver on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+/// A tick line; `at` is RFC 3339 text or epoch milliseconds.
+pub(crate) fn tick(symbol: &str, price: f64, at: &str) -> String {
+    let timestamp = if at.bytes().all(|b| b.is_ascii_digit()) {
+        (1_795_700_000_000 + at.parse::<i64>().unwrap_or(0) * 1000).to_string()
+    } else {
+        format!("\"{at}\"")
+    };
+    format!(r#"{{"symbol":"{symbol}","price":{price},"timestamp":{timestamp},"venue":"XNAS"}}"#)
+}
+
+/// A temporary working directory for one test.
+pub(crate) struct Dir {
+    dir: tempfile::TempDir,
+}
+
+/// What a run of the binary produced.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    args: Vec<String>,
+}
+
+impl Run {
+    pub(crate) fn assert_exit(&self, code: i32) {
+        assert_eq!(
+            self.code, code,
+            "tickwatch {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.args, self.stdout, self.stderr
+        );
+    }
+
+    pub(crate) fn stdout_json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// The processing time of the first alert on stdout (it differs between runs).
+    pub(crate) fn processed_at(&self) -> String {
+        self.stdout_json_lines()
+            .first()
+            .and_then(|a| a["processed_at"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+impl Dir {
+    pub(crate) fn new() -> Dir {
+        Dir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub(crate) fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.path(name), contents).expect("write test file");
+    }
+
+    pub(crate) fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
+    }
+
+    pub(crate) fn tickwatch(&self, args: &[&str]) -> Run {
+        self.tickwatch_stdin(args, "")
+    }
+
+    pub(crate) fn tickwatch_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tickwatch starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().expect("tickwatch finishes");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+}
+
+/// One request the webhook received.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    pub(crate) body: Value,
+    pub(crate) content_type: String,
+    pub(crate) alert_id_header: String,
+}
+
+/// An HTTP server on 127.0.0.1 that records POSTs and answers with the given statuses in turn
+/// (the last one repeats). It runs on a thread until the test process ends.
+pub(crate) struct Webhook {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Webhook {
+    pub(crate) fn start(statuses: Vec<u16>) -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let status = statuses[n.min(statuses.len() - 1)];
+                let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+                let mut headers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    headers.push(line.trim_end().to_owned());
+                }
+                let header = |name: &str| {
+                    headers
+                        .iter()
+                        .find_map(|h| {
+                            h.split_once(':')
+                                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .map(|(_, v)| v.trim().to_owned())
+                        })
+                        .unwrap_or_default()
+                };
+                let length: usize = header("content-length").parse().unwrap_or(0);
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                log.lock().expect("log").push(Received {
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    content_type: header("content-type"),
+                    alert_id_header: header("x-tickwatch-alert-id"),
+                });
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Webhook { port, received }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/alerts", self.port)
+    }
+
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("log").clone()
+    }
+}

@@ -1,0 +1,237 @@
+//! The SQLite store against the port contracts, on disk, with two writers and across reopenings.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use tickwatch_core::contract::{check_alert_store, check_state_store, sample_alert};
+use tickwatch_core::ports::{Advance, Advanced, AlertStore, Classify, ErrorClass, StateStore};
+use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::{AlertKind, Symbol, Timestamp};
+use tickwatch_local::sqlite::SqliteError;
+use tickwatch_local::{AlertQuery, SqliteStore};
+
+/// SQLite calls complete inline, so their futures are ready on the first poll.
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("SQLite store calls never wait"),
+    }
+}
+
+fn sym(text: &str) -> Symbol {
+    Symbol::parse(text).expect("valid")
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_epoch_ms(ms).expect("valid")
+}
+
+#[test]
+fn keeps_the_port_contracts_in_memory_and_on_disk() {
+    let memory = SqliteStore::in_memory().expect("opens");
+    run(check_alert_store(&memory, "M"));
+    run(check_state_store(&memory, "M"));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = SqliteStore::open(&dir.path().join("t.db")).expect("opens");
+    run(check_alert_store(&disk, "D"));
+    run(check_state_store(&disk, "D"));
+}
+
+#[test]
+fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let alert = sample_alert(sym("AAPL"), 1, AlertKind::High);
+    let state = SymbolState {
+        zone: Zone::High,
+        since: ts(5),
+        last_seen: ts(9),
+    };
+    {
+        let store = SqliteStore::open(&path).expect("opens");
+        let change = Advance {
+            symbol: sym("AAPL"),
+            expected_last_seen: None,
+            next: state,
+            alerts: vec![alert],
+        };
+        assert!(matches!(
+            run(store.advance(&[change]))[0],
+            Ok(Advanced::Applied)
+        ));
+        assert!(run(store.mark_notified(&[alert.key()]))[0].is_ok());
+    }
+    let store = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(store.states().expect("readable"), [(sym("AAPL"), state)]);
+    let stored = store
+        .query(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .expect("readable");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].alert, alert);
+    assert!(stored[0].notified);
+}
+
+#[test]
+fn two_writers_on_one_file_cannot_both_win() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shared.db");
+    let first = SqliteStore::open(&path).expect("opens");
+    let second = SqliteStore::open(&path).expect("opens again");
+    let symbol = sym("AAPL");
+    // Both read "no state" and try to move from it, in separate processes' worth of connections.
+    let change = |zone, ms| Advance {
+        symbol,
+        expected_last_seen: None,
+        next: SymbolState {
+            zone,
+            since: ts(ms),
+            last_seen: ts(ms),
+        },
+        alerts: vec![sample_alert(
+            symbol,
+            ms,
+            if zone == Zone::High {
+                AlertKind::High
+            } else {
+                AlertKind::Low
+            },
+        )],
+    };
+    let a = run(first.advance(&[change(Zone::High, 10)]))
+        .remove(0)
+        .expect("no error");
+    let b = run(second.advance(&[change(Zone::Low, 11)]))
+        .remove(0)
+        .expect("no error");
+    assert_eq!((a, b), (Advanced::Applied, Advanced::Conflict));
+    assert_eq!(
+        first.count().expect("count"),
+        1,
+        "the loser stored no alert"
+    );
+    assert_eq!(second.states().expect("states")[0].1.zone, Zone::High);
+}
+
+#[test]
+fn queries_filter_and_order_by_tick_time() {
+    let store = SqliteStore::in_memory().expect("opens");
+    let alerts = [
+        sample_alert(sym("AAPL"), 30, AlertKind::High),
+        sample_alert(sym("MSFT"), 10, AlertKind::Low),
+        sample_alert(sym("AAPL"), 20, AlertKind::Low),
+        sample_alert(sym("NVDA"), 40, AlertKind::High),
+    ];
+    assert!(run(store.insert(&alerts)).iter().all(Result::is_ok));
+    assert!(run(store.mark_notified(&[alerts[0].key()]))[0].is_ok());
+    let base = 1_795_700_000_000;
+    let query = |q: AlertQuery| -> Vec<String> {
+        store
+            .query(&AlertQuery {
+                limit: if q.limit == 0 { 100 } else { q.limit },
+                ..q
+            })
+            .expect("query")
+            .iter()
+            .map(|s| format!("{}@{}", s.alert.symbol, s.alert.timestamp.epoch_ms() - base))
+            .collect()
+    };
+    assert_eq!(
+        query(AlertQuery::default()),
+        ["MSFT@10", "AAPL@20", "AAPL@30", "NVDA@40"]
+    );
+    assert_eq!(
+        query(AlertQuery {
+            symbol: Some(sym("AAPL")),
+            ..Default::default()
+        }),
+        ["AAPL@20", "AAPL@30"]
+    );
+    assert_eq!(
+        query(AlertQuery {
+            kind: Some(AlertKind::High),
+            ..Default::default()
+        }),
+        ["AAPL@30", "NVDA@40"]
+    );
+    assert_eq!(
+        query(AlertQuery {
+            since: Some(ts(base + 20)),
+            until: Some(ts(base + 40)),
+            ..Default::default()
+        }),
+        ["AAPL@20", "AAPL@30"],
+        "since is inclusive, until exclusive"
+    );
+    assert_eq!(
+        query(AlertQuery {
+            pending_only: true,
+            ..Default::default()
+        }),
+        ["MSFT@10", "AAPL@20", "NVDA@40"]
+    );
+    assert_eq!(
+        query(AlertQuery {
+            limit: 2,
+            ..Default::default()
+        }),
+        ["MSFT@10", "AAPL@20"]
+    );
+}
+
+#[test]
+fn a_database_from_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("future.db");
+    {
+        let connection = rusqlite::Connection::open(&path).expect("opens");
+        connection
+            .pragma_update(None, "user_version", 99)
+            .expect("sets version");
+    }
+    let error = SqliteStore::open(&path).expect_err("refused");
+    assert!(error.to_string().contains("schema version 99"), "{error}");
+}
+
+#[test]
+fn lock_contention_is_transient_and_everything_else_permanent() {
+    let busy = SqliteError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        None,
+    ));
+    assert_eq!(busy.class(), ErrorClass::Transient);
+    let full = SqliteError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        None,
+    ));
+    assert_eq!(full.class(), ErrorClass::Permanent);
+    assert_eq!(
+        SqliteError::BadRow("x".into()).class(),
+        ErrorClass::Permanent
+    );
+}
+
+#[test]
+fn rows_edited_into_nonsense_are_reported_not_trusted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).expect("opens");
+    let alert = sample_alert(sym("AAPL"), 1, AlertKind::High);
+    assert!(run(store.insert(&[alert]))[0].is_ok());
+    rusqlite::Connection::open(&path)
+        .expect("opens")
+        .execute("UPDATE alerts SET alert_id = 'not-an-id'", [])
+        .expect("edits");
+    let error = run(store.fetch(&[alert.key()]))
+        .remove(0)
+        .expect_err("bad row");
+    assert!(error.to_string().contains("alert_id"), "{error}");
+    assert_eq!(error.class(), ErrorClass::Permanent);
+}
