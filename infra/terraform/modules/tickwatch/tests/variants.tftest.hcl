@@ -1,0 +1,136 @@
+# Non-default inputs flow where they should: RULES appears only when set, the visibility timeout
+# follows the function timeout, extra tags are added without displacing the required ones,
+# alarm actions and subscriptions are wired.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  # The provider validates ARN arguments even when mocked, so computed ARNs must look like ARNs.
+  mock_resource "aws_kms_key" {
+    defaults = {
+      arn    = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000001"
+      key_id = "00000000-0000-0000-0000-000000000001"
+    }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:tickwatch-ticks-unit"
+      url = "https://sqs.us-east-1.amazonaws.com/123456789012/tickwatch-ticks-unit"
+    }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-alerts-unit" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:123456789012:tickwatch-alerts-unit" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/tickwatch-processor-unit" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/tickwatch-processor-unit" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:function:tickwatch-processor-unit" }
+  }
+}
+
+# The second resource of each type gets its own ARN, so the IAM test can tell them apart.
+override_resource {
+  target = aws_sqs_queue.dead_letter
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:tickwatch-ticks-dlq-unit"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/tickwatch-ticks-dlq-unit"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.state
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-state-unit" }
+}
+
+variables {
+  environment_suffix = "variant-1"
+  team               = "market-data"
+  cost_center        = "cc-42"
+  lambda_zip_path    = "tests/fixtures/placeholder-package.txt"
+}
+
+run "custom_rules_and_mode" {
+  variables {
+    alert_mode          = "level"
+    high_threshold      = 300.5
+    low_threshold       = 10
+    rules               = "{\"AAPL\":{\"high\":200,\"low\":120},\"MSFT\":{\"high\":500}}"
+    log_level           = "debug"
+    lambda_architecture = "x86_64"
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES"] == "{\"AAPL\":{\"high\":200,\"low\":120},\"MSFT\":{\"high\":500}}"
+    error_message = "RULES must be passed through verbatim when set."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.processor.environment[0].variables["ALERT_MODE"] == "level" &&
+      aws_lambda_function.processor.environment[0].variables["HIGH_THRESHOLD"] == "300.5" &&
+      aws_lambda_function.processor.environment[0].variables["LOW_THRESHOLD"] == "10" &&
+      aws_lambda_function.processor.environment[0].variables["LOG_LEVEL"] == "debug"
+    )
+    error_message = "Mode, thresholds and log level must reach the function."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.logging_config[0].application_log_level == "DEBUG"
+    error_message = "Lambda's application log filter must follow LOG_LEVEL."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.architectures == tolist(["x86_64"])
+    error_message = "lambda_architecture must reach the function."
+  }
+}
+
+run "timeout_drives_visibility_timeout" {
+  variables {
+    lambda_timeout_seconds = 120
+  }
+  assert {
+    condition     = aws_sqs_queue.ticks.visibility_timeout_seconds == 720
+    error_message = "Visibility timeout must be 6x the function timeout."
+  }
+}
+
+run "extra_tags_and_environment" {
+  variables {
+    environment = "staging"
+    tags        = { Owner = "alice", Team = "ignored" }
+  }
+  assert {
+    condition     = aws_sqs_queue.ticks.tags == tomap({ Environment = "staging", Team = "market-data", CostCenter = "cc-42", Owner = "alice" })
+    error_message = "Extra tags are added; Team, CostCenter and Environment come from their variables."
+  }
+}
+
+run "alarm_actions_and_subscriptions" {
+  variables {
+    alarm_action_arns   = ["arn:aws:sns:us-east-1:123456789012:oncall"]
+    alert_subscriptions = [{ protocol = "email", endpoint = "oncall@example.com" }]
+  }
+  assert {
+    condition = alltrue([
+      for a in [aws_cloudwatch_metric_alarm.error_rate, aws_cloudwatch_metric_alarm.dlq_not_empty, aws_cloudwatch_metric_alarm.oldest_tick_age] :
+      a.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:oncall"]) && a.ok_actions == toset(["arn:aws:sns:us-east-1:123456789012:oncall"])
+    ])
+    error_message = "Every alarm must notify alarm_action_arns on alarm and on recovery."
+  }
+  assert {
+    condition     = aws_sns_topic_subscription.alerts["email:oncall@example.com"].topic_arn == aws_sns_topic.alerts.arn
+    error_message = "Subscriptions must attach to the alerts topic."
+  }
+}
