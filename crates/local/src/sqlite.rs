@@ -27,6 +27,12 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Most alerts one query returns.
 pub const QUERY_LIMIT_MAX: u32 = 1_000_000;
 
+/// Page cache per connection, in KiB: big enough that a batch's pages are read once.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// Bytes of the file SQLite may map into memory (reads without a syscall per page).
+const MMAP_BYTES: i64 = 256 * 1024 * 1024;
+
 /// The schema version this code writes; a database with another version is refused.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -35,7 +41,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     symbol       TEXT    NOT NULL,
     timestamp    TEXT    NOT NULL,  -- tick time, RFC 3339 UTC with milliseconds: sorts as time
     kind         TEXT    NOT NULL CHECK (kind IN ('HIGH', 'LOW')),
-    alert_id     TEXT    NOT NULL UNIQUE,
+    alert_id     TEXT    NOT NULL,  -- derived from the key, so unique with it
     price        REAL    NOT NULL,
     threshold    REAL    NOT NULL,
     mode         TEXT    NOT NULL CHECK (mode IN ('cross', 'level')),
@@ -124,6 +130,8 @@ impl SqliteStore {
         // (a power cut may lose the last transactions, never corrupt the file).
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 => {
