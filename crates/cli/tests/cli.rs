@@ -555,3 +555,53 @@ fn usage_errors_say_what_is_wrong() {
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn the_hostile_corpus_gets_its_expected_outcomes_in_the_local_mode() {
+    use tickwatch_core::hostile::{self, Expect};
+    let corpus = include_str!("../../../testdata/hostile-ticks.json");
+    let cases: Vec<_> = hostile::parse(corpus)
+        .expect("corpus")
+        .into_iter()
+        .filter(|c| c.fits_one_line())
+        .collect();
+    let dir = Dir::new();
+    let mut file = Vec::new();
+    for case in &cases {
+        file.extend_from_slice(&case.body);
+        file.push(b'\n');
+    }
+    std::fs::write(dir.path("hostile.ndjson"), file).expect("write corpus");
+    let out = dir.tickwatch(&["run", "--input", "hostile.ndjson", "--mode", "level"]);
+    out.assert_exit(0);
+    let rejected: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    let mut expected_rejections = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let prefix = format!("line {}: ", i + 1);
+        let reported = rejected.iter().find(|l| l.starts_with(&prefix));
+        match (&case.expect, reported) {
+            (Expect::Accept, None) => {}
+            (Expect::Reject { contains, .. }, Some(line)) => {
+                expected_rejections += 1;
+                assert!(
+                    line.contains(contains.as_str()),
+                    "{}: {line:?} should contain {contains:?}",
+                    case.name
+                );
+            }
+            (expect, got) => panic!("{}: expected {expect:?}, stderr has {got:?}", case.name),
+        }
+    }
+    assert!(
+        out.stderr.contains(&format!("{} ticks", cases.len()))
+            && out
+                .stderr
+                .contains(&format!("rejected   {expected_rejections} (")),
+        "{}",
+        out.stderr
+    );
+}

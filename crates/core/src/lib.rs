@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod contract;
 pub mod generate;
+pub mod hostile;
 pub mod memory;
 pub mod pipeline;
 pub mod ports;

@@ -228,6 +228,8 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
             };
             self.failed_in.set(Some(field));
             let value = map.next_value_seed(ValueSeed)?;
+            // Errors after the value (`"price":0x10` fails at the `x`, after reading `0`) cannot be
+            // told from errors in the next key, so they are the body's, with line and column.
             self.failed_in.set(None);
             if slot.is_some() {
                 raw.duplicate_field
