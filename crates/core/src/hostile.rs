@@ -117,7 +117,7 @@ pub fn parse(text: &str) -> Result<Vec<HostileCase>, CorpusError> {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
