@@ -71,6 +71,10 @@ pub(crate) fn notify(args: NotifyArgs) -> anyhow::Result<Completion> {
             }
         }
     }
+    pipeline
+        .notifier()
+        .close()
+        .context("flushing announced alerts")?;
     eprintln!("tickwatch notify: {announced} announced, {failed} still pending");
     Ok(if failed > 0 {
         Completion::Unannounced

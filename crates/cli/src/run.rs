@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::io::{self, IsTerminal, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -18,8 +18,6 @@ use crate::Completion;
 use crate::args::{InputFormat, RunArgs};
 use crate::config;
 
-/// Read buffer for the input.
-const INPUT_BUFFER_BYTES: usize = 1 << 20;
 /// Rejected lines reported one by one on stderr; past this only the counts are kept.
 const REJECTIONS_PRINTED_MAX: u64 = 1_000;
 /// Delivery failures reported one by one on stderr.
@@ -33,19 +31,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         None if args.input.to_ascii_lowercase().ends_with(".csv") => Format::Csv,
         None => Format::Ndjson,
     };
-    let (input, input_len): (Box<dyn BufRead>, Option<u64>) = if args.input == "-" {
-        (
-            Box::new(BufReader::with_capacity(INPUT_BUFFER_BYTES, io::stdin())),
-            None,
-        )
+    let (input, input_len): (Box<dyn Read>, Option<u64>) = if args.input == "-" {
+        (Box::new(io::stdin()), None)
     } else {
         let file =
             File::open(&args.input).with_context(|| format!("opening input {}", args.input))?;
         let len = file.metadata().map(|m| m.len()).ok();
-        (
-            Box::new(BufReader::with_capacity(INPUT_BUFFER_BYTES, file)),
-            len,
-        )
+        (Box::new(file), len)
     };
     let store = SqliteStore::open(&args.db)
         .with_context(|| format!("opening database {}", args.db.display()))?;
@@ -146,6 +138,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    pipeline
+        .notifier()
+        .close()
+        .context("flushing announced alerts")?;
     let elapsed = started.elapsed();
     if !args.quiet {
         print_summary(

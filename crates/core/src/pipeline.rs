@@ -346,7 +346,7 @@ where
 
         let mut ids = Vec::with_capacity(messages.len());
         let mut ticks: Vec<Option<Tick>> = Vec::with_capacity(messages.len());
-        let mut rejected: HashMap<usize, TickError> = HashMap::new();
+        let mut rejected: Vec<(usize, TickError)> = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<Symbol, usize> = HashMap::new();
         for (index, (id, decoded)) in messages.into_iter().enumerate() {
@@ -367,14 +367,14 @@ where
                     ticks.push(Some(tick));
                 }
                 Err(error) => {
-                    rejected.insert(index, error);
+                    rejected.push((index, error));
                     ticks.push(None);
                 }
             }
         }
         let tick_at = |index: usize| ticks[index].map(|t| t.at);
         for group in &mut groups {
-            // Stable: equal timestamps keep their arrival order.
+            // Stable: equal timestamps keep their arrival order. Usually already sorted: O(n).
             group.members.sort_by_key(|&i| tick_at(i));
         }
         let tick = |index: usize| ticks[index].expect("group members are valid ticks");

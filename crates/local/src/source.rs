@@ -3,15 +3,22 @@
 //! Lines are read into one reusable buffer per batch and decoded straight from it, so reading
 //! costs no allocation per tick. A line longer than the tick body limit is skipped to its end
 //! without being buffered, and reported as too large.
+//!
+//! A batch ends at [`BATCH_TICKS_MAX`] ticks, or earlier when the input has nothing more buffered:
+//! a live feed on stdin (`tail -f feed | tickwatch run`) gets its alerts as ticks arrive, not when
+//! a batch happens to fill up.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, Read};
 
 use tickwatch_core::tick::{RawTick, TICK_BODY_BYTES_MAX};
 use tickwatch_core::{Tick, TickError};
 
 /// Ticks per batch handed to the pipeline: large enough to amortise each store transaction,
-/// small enough to keep memory flat.
-pub const BATCH_TICKS_MAX: usize = 8_192;
+/// small enough to keep memory flat (about 10 MB of ticks and outcomes).
+pub const BATCH_TICKS_MAX: usize = 65_536;
+
+/// Bytes read from the input at a time.
+pub const READ_BUFFER_BYTES: usize = 8 << 20;
 
 /// The input format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +46,7 @@ pub type NumberedTick = (u64, Result<Tick, TickError>);
 
 /// Reads ticks in batches of at most [`BATCH_TICKS_MAX`].
 pub struct TickReader<R> {
-    input: R,
+    input: BufReader<R>,
     format: Format,
     csv_columns: Option<CsvColumns>,
     line_number: u64,
@@ -66,11 +73,16 @@ enum Line {
     End,
 }
 
-impl<R: BufRead> TickReader<R> {
-    /// Reads `format` from `input`.
+impl<R: Read> TickReader<R> {
+    /// Reads `format` from `input` (buffered here; pass the raw file or stdin).
     pub fn new(input: R, format: Format) -> TickReader<R> {
+        TickReader::with_buffer(input, format, READ_BUFFER_BYTES)
+    }
+
+    /// Like [`TickReader::new`] with a read buffer of `capacity` bytes.
+    pub fn with_buffer(input: R, format: Format, capacity: usize) -> TickReader<R> {
         TickReader {
-            input,
+            input: BufReader::with_capacity(capacity, input),
             format,
             csv_columns: None,
             line_number: 0,
@@ -104,8 +116,12 @@ impl<R: BufRead> TickReader<R> {
                 Line::Text => self.csv_columns = Some(parse_header(&self.line)?),
             }
         }
-        let mut batch = Vec::with_capacity(BATCH_TICKS_MAX);
+        let mut batch = Vec::new();
         while batch.len() < BATCH_TICKS_MAX {
+            // Reading past what is buffered may block (a live feed): hand over what we have.
+            if !batch.is_empty() && self.input.buffer().is_empty() {
+                break;
+            }
             let decoded = match self.read_line()? {
                 Line::End => {
                     self.done = true;
@@ -321,13 +337,42 @@ mod tests {
     fn batches_are_bounded() {
         let line = "{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n";
         let input = line.repeat(BATCH_TICKS_MAX * 2 + 3);
-        let mut reader = TickReader::new(input.as_bytes(), Format::Ndjson);
+        let mut reader = TickReader::with_buffer(input.as_bytes(), Format::Ndjson, input.len());
         let mut sizes = Vec::new();
         while let Some(batch) = reader.next_batch().expect("readable") {
             sizes.push(batch.len());
         }
         assert_eq!(sizes, [BATCH_TICKS_MAX, BATCH_TICKS_MAX, 3]);
         assert_eq!(reader.bytes_read(), input.len() as u64);
+    }
+
+    #[test]
+    fn a_batch_ends_when_nothing_more_is_buffered() {
+        // A reader that hands out one line per read, like a live pipe: every batch is one tick,
+        // and none waits for the next line to arrive.
+        struct Trickle(Vec<Vec<u8>>);
+        impl Read for Trickle {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                match self.0.first() {
+                    None => Ok(0),
+                    Some(line) if line.len() <= out.len() => {
+                        out[..line.len()].copy_from_slice(line);
+                        Ok(self.0.remove(0).len())
+                    }
+                    Some(_) => Err(io::Error::other("test lines fit the buffer")),
+                }
+            }
+        }
+        let line = b"{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n".to_vec();
+        let mut reader = TickReader::new(
+            Trickle(vec![line.clone(), line.clone(), line]),
+            Format::Ndjson,
+        );
+        let mut sizes = Vec::new();
+        while let Some(batch) = reader.next_batch().expect("readable") {
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [1, 1, 1]);
     }
 
     #[test]

@@ -45,6 +45,8 @@ impl Tick {
         if body.len() > TICK_BODY_BYTES_MAX {
             return Err(TickError::TooLarge { bytes: body.len() });
         }
+        // One UTF-8 check of the whole body (ignored fields included); the JSON parser then reads
+        // from a `str` and does not check each string again.
         let text = std::str::from_utf8(body).map_err(|e| TickError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;

@@ -556,3 +556,32 @@ fn symbols_round_trip_and_compare_as_text() {
     assert_eq!(format!("{a}"), "AAPL");
     assert!(Symbol::parse("AAA").expect("valid") < a);
 }
+
+#[test]
+fn prices_parse_correctly_rounded_and_round_trip() {
+    // Regression (fuzz: tick_decode): without serde_json's float_roundtrip feature, 1e-34 parsed
+    // one unit in the last place away from the correctly rounded value, and a decoded tick did
+    // not survive re-encoding.
+    for text in [
+        "1e-34",
+        "151.25",
+        "0.1",
+        "123456789.123456789",
+        "2.2250738585072014e-308",
+        "999999999999.99",
+    ] {
+        let body = format!(r#"{{"symbol":"AAPL","price":{text},"timestamp":1}}"#);
+        let tick = ok(&body);
+        let exact: f64 = text.parse().expect("a float");
+        assert_eq!(tick.price.get().to_bits(), exact.to_bits(), "{text}");
+        let encoded = serde_json::to_string(&tick.price).expect("serialises");
+        let again = ok(&format!(
+            r#"{{"symbol":"AAPL","price":{encoded},"timestamp":1}}"#
+        ));
+        assert_eq!(
+            again.price.get().to_bits(),
+            exact.to_bits(),
+            "{text} -> {encoded}"
+        );
+    }
+}

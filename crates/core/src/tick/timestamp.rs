@@ -193,20 +193,40 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-/// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-26T14:30:00.123Z`.
-/// Fixed width, so the text sorts in time order (the DynamoDB sort key relies on it).
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The RFC 3339 form as fixed-width ASCII bytes (see the `Display` impl).
+    pub fn to_rfc3339_bytes(self) -> [u8; 24] {
         let days = self.0.div_euclid(MS_PER_DAY);
         let ms_of_day = self.0.rem_euclid(MS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
         let (hour, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
         let (minute, rest) = (rest / 60_000, rest % 60_000);
         let (second, millis) = (rest / 1000, rest % 1000);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z"
-        )
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (0..width).rev() {
+                out[at + i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, hour);
+        put(14, 2, minute);
+        put(17, 2, second);
+        put(20, 3, millis);
+        out
+    }
+}
+
+/// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-26T14:30:00.123Z`.
+/// Fixed width, so the text sorts in time order (the DynamoDB sort key relies on it).
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.to_rfc3339_bytes();
+        // Only ASCII digits and separators are written above.
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
     }
 }
 
