@@ -100,9 +100,15 @@ where
     let sent: Vec<Result<(), String>> = if letters.is_empty() {
         Vec::new()
     } else {
-        match before_deadline(clock, deadline, dead_letters.send(&letters)).await {
-            Some(answers) => answers.into_iter().map(|a| a.map_err(|e| e.to_string())).collect(),
-            None => vec![Err("the invocation deadline passed while dead-lettering".into()); letters.len()],
+        match before_deadline(clock, deadline, || dead_letters.send(&letters)).await {
+            Some(answers) => answers
+                .into_iter()
+                .map(|a| a.map_err(|e| e.to_string()))
+                .collect(),
+            None => vec![
+                Err("the invocation deadline passed while dead-lettering".into());
+                letters.len()
+            ],
         }
     };
 
@@ -157,8 +163,12 @@ fn log_outcome(
                     "Alert already stored (redelivery)."
                 ),
                 Accepted::Quiet => tracing::debug!(symbol, outcome = "quiet", "No alert."),
-                Accepted::Rearmed => tracing::debug!(symbol, outcome = "rearmed", "Back inside the band."),
-                Accepted::Stale => tracing::debug!(symbol, outcome = "stale", "Tick older than the state."),
+                Accepted::Rearmed => {
+                    tracing::debug!(symbol, outcome = "rearmed", "Back inside the band.")
+                }
+                Accepted::Stale => {
+                    tracing::debug!(symbol, outcome = "stale", "Tick older than the state.")
+                }
             }
             false
         }
@@ -208,22 +218,174 @@ fn step_name(step: Step) -> &'static str {
     step.as_str()
 }
 
-/// Runs `call` unless `deadline` (on `clock`) passes first.
-pub(crate) async fn before_deadline<K: Clock, F: Future>(
+/// Starts `call` unless `deadline` (on `clock`) has passed, and waits for it unless the deadline
+/// passes first.
+async fn before_deadline<K: Clock, F: Future>(
     clock: &K,
     deadline: Option<Timestamp>,
-    call: F,
+    call: impl FnOnce() -> F,
 ) -> Option<F::Output> {
     let Some(deadline) = deadline else {
-        return Some(call.await);
+        return Some(call().await);
     };
     let remaining_ms = clock.now().ms_until(deadline);
     if remaining_ms == 0 {
         return None;
     }
+    let call = call();
     let timer = clock.sleep(Duration::from_millis(remaining_ms));
     match select(std::pin::pin!(call), std::pin::pin!(timer)).await {
         Either::Left((output, _)) => Some(output),
         Either::Right(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
+    use tickwatch_core::retry::RetryPolicy;
+    use tickwatch_core::{Mode, PipelineConfig, Rule, RuleSet};
+
+    use super::*;
+    use crate::dead_letter::MemoryDeadLetterQueue;
+
+    const NOW_MS: i64 = 1_795_703_400_000;
+
+    struct Harness {
+        pipeline: Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>,
+        store: Arc<MemoryStore>,
+        notifier: Arc<MemoryNotifier>,
+        clock: Arc<ManualClock>,
+        dlq: MemoryDeadLetterQueue,
+    }
+
+    fn harness() -> Harness {
+        let store = Arc::new(MemoryStore::new());
+        let notifier = Arc::new(MemoryNotifier::new());
+        let clock = Arc::new(ManualClock::at(
+            Timestamp::from_epoch_ms(NOW_MS).expect("valid"),
+        ));
+        let config = PipelineConfig {
+            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
+            retry: RetryPolicy::new(2, 10, 20).expect("valid"),
+            jitter_seed: 3,
+        };
+        Harness {
+            pipeline: Pipeline::new(config, store.clone(), notifier.clone(), clock.clone()),
+            store,
+            notifier,
+            clock,
+            dlq: MemoryDeadLetterQueue::new(),
+        }
+    }
+
+    fn messages(bodies: &[&str]) -> Vec<SqsMessage> {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| SqsMessage {
+                message_id: format!("m{i}"),
+                body: (*body).to_owned(),
+            })
+            .collect()
+    }
+
+    const HIGH: &str = r#"{"symbol":"AAPL","price":151,"timestamp":1000}"#;
+    const QUIET: &str = r#"{"symbol":"MSFT","price":100,"timestamp":1000}"#;
+    const BAD: &str = r#"{"symbol":"AAPL","price":"x","timestamp":1000}"#;
+
+    async fn run(h: &Harness, bodies: &[&str], deadline: Option<Timestamp>) -> BatchResult {
+        run_batch(&h.pipeline, &h.dlq, &h.clock, messages(bodies), deadline).await
+    }
+
+    #[tokio::test]
+    async fn rejected_messages_go_to_the_dead_letter_queue_and_count_as_done() {
+        let h = harness();
+        let result = run(&h, &[HIGH, QUIET, BAD], None).await;
+        assert!(result.failed_message_ids.is_empty(), "{result:?}");
+        assert_eq!(
+            (
+                result.stats.accepted,
+                result.stats.rejected,
+                result.stats.alerts
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!((result.dead_lettered, result.dead_letter_failures), (1, 0));
+        let letters = h.dlq.letters();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].source_message_id, "m2");
+        assert_eq!(letters[0].body, BAD);
+        assert_eq!(letters[0].error.code(), "price.invalid");
+        assert_eq!(h.notifier.published().len(), 1);
+        assert_eq!(result.metrics().messages_failed, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_dead_letter_keeps_the_message_for_redelivery() {
+        let h = harness();
+        h.dlq.script([Some(ErrorClass::Transient)]);
+        let result = run(&h, &[HIGH, BAD], None).await;
+        assert_eq!(result.failed_message_ids, ["m1"]);
+        assert_eq!((result.dead_lettered, result.dead_letter_failures), (0, 1));
+        assert_eq!(result.metrics().messages_failed, 1);
+    }
+
+    #[tokio::test]
+    async fn failed_messages_are_reported() {
+        let h = harness();
+        h.store
+            .script(Op::Advance, [Some(Fault::Fail(ErrorClass::Permanent))]);
+        let result = run(&h, &[HIGH, QUIET, BAD], None).await;
+        // AAPL's state write failed; MSFT needed none (quiet first tick writes state too).
+        assert!(
+            result.failed_message_ids.contains(&"m0".to_owned()),
+            "{result:?}"
+        );
+        assert!(!result.failed_message_ids.contains(&"m2".to_owned()));
+        assert!(h.notifier.published().is_empty());
+        assert_eq!(
+            result.stats.failed as usize,
+            result.failed_message_ids.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_sends_nothing_and_keeps_every_message() {
+        let h = harness();
+        let deadline = Timestamp::from_epoch_ms(NOW_MS - 1).expect("valid");
+        let result = run(&h, &[HIGH, BAD], Some(deadline)).await;
+        assert_eq!(result.failed_message_ids, ["m0", "m1"]);
+        assert!(h.dlq.letters().is_empty());
+        assert_eq!(result.dead_letter_failures, 1);
+        assert!(h.store.alerts().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_send_cut_by_the_deadline_keeps_the_message() {
+        struct Hanging;
+        impl DeadLetterQueue for Hanging {
+            type Error = crate::dead_letter::InjectedDeadLetterFault;
+            fn send(
+                &self,
+                _letters: &[DeadLetter],
+            ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
+                std::future::pending()
+            }
+        }
+        let h = harness();
+        let deadline = Timestamp::from_epoch_ms(NOW_MS + 5_000).expect("valid");
+        let result = run_batch(
+            &h.pipeline,
+            &Hanging,
+            &h.clock,
+            messages(&[BAD]),
+            Some(deadline),
+        )
+        .await;
+        assert_eq!(result.failed_message_ids, ["m0"]);
+        assert_eq!(h.clock.now(), deadline, "waited exactly until the deadline");
     }
 }

@@ -23,9 +23,10 @@
 
 use std::time::Duration;
 
+pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 
 /// Longest wait for a TCP (and TLS) connection, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;

@@ -120,7 +120,10 @@ impl SqsDeadLetterQueue {
         Ok(())
     }
 
-    async fn send_chunk(&self, chunk: Vec<(usize, &DeadLetter)>) -> Vec<(usize, Result<(), AwsError>)> {
+    async fn send_chunk(
+        &self,
+        chunk: Vec<(usize, &DeadLetter)>,
+    ) -> Vec<(usize, Result<(), AwsError>)> {
         let mut answers: Vec<(usize, Option<Result<(), AwsError>>)> = Vec::new();
         let mut entries = Vec::with_capacity(chunk.len());
         for (slot, (index, letter)) in chunk.iter().enumerate() {
@@ -180,7 +183,11 @@ impl SqsDeadLetterQueue {
             .collect()
     }
 
-    fn entry(&self, slot: usize, letter: &DeadLetter) -> Result<SendMessageBatchRequestEntry, AwsError> {
+    fn entry(
+        &self,
+        slot: usize,
+        letter: &DeadLetter,
+    ) -> Result<SendMessageBatchRequestEntry, AwsError> {
         if letter.size_bytes() > SEND_BATCH_BYTES_MAX {
             // Reported as failed, the message stays on its queue, whose redrive policy moves it
             // to the dead-letter queue after maxReceiveCount receives: it is still not lost.
@@ -209,7 +216,9 @@ impl SqsDeadLetterQueue {
                 .message_group_id(FIFO_GROUP_ID)
                 .message_deduplication_id(truncate(&letter.source_message_id, 128));
         }
-        entry.build().map_err(|e| AwsError::build("SendMessageBatch", e))
+        entry
+            .build()
+            .map_err(|e| AwsError::build("SendMessageBatch", e))
     }
 }
 
@@ -245,10 +254,14 @@ fn chunks(letters: &[DeadLetter]) -> Vec<Vec<(usize, &DeadLetter)>> {
 impl DeadLetterQueue for SqsDeadLetterQueue {
     type Error = AwsError;
 
-    fn send(&self, letters: &[DeadLetter]) -> impl Future<Output = Vec<Result<(), AwsError>>> + Send {
-        async move {
-            let sent: Vec<Vec<(usize, Result<(), AwsError>)>> = stream::iter(chunks(letters))
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), AwsError>> {
+        {
+            // Futures built first, so the stream's type holds no closure (keeps this `Send`).
+            let calls: Vec<_> = chunks(letters)
+                .into_iter()
                 .map(|chunk| self.send_chunk(chunk))
+                .collect();
+            let sent: Vec<Vec<(usize, Result<(), AwsError>)>> = stream::iter(calls)
                 .buffered(SEND_CALLS_IN_FLIGHT_MAX)
                 .collect()
                 .await;
@@ -393,10 +406,18 @@ mod tests {
         };
         let small: Vec<DeadLetter> = (0..23).map(|i| letter(i, 10)).collect();
         let grouped = sizes(&small);
-        assert_eq!(grouped.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
+        assert_eq!(
+            grouped.iter().map(Vec::len).collect::<Vec<_>>(),
+            [10, 10, 3]
+        );
         assert_eq!(grouped.concat(), (0..23).collect::<Vec<_>>());
 
-        let big = vec![letter(0, 100_000), letter(1, 100_000), letter(2, 100_000), letter(3, 300_000)];
+        let big = vec![
+            letter(0, 100_000),
+            letter(1, 100_000),
+            letter(2, 100_000),
+            letter(3, 300_000),
+        ];
         assert_eq!(sizes(&big), [vec![0, 1], vec![2], vec![3]]);
     }
 
@@ -406,7 +427,11 @@ mod tests {
         queue.script([Some(ErrorClass::Transient), None]);
         let letters = [letter(1, 1), letter(2, 1)];
         let first = queue.send(&letters).await;
-        assert!(first.iter().all(|r| r == &Err(InjectedDeadLetterFault(ErrorClass::Transient))));
+        assert!(
+            first
+                .iter()
+                .all(|r| r == &Err(InjectedDeadLetterFault(ErrorClass::Transient)))
+        );
         assert!(queue.letters().is_empty());
         let second = queue.send(&letters).await;
         assert!(second.iter().all(Result::is_ok));

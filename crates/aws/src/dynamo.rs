@@ -33,14 +33,11 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TableStatus, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TransactWriteItem,
 };
 use futures_util::stream::{self, StreamExt};
-use tickwatch_core::ports::{
-    Advance, Advanced, AlertStore, Inserted, StateStore, StoredAlert,
-};
+use tickwatch_core::ports::{Advance, Advanced, AlertStore, Inserted, StateStore, StoredAlert};
 use tickwatch_core::rules::{SymbolState, Zone};
 use tickwatch_core::{Alert, AlertKey, AlertKind, Mode, Price, Symbol, Timestamp};
 
@@ -130,14 +127,27 @@ impl DynamoStore {
 
     /// Checks that both tables exist (and opens a connection doing so). For start-up.
     pub async fn check_tables(&self) -> Result<(), AwsError> {
-        for table in [&self.alerts_table, &self.state_table] {
-            self.client
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
-        }
+        self.check_alerts_table().await?;
+        self.check_state_table().await
+    }
+
+    /// Checks that the alerts table exists.
+    pub async fn check_alerts_table(&self) -> Result<(), AwsError> {
+        self.describe(&self.alerts_table).await
+    }
+
+    /// Checks that the state table exists.
+    pub async fn check_state_table(&self) -> Result<(), AwsError> {
+        self.describe(&self.state_table).await
+    }
+
+    async fn describe(&self, table: &str) -> Result<(), AwsError> {
+        self.client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
         Ok(())
     }
 
@@ -336,11 +346,12 @@ impl DynamoStore {
                 Transacted::Done(advanced) => return Ok(advanced),
                 Transacted::AlertsExist(existing) => {
                     // Those alerts are stored already: storing them is done, idempotently.
-                    let mut index = 0;
-                    alerts.retain(|_| {
-                        index += 1;
-                        !existing.contains(&(index - 1))
-                    });
+                    alerts = alerts
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !existing.contains(i))
+                        .map(|(_, alert)| alert)
+                        .collect();
                 }
             }
         }
@@ -474,13 +485,22 @@ impl DynamoStore {
 
     /// Reads items by key, consistently, in chunks of [`BATCH_GET_KEYS_MAX`], re-requesting
     /// unprocessed keys up to [`BATCH_GET_ROUNDS_MAX`] rounds. One answer per distinct key.
-    async fn batch_get(&self, table: &str, keys: &[Key]) -> HashMap<Key, Result<Option<Item>, AwsError>> {
-        let chunks: Vec<Vec<Key>> = keys.chunks(BATCH_GET_KEYS_MAX).map(<[Key]>::to_vec).collect();
-        let answers: Vec<HashMap<Key, Result<Option<Item>, AwsError>>> = stream::iter(chunks)
-            .map(|chunk| self.batch_get_chunk(table, chunk))
-            .buffered(CALLS_IN_FLIGHT_MAX)
-            .collect()
-            .await;
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: &[Key],
+    ) -> HashMap<Key, Result<Option<Item>, AwsError>> {
+        let chunks: Vec<Vec<Key>> = keys
+            .chunks(BATCH_GET_KEYS_MAX)
+            .map(<[Key]>::to_vec)
+            .collect();
+        let answers = bounded(
+            chunks
+                .into_iter()
+                .map(|chunk| self.batch_get_chunk(table, chunk))
+                .collect(),
+        )
+        .await;
         answers.into_iter().flatten().collect()
     }
 
@@ -522,7 +542,12 @@ impl DynamoStore {
                 }
             };
             let mut found: HashMap<Key, Item> = HashMap::new();
-            for item in output.responses().and_then(|r| r.get(table)).into_iter().flatten() {
+            for item in output
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
                 if let Some(key) = key_of(item) {
                     found.insert(key, item.clone());
                 }
@@ -565,15 +590,13 @@ enum Transacted {
     AlertsExist(Vec<usize>),
 }
 
-/// Runs `call` on every item, at most [`CALLS_IN_FLIGHT_MAX`] at a time, answers in input order.
-async fn each<'a, T, R, F, Fut>(items: &'a [T], call: F) -> Vec<Result<R, AwsError>>
-where
-    T: 'a,
-    F: Fn(&'a T) -> Fut,
-    Fut: Future<Output = Result<R, AwsError>> + 'a,
-{
-    stream::iter(items)
-        .map(call)
+/// Awaits `calls`, at most [`CALLS_IN_FLIGHT_MAX`] at a time; answers in input order.
+///
+/// The futures are built before they go into the stream (rather than mapped inside it) so that
+/// the stream's type holds no closure: that keeps the returned future `Send` without fighting
+/// the compiler's higher-ranked lifetime checks.
+async fn bounded<F: Future>(calls: Vec<F>) -> Vec<F::Output> {
+    stream::iter(calls)
         .buffered(CALLS_IN_FLIGHT_MAX)
         .collect()
         .await
@@ -586,14 +609,11 @@ impl AlertStore for DynamoStore {
         &self,
         alerts: &[Alert],
     ) -> impl Future<Output = Vec<Result<Inserted, AwsError>>> + Send {
-        each(alerts, |alert| self.insert_one(alert))
+        bounded(alerts.iter().map(|alert| self.insert_one(alert)).collect())
     }
 
-    fn fetch(
-        &self,
-        keys: &[AlertKey],
-    ) -> impl Future<Output = Vec<Result<Option<StoredAlert>, AwsError>>> + Send {
-        async move {
+    async fn fetch(&self, keys: &[AlertKey]) -> Vec<Result<Option<StoredAlert>, AwsError>> {
+        {
             let mut distinct: Vec<Key> = Vec::new();
             let mut seen = HashSet::new();
             for key in keys {
@@ -626,18 +646,15 @@ impl AlertStore for DynamoStore {
         &self,
         keys: &[AlertKey],
     ) -> impl Future<Output = Vec<Result<(), AwsError>>> + Send {
-        each(keys, |key| self.mark_one(key))
+        bounded(keys.iter().map(|key| self.mark_one(key)).collect())
     }
 }
 
 impl StateStore for DynamoStore {
     type Error = AwsError;
 
-    fn load(
-        &self,
-        symbols: &[Symbol],
-    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, AwsError>>> + Send {
-        async move {
+    async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, AwsError>> {
+        {
             let mut distinct: Vec<Key> = Vec::new();
             let mut seen = HashSet::new();
             for symbol in symbols {
@@ -665,7 +682,12 @@ impl StateStore for DynamoStore {
         &self,
         changes: &[Advance],
     ) -> impl Future<Output = Vec<Result<Advanced, AwsError>>> + Send {
-        each(changes, |change| self.advance_one(change))
+        bounded(
+            changes
+                .iter()
+                .map(|change| self.advance_one(change))
+                .collect(),
+        )
     }
 }
 
@@ -699,7 +721,10 @@ fn alert_key_item(symbol: &Symbol, at: Timestamp) -> Item {
 }
 
 fn key_item((partition, sort): &Key) -> Item {
-    let mut item = HashMap::from([(attr::SYMBOL.to_owned(), AttributeValue::S(partition.clone()))]);
+    let mut item = HashMap::from([(
+        attr::SYMBOL.to_owned(),
+        AttributeValue::S(partition.clone()),
+    )]);
     if let Some(sort) = sort {
         item.insert(attr::TIMESTAMP.to_owned(), AttributeValue::S(sort.clone()));
     }
@@ -719,26 +744,68 @@ fn key_of(item: &Item) -> Option<Key> {
 /// A new alert as an item (not yet notified).
 fn alert_item(alert: &Alert) -> Item {
     HashMap::from([
-        (attr::SYMBOL.to_owned(), AttributeValue::S(alert.symbol.to_string())),
-        (attr::TIMESTAMP.to_owned(), AttributeValue::S(alert.timestamp.to_string())),
-        (attr::ALERT_ID.to_owned(), AttributeValue::S(alert.alert_id.to_string())),
-        (attr::KIND.to_owned(), AttributeValue::S(alert.kind.to_string())),
-        (attr::PRICE.to_owned(), AttributeValue::N(alert.price.to_string())),
-        (attr::THRESHOLD.to_owned(), AttributeValue::N(alert.threshold.to_string())),
-        (attr::MODE.to_owned(), AttributeValue::S(alert.mode.to_string())),
-        (attr::PROCESSED_AT.to_owned(), AttributeValue::S(alert.processed_at.to_string())),
+        (
+            attr::SYMBOL.to_owned(),
+            AttributeValue::S(alert.symbol.to_string()),
+        ),
+        (
+            attr::TIMESTAMP.to_owned(),
+            AttributeValue::S(alert.timestamp.to_string()),
+        ),
+        (
+            attr::ALERT_ID.to_owned(),
+            AttributeValue::S(alert.alert_id.to_string()),
+        ),
+        (
+            attr::KIND.to_owned(),
+            AttributeValue::S(alert.kind.to_string()),
+        ),
+        (
+            attr::PRICE.to_owned(),
+            AttributeValue::N(alert.price.to_string()),
+        ),
+        (
+            attr::THRESHOLD.to_owned(),
+            AttributeValue::N(alert.threshold.to_string()),
+        ),
+        (
+            attr::MODE.to_owned(),
+            AttributeValue::S(alert.mode.to_string()),
+        ),
+        (
+            attr::PROCESSED_AT.to_owned(),
+            AttributeValue::S(alert.processed_at.to_string()),
+        ),
         (attr::NOTIFIED.to_owned(), AttributeValue::Bool(false)),
     ])
 }
 
 fn state_item(symbol: &Symbol, state: &SymbolState) -> Item {
     HashMap::from([
-        (attr::SYMBOL.to_owned(), AttributeValue::S(symbol.to_string())),
-        (attr::ZONE.to_owned(), AttributeValue::S(state.zone.as_str().to_owned())),
-        (attr::SINCE.to_owned(), AttributeValue::N(state.since.epoch_ms().to_string())),
-        (attr::LAST_SEEN.to_owned(), AttributeValue::N(state.last_seen.epoch_ms().to_string())),
-        (attr::SINCE_AT.to_owned(), AttributeValue::S(state.since.to_string())),
-        (attr::LAST_SEEN_AT.to_owned(), AttributeValue::S(state.last_seen.to_string())),
+        (
+            attr::SYMBOL.to_owned(),
+            AttributeValue::S(symbol.to_string()),
+        ),
+        (
+            attr::ZONE.to_owned(),
+            AttributeValue::S(state.zone.as_str().to_owned()),
+        ),
+        (
+            attr::SINCE.to_owned(),
+            AttributeValue::N(state.since.epoch_ms().to_string()),
+        ),
+        (
+            attr::LAST_SEEN.to_owned(),
+            AttributeValue::N(state.last_seen.epoch_ms().to_string()),
+        ),
+        (
+            attr::SINCE_AT.to_owned(),
+            AttributeValue::S(state.since.to_string()),
+        ),
+        (
+            attr::LAST_SEEN_AT.to_owned(),
+            AttributeValue::S(state.last_seen.to_string()),
+        ),
     ])
 }
 
@@ -879,7 +946,13 @@ mod tests {
         );
         assert_eq!(item.get("price"), Some(&AttributeValue::N("151.25".into())));
         let stored = parse_alert("alerts", &item).expect("parses");
-        assert_eq!(stored, StoredAlert { alert, notified: false });
+        assert_eq!(
+            stored,
+            StoredAlert {
+                alert,
+                notified: false
+            }
+        );
     }
 
     #[test]
@@ -891,7 +964,10 @@ mod tests {
         };
         let symbol = Symbol::parse("AAPL").expect("valid");
         let item = state_item(&symbol, &state);
-        assert_eq!(item.get("last_seen"), Some(&AttributeValue::N("2000".into())));
+        assert_eq!(
+            item.get("last_seen"),
+            Some(&AttributeValue::N("2000".into()))
+        );
         assert_eq!(
             item.get("since_at"),
             Some(&AttributeValue::S("1970-01-01T00:00:01.000Z".into()))
@@ -904,12 +980,36 @@ mod tests {
         let good = alert_item(&sample_alert());
         let cases: [(&str, Option<AttributeValue>, &str); 7] = [
             ("price", None, "attribute price is missing"),
-            ("price", Some(AttributeValue::S("1".into())), "attribute price is not a number"),
-            ("price", Some(AttributeValue::N("-1".into())), "attribute price \"-1\" is invalid"),
-            ("kind", Some(AttributeValue::S("SIDEWAYS".into())), "attribute kind \"SIDEWAYS\" is invalid"),
-            ("notified", Some(AttributeValue::S("yes".into())), "attribute notified is not a boolean"),
-            ("timestamp", Some(AttributeValue::S("yesterday".into())), "attribute timestamp \"yesterday\" is invalid"),
-            ("alert_id", Some(AttributeValue::S("xyz".into())), "attribute alert_id \"xyz\" is invalid"),
+            (
+                "price",
+                Some(AttributeValue::S("1".into())),
+                "attribute price is not a number",
+            ),
+            (
+                "price",
+                Some(AttributeValue::N("-1".into())),
+                "attribute price \"-1\" is invalid",
+            ),
+            (
+                "kind",
+                Some(AttributeValue::S("SIDEWAYS".into())),
+                "attribute kind \"SIDEWAYS\" is invalid",
+            ),
+            (
+                "notified",
+                Some(AttributeValue::S("yes".into())),
+                "attribute notified is not a boolean",
+            ),
+            (
+                "timestamp",
+                Some(AttributeValue::S("yesterday".into())),
+                "attribute timestamp \"yesterday\" is invalid",
+            ),
+            (
+                "alert_id",
+                Some(AttributeValue::S("xyz".into())),
+                "attribute alert_id \"xyz\" is invalid",
+            ),
         ];
         for (attribute, value, expected) in cases {
             let mut item = good.clone();
@@ -918,8 +1018,14 @@ mod tests {
                 None => item.remove(attribute),
             };
             let error = parse_alert("alerts", &item).expect_err(attribute);
-            assert!(error.to_string().contains(expected), "{error} should contain {expected}");
-            assert_eq!(tickwatch_core::ports::Classify::class(&error), tickwatch_core::ports::ErrorClass::Permanent);
+            assert!(
+                error.to_string().contains(expected),
+                "{error} should contain {expected}"
+            );
+            assert_eq!(
+                tickwatch_core::ports::Classify::class(&error),
+                tickwatch_core::ports::ErrorClass::Permanent
+            );
         }
         let mut state = state_item(
             &Symbol::parse("X").expect("valid"),

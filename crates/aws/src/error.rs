@@ -12,7 +12,6 @@
 
 use std::fmt;
 
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tickwatch_core::ports::{Classify, ErrorClass};
 
@@ -163,7 +162,9 @@ impl AwsError {
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (ErrorClass::Transient, None),
             // A "user" dispatch failure is a mistake on our side (e.g. an invalid endpoint URL);
             // everything else (refused, reset, DNS, TLS, timeouts) may clear up.
-            SdkError::DispatchFailure(failure) if failure.is_user() => (ErrorClass::Permanent, None),
+            SdkError::DispatchFailure(failure) if failure.is_user() => {
+                (ErrorClass::Permanent, None)
+            }
             SdkError::DispatchFailure(_) => (ErrorClass::Transient, None),
             SdkError::ServiceError(service) => {
                 let code = service.err().code().map(str::to_owned);
@@ -178,7 +179,7 @@ impl AwsError {
             operation,
             class,
             code,
-            message: truncate(&DisplayErrorContext(error).to_string(), ERROR_MESSAGE_CHARS_MAX),
+            message: truncate(&error_chain(error), ERROR_MESSAGE_CHARS_MAX),
         }
     }
 
@@ -224,6 +225,22 @@ impl AwsError {
     }
 }
 
+/// The error and its causes, `outer: inner: innermost`, each said once (the SDK's own display
+/// helper appends a debug dump that repeats everything).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        // Wrappers often repeat their source's text; keep each piece once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
 /// Classifies a service's answer by status and code.
 pub fn classify_response(status: u16, code: Option<&str>) -> ErrorClass {
     if status >= 500 || status == 429 || code.is_some_and(is_transient_code) {
@@ -238,7 +255,10 @@ pub fn truncate(text: &str, chars_max: usize) -> String {
     match text.char_indices().nth(chars_max) {
         None => text.to_owned(),
         Some((end, _)) => {
-            let mut cut: String = text[..end].chars().take(chars_max.saturating_sub(1)).collect();
+            let mut cut: String = text[..end]
+                .chars()
+                .take(chars_max.saturating_sub(1))
+                .collect();
             cut.push('…');
             cut
         }
@@ -260,7 +280,11 @@ mod tests {
             (404, Some("NotFound"), Permanent),
             (400, None, Permanent),
             (400, Some("ThrottlingException"), Transient),
-            (400, Some("ProvisionedThroughputExceededException"), Transient),
+            (
+                400,
+                Some("ProvisionedThroughputExceededException"),
+                Transient,
+            ),
             (400, Some("RequestLimitExceeded"), Transient),
             (400, Some("TransactionConflictException"), Transient),
             (400, Some("Throttling"), Transient),
@@ -270,7 +294,11 @@ mod tests {
             (502, None, Transient),
         ];
         for (status, code, expected) in cases {
-            assert_eq!(classify_response(status, code), expected, "{status} {code:?}");
+            assert_eq!(
+                classify_response(status, code),
+                expected,
+                "{status} {code:?}"
+            );
         }
     }
 

@@ -1,1 +1,31 @@
-//! Not written yet: see the open issues.
+//! # tickwatch-aws
+//!
+//! The AWS side of tickwatch: the core's ports over DynamoDB ([`dynamo::DynamoStore`]) and SNS
+//! ([`sns::SnsNotifier`]), the dead-letter queue for rejected ticks ([`dead_letter`]), the SQS batch
+//! runner shared by the Lambda function and the worker ([`batch::run_batch`]), the long-polling
+//! SQS worker ([`worker::run`]), metrics in CloudWatch Embedded Metric Format ([`metrics`]), SDK
+//! clients with explicit retry and timeout settings ([`config`], which also says who retries
+//! what), and the one place AWS errors are classified ([`error`]).
+//!
+//! With the `testing` feature, [`testing`] starts the moto AWS emulator and a latency-injecting
+//! TCP proxy for tests and benchmarks.
+
+pub mod batch;
+pub mod config;
+pub mod dead_letter;
+pub mod dynamo;
+pub mod error;
+pub mod metrics;
+pub mod sns;
+pub mod worker;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use batch::{BatchResult, SqsMessage, run_batch};
+pub use config::AwsClients;
+pub use dead_letter::{DeadLetter, DeadLetterQueue, MemoryDeadLetterQueue, SqsDeadLetterQueue};
+pub use dynamo::DynamoStore;
+pub use error::AwsError;
+pub use sns::SnsNotifier;
+pub use worker::{RunUntil, WorkerError, WorkerOptions, WorkerReport};

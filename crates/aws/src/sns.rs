@@ -6,8 +6,6 @@
 //! `symbol`, `kind` and `alert_id` let subscribers filter and de-duplicate. A FIFO topic (its ARN
 //! ends in `.fifo`) gets the symbol as message group and the alert id as de-duplication id.
 
-use std::future::Future;
-
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use futures_util::stream::{self, StreamExt};
@@ -117,7 +115,8 @@ impl SnsNotifier {
     }
 
     fn entry(&self, index: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, AwsError> {
-        let message = serde_json::to_string(alert).map_err(|e| AwsError::build("PublishBatch", e))?;
+        let message =
+            serde_json::to_string(alert).map_err(|e| AwsError::build("PublishBatch", e))?;
         let mut entry = PublishBatchRequestEntry::builder()
             .id(index.to_string())
             .message(message)
@@ -130,7 +129,9 @@ impl SnsNotifier {
                 .message_group_id(alert.symbol.as_str())
                 .message_deduplication_id(alert.alert_id.to_string());
         }
-        entry.build().map_err(|e| AwsError::build("PublishBatch", e))
+        entry
+            .build()
+            .map_err(|e| AwsError::build("PublishBatch", e))
     }
 }
 
@@ -154,7 +155,13 @@ pub fn subject(alert: &Alert) -> String {
     let text: String = alert
         .subject()
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     if text.len() <= SUBJECT_CHARS_MAX {
         return text;
@@ -166,14 +173,17 @@ pub fn subject(alert: &Alert) -> String {
 impl Notifier for SnsNotifier {
     type Error = AwsError;
 
-    fn publish(&self, alerts: &[Alert]) -> impl Future<Output = Vec<Result<(), AwsError>>> + Send {
-        async move {
-            let answers: Vec<Vec<Result<(), AwsError>>> =
-                stream::iter(alerts.chunks(PUBLISH_BATCH_ENTRIES_MAX))
-                    .map(|chunk| self.publish_chunk(chunk))
-                    .buffered(PUBLISH_CALLS_IN_FLIGHT_MAX)
-                    .collect()
-                    .await;
+    async fn publish(&self, alerts: &[Alert]) -> Vec<Result<(), AwsError>> {
+        {
+            // Futures built first, so the stream's type holds no closure (keeps this `Send`).
+            let calls: Vec<_> = alerts
+                .chunks(PUBLISH_BATCH_ENTRIES_MAX)
+                .map(|chunk| self.publish_chunk(chunk))
+                .collect();
+            let answers: Vec<Vec<Result<(), AwsError>>> = stream::iter(calls)
+                .buffered(PUBLISH_CALLS_IN_FLIGHT_MAX)
+                .collect()
+                .await;
             answers.into_iter().flatten().collect()
         }
     }
@@ -203,13 +213,19 @@ mod tests {
     #[test]
     fn subjects_fit_the_sns_limit() {
         let short = alert("AAPL", 151.25, 150.0);
-        assert_eq!(subject(&short), "AAPL HIGH 151.25 > 150 at 2026-11-26T14:30:00.123Z");
+        assert_eq!(
+            subject(&short),
+            "AAPL HIGH 151.25 > 150 at 2026-11-26T14:30:00.123Z"
+        );
         let long = alert(
             "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
             999_999_999_999.123_4,
             123_456_789.123_456_79,
         );
-        assert!(long.subject().len() > SUBJECT_CHARS_MAX, "the case must need cutting");
+        assert!(
+            long.subject().len() > SUBJECT_CHARS_MAX,
+            "the case must need cutting"
+        );
         let cut = subject(&long);
         assert_eq!(cut.len(), SUBJECT_CHARS_MAX);
         assert!(cut.ends_with("..."));

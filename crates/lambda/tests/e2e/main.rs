@@ -1,0 +1,484 @@
+//! End-to-end tests of the real `bootstrap` binary: started as Lambda starts it, under a Runtime
+//! API emulator, against moto, with SQS events built from messages sent to and received from the
+//! emulator's queue. Results are read back from DynamoDB, from a queue subscribed to the topic
+//! and from the dead-letter queue.
+
+mod runtime_api;
+mod stack;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::Message;
+use runtime_api::{Answer, RuntimeApi};
+use serde_json::Value;
+use stack::{ANSWER_WAIT, FUNCTION_TIMEOUT, Function, Stack, failed_ids};
+use tickwatch_aws::testing::{LatencyProxy, Moto, ProxyMode};
+
+const T0_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
+
+fn tick(symbol: &str, price: f64, at_s: i64) -> String {
+    format!(
+        r#"{{"symbol":"{symbol}","price":{price},"timestamp":{},"volume":100,"exchange":"XNAS"}}"#,
+        T0_MS + at_s * 1000
+    )
+}
+
+/// Sends `bodies`, receives them, invokes the function with them, settles them; returns the
+/// messages and the failed ids.
+async fn deliver(
+    stack: &Stack,
+    api: &RuntimeApi,
+    bodies: &[String],
+) -> (Vec<Message>, Vec<String>) {
+    stack.send(bodies).await;
+    redeliver(stack, api, bodies.len()).await
+}
+
+/// Receives `count` messages already on the tick queue, invokes, settles.
+async fn redeliver(stack: &Stack, api: &RuntimeApi, count: usize) -> (Vec<Message>, Vec<String>) {
+    let messages = stack.receive(count).await;
+    let answer = api
+        .invoke(stack.event(&messages), FUNCTION_TIMEOUT, ANSWER_WAIT)
+        .await;
+    let failed = failed_ids(&answer);
+    stack.settle(&messages, &failed).await;
+    (messages, failed)
+}
+
+fn string(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) | Some(AttributeValue::N(text)) => text.clone(),
+        other => panic!("attribute {name}: {other:?}"),
+    }
+}
+
+fn notified(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+    item.get("notified") == Some(&AttributeValue::Bool(true))
+}
+
+fn bodies_of(messages: &[Message]) -> Vec<Value> {
+    messages
+        .iter()
+        .map(|m| serde_json::from_str(m.body().expect("body")).expect("JSON body"))
+        .collect()
+}
+
+fn attribute(message: &Message, name: &str) -> Option<String> {
+    message
+        .message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_low_and_normal_ticks_each_do_what_the_spec_says() {
+    let stack = Stack::create().await;
+    let api = RuntimeApi::start().await;
+    let function = Function::start(&api, &stack.env());
+
+    // High: stored, announced with its attributes.
+    let (messages, failed) = deliver(&stack, &api, &[tick("AAPL", 151.25, 0)]).await;
+    assert!(failed.is_empty());
+    let items = stack.alert_items().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(string(&items[0], "kind"), "HIGH");
+    assert_eq!(string(&items[0], "price"), "151.25");
+    assert_eq!(string(&items[0], "threshold"), "150");
+    assert_eq!(string(&items[0], "timestamp"), "2026-11-26T14:30:00.000Z");
+    assert!(notified(&items[0]));
+    let notifications = stack.notifications(1).await;
+    assert_eq!(notifications.len(), 1);
+    let alert = &bodies_of(&notifications)[0];
+    assert_eq!(alert["symbol"], "AAPL");
+    assert_eq!(alert["kind"], "HIGH");
+    assert_eq!(
+        attribute(&notifications[0], "kind").as_deref(),
+        Some("HIGH")
+    );
+    assert_eq!(
+        attribute(&notifications[0], "alert_id"),
+        Some(string(&items[0], "alert_id"))
+    );
+
+    // Low.
+    let (_, failed) = deliver(&stack, &api, &[tick("MSFT", 42.0, 1)]).await;
+    assert!(failed.is_empty());
+    let notifications = stack.notifications(1).await;
+    assert_eq!(bodies_of(&notifications)[0]["kind"], "LOW");
+    assert_eq!(stack.alert_items().await.len(), 2);
+
+    // Normal: no alert, nothing announced; cross mode remembers the symbol's zone.
+    let (_, failed) = deliver(&stack, &api, &[tick("GOOGL", 100.0, 2)]).await;
+    assert!(failed.is_empty());
+    assert_eq!(stack.alert_items().await.len(), 2);
+    assert!(stack.notifications(0).await.is_empty());
+    let state = stack.state_item("GOOGL").await.expect("state stored");
+    assert_eq!(string(&state, "zone"), "normal");
+
+    // The logs are JSON, carry the request id and the message id, and the metrics line is EMF.
+    let lines = function.lines();
+    let message_id = messages[0].message_id().expect("id");
+    let alert_line = lines
+        .iter()
+        .find(|l| l.contains("Alert raised.") && l.contains(message_id))
+        .unwrap_or_else(|| panic!("no alert log line for {message_id} in {lines:#?}"));
+    let log: Value = serde_json::from_str(alert_line).expect("JSON log line");
+    assert_eq!(log["symbol"], "AAPL");
+    assert_eq!(log["spans"][0]["request_id"], "e2e-request-0000");
+    assert_eq!(log["spans"][1]["message_id"], message_id);
+    let emf: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.contains("CloudWatchMetrics"))
+        .map(|l| serde_json::from_str(l).expect("EMF JSON"))
+        .collect();
+    assert_eq!(emf.len(), 3, "one metrics line per batch");
+    assert_eq!(emf[0]["AlertsRaised"], 1);
+    assert_eq!(emf[0]["Service"], "tickwatch-e2e");
+    assert_eq!(emf[2]["AlertsRaised"], 0);
+    assert!(
+        !lines.iter().any(|l| l.contains("XNAS")),
+        "valid bodies are never logged"
+    );
+}
+
+fn mixed_batch() -> Vec<String> {
+    vec![
+        tick("AAPL", 151.25, 0),
+        tick("MSFT", 42.0, 0),
+        tick("GOOGL", 100.0, 0),
+        tick("NVDA", 180.0, 1),
+        tick("AAPL", 155.0, 2), // still high: no second alert in cross mode
+        "price=151.25;symbol=AAPL".to_owned(),
+        r#"{"symbol":"TSLA","price":-3,"timestamp":1}"#.to_owned(),
+        r#"{"symbol":"TSLA","timestamp":1}"#.to_owned(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_batch_dead_letters_the_malformed_and_redelivery_changes_nothing() {
+    let stack = Stack::create().await;
+    let api = RuntimeApi::start().await;
+    let _function = Function::start(&api, &stack.env());
+    let bodies = mixed_batch();
+    stack.send(&bodies).await;
+    let messages = stack.receive(bodies.len()).await;
+    let event = stack.event(&messages);
+
+    let answer = api
+        .invoke(event.clone(), FUNCTION_TIMEOUT, ANSWER_WAIT)
+        .await;
+    assert!(
+        failed_ids(&answer).is_empty(),
+        "rejects are done once dead-lettered: {answer:?}"
+    );
+    let items = stack.alert_items().await;
+    let kinds: HashSet<(String, String)> = items
+        .iter()
+        .map(|i| (string(i, "symbol"), string(i, "kind")))
+        .collect();
+    assert_eq!(
+        kinds,
+        HashSet::from([
+            ("AAPL".into(), "HIGH".into()),
+            ("MSFT".into(), "LOW".into()),
+            ("NVDA".into(), "HIGH".into())
+        ])
+    );
+    assert!(items.iter().all(notified));
+    assert_eq!(stack.notifications(3).await.len(), 3);
+
+    let letters = stack.dead_letters(3).await;
+    assert_eq!(letters.len(), 3);
+    let by_source: std::collections::HashMap<String, &Message> = letters
+        .iter()
+        .map(|m| (attribute(m, "source_message_id").expect("source id"), m))
+        .collect();
+    for (message, expected_code) in
+        messages[5..]
+            .iter()
+            .zip(["body.malformed", "price.invalid", "price.missing"])
+    {
+        let letter = by_source[message.message_id().expect("id")];
+        assert_eq!(letter.body(), message.body(), "the original body");
+        assert_eq!(
+            attribute(letter, "error_code").as_deref(),
+            Some(expected_code)
+        );
+        assert!(attribute(letter, "reason").is_some_and(|r| !r.is_empty()));
+    }
+
+    // The same batch again (at-least-once delivery): one item and one notification per alert.
+    let answer = api.invoke(event, FUNCTION_TIMEOUT, ANSWER_WAIT).await;
+    assert!(failed_ids(&answer).is_empty());
+    assert_eq!(stack.alert_items().await.len(), 3);
+    assert!(
+        stack.notifications(0).await.is_empty(),
+        "nothing announced twice"
+    );
+    stack.settle(&messages, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_unreachable_fails_every_valid_message_and_loses_nothing() {
+    let stack = Stack::create().await;
+    let moto = std::net::SocketAddr::from(([127, 0, 0, 1], Moto::shared().port()));
+    let proxy = LatencyProxy::start(moto, 0).await;
+    let mut env = stack.env();
+    env.insert("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint());
+    let api = RuntimeApi::start().await;
+    let _function = Function::start(&api, &env);
+
+    // Prove the function is up (its init checks went through the proxy), then cut DynamoDB off.
+    let (_, failed) = deliver(&stack, &api, &[tick("WARM", 100.0, 0)]).await;
+    assert!(failed.is_empty());
+    assert!(proxy.requests() > 0, "DynamoDB calls go through the proxy");
+    proxy.set_mode(ProxyMode::Refuse);
+
+    let bodies = mixed_batch();
+    let (messages, failed) = deliver(&stack, &api, &bodies).await;
+    let valid: Vec<String> = messages[..5]
+        .iter()
+        .map(|m| m.message_id().expect("id").to_owned())
+        .collect();
+    assert_eq!(
+        failed, valid,
+        "every valid message reported failed, no reject"
+    );
+    assert!(stack.notifications(0).await.is_empty(), "nothing published");
+    assert_eq!(
+        stack.dead_letters(3).await.len(),
+        3,
+        "rejects still dead-lettered"
+    );
+
+    // DynamoDB is back: the redelivery completes everything.
+    proxy.set_mode(ProxyMode::Forward);
+    let (_, failed) = redeliver(&stack, &api, 5).await;
+    assert!(failed.is_empty());
+    assert_eq!(stack.alert_items().await.len(), 3);
+    assert_eq!(stack.notifications(3).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_failing_after_the_write_publishes_exactly_once_on_redelivery() {
+    let stack = Stack::create().await;
+    let api = RuntimeApi::start().await;
+    let _function = Function::start(&api, &stack.env());
+    let (_, failed) = deliver(&stack, &api, &[tick("WARM", 100.0, 0)]).await;
+    assert!(failed.is_empty());
+
+    // The topic goes away after init: the alerts are written, the announcement fails.
+    stack
+        .clients
+        .sns
+        .delete_topic()
+        .topic_arn(&stack.topic_arn)
+        .send()
+        .await
+        .expect("DeleteTopic");
+    let bodies = [
+        tick("AAPL", 160.0, 1),
+        tick("MSFT", 10.0, 1),
+        tick("GOOGL", 90.0, 1),
+    ];
+    let (messages, failed) = deliver(&stack, &api, &bodies).await;
+    let alerting: Vec<String> = messages[..2]
+        .iter()
+        .map(|m| m.message_id().expect("id").to_owned())
+        .collect();
+    assert_eq!(failed, alerting);
+    let items = stack.alert_items().await;
+    assert_eq!(items.len(), 2);
+    assert!(
+        items.iter().all(|i| !notified(i)),
+        "stored, not yet announced"
+    );
+
+    // The topic is back (same name, same ARN): the redelivered ticks are stale for the state, but
+    // their stored alerts are found and announced, once.
+    let arn = tickwatch_aws::testing::create_topic(&stack.clients.sns, &stack.topic_name).await;
+    assert_eq!(arn, stack.topic_arn);
+    tickwatch_aws::testing::subscribe_queue(&stack.clients, &arn, &stack.subscriber_url, true)
+        .await;
+    let (_, failed) = redeliver(&stack, &api, 2).await;
+    assert!(failed.is_empty());
+    let notifications = stack.notifications(2).await;
+    assert_eq!(notifications.len(), 2);
+    let kinds: HashSet<String> = bodies_of(&notifications)
+        .iter()
+        .map(|b| b["kind"].as_str().expect("kind").to_owned())
+        .collect();
+    assert_eq!(kinds, HashSet::from(["HIGH".into(), "LOW".into()]));
+    assert!(stack.alert_items().await.iter().all(notified));
+
+    // A third delivery announces nothing more.
+    stack.send(&bodies[..1]).await;
+    let (_, failed) = redeliver(&stack, &api, 1).await;
+    assert!(failed.is_empty());
+    assert!(stack.notifications(0).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_variable_is_reported_as_an_init_error_naming_it() {
+    let stack = Stack::create().await;
+    let cases = [
+        (
+            "HIGH_THRESHOLD",
+            "lots",
+            "HIGH_THRESHOLD: must be a finite number",
+        ),
+        ("ALERT_MODE", "edge", "ALERT_MODE"),
+        (
+            "ALERTS_TABLE_NAME",
+            "no-such-table",
+            "ALERTS_TABLE_NAME: table no-such-table cannot be used",
+        ),
+    ];
+    for (variable, value, expected) in cases {
+        let api = RuntimeApi::start().await;
+        let mut env = stack.env();
+        env.insert(variable, value.to_owned());
+        let mut function = Function::start(&api, &env);
+        let report = api
+            .init_error(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no init error for {variable}"));
+        let report: Value = serde_json::from_str(&report).expect("diagnostic JSON");
+        let message = report["errorMessage"].as_str().expect("errorMessage");
+        assert!(message.contains(expected), "{message}");
+        assert!(
+            report["errorType"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Runtime."))
+        );
+        let status = tokio::time::timeout(Duration::from_secs(30), function.child.wait())
+            .await
+            .expect("exits after reporting")
+            .expect("exit status");
+        assert!(!status.success(), "{variable}: init failure exits non-zero");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_without_message_ids_fails_the_invocation() {
+    let stack = Stack::create().await;
+    let api = RuntimeApi::start().await;
+    let _function = Function::start(&api, &stack.env());
+    let event = r#"{"Records":[{"body":"{}","eventSource":"aws:sqs"}]}"#.to_owned();
+    let answer = api.invoke(event, FUNCTION_TIMEOUT, ANSWER_WAIT).await;
+    let Answer::Error(body) = answer else {
+        panic!("expected an invocation error, got {answer:?}");
+    };
+    assert!(body.contains("no messageId"), "{body}");
+}
+
+/// Start-up in process (the same code `bootstrap` runs at init): resource checks and their errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_checks_every_resource_and_tolerates_only_transient_failures() {
+    use tickwatch_lambda::FunctionConfig;
+    use tickwatch_lambda::startup::{StartupError, build, init_logging};
+
+    init_logging(tracing::level_filters::LevelFilter::OFF);
+    let stack = Stack::create().await;
+    let config_with = |variable: &'static str, value: Option<&str>| {
+        let mut env = stack.env();
+        if let Some(value) = value {
+            env.insert(variable, value.to_owned());
+        }
+        FunctionConfig::from_lookup(|name| env.get(name).cloned()).expect("valid config")
+    };
+    let moto = Moto::shared().sdk_config().await;
+
+    let handler = build(&config_with("LOG_LEVEL", None), &moto, 7)
+        .await
+        .expect("every resource exists");
+    assert_eq!(handler.pipeline().rules().default_rule().high(), 150.0);
+
+    let missing = [
+        ("ALERTS_TABLE_NAME", "missing-alerts"),
+        ("STATE_TABLE_NAME", "missing-state"),
+        (
+            "ALERTS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:missing-topic",
+        ),
+        (
+            "DEAD_LETTER_QUEUE_URL",
+            "http://127.0.0.1:1/123456789012/unused",
+        ),
+    ];
+    for (variable, value) in &missing[..3] {
+        let Err(error) = build(&config_with(variable, Some(value)), &moto, 7).await else {
+            panic!("{variable}={value} must fail init");
+        };
+        assert!(
+            matches!(error, StartupError::Resource { variable: v, .. } if v == *variable),
+            "{error}"
+        );
+        assert!(error.to_string().starts_with(variable), "{error}");
+        assert_eq!(error.error_type(), "Runtime.ResourceUnavailable");
+    }
+    let missing_queue = format!("{}/123456789012/missing-dlq", Moto::shared().endpoint());
+    let error = build(
+        &config_with("DEAD_LETTER_QUEUE_URL", Some(&missing_queue)),
+        &moto,
+        7,
+    )
+    .await
+    .err()
+    .expect("a missing queue fails init");
+    assert!(
+        error.to_string().starts_with("DEAD_LETTER_QUEUE_URL"),
+        "{error}"
+    );
+
+    // Nothing answers at all: transient, so the function starts and lets each message retry.
+    let unreachable =
+        tickwatch_aws::config::emulator_sdk_config("http://127.0.0.1:1", "us-east-1").await;
+    assert!(
+        build(
+            &config_with(missing[3].0, Some(missing[3].1)),
+            &unreachable,
+            7
+        )
+        .await
+        .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_errors_reach_the_runtime_api() {
+    use tickwatch_lambda::startup::report_init_error;
+
+    let api = RuntimeApi::start().await;
+    report_init_error(
+        api.address(),
+        "Runtime.Test",
+        "LOW_THRESHOLD: must be a finite number",
+    )
+    .await
+    .expect("reported");
+    let report = api
+        .init_error(Duration::from_secs(5))
+        .await
+        .expect("received");
+    let report: Value = serde_json::from_str(&report).expect("diagnostic JSON");
+    assert_eq!(report["errorType"], "Runtime.Test");
+    assert_eq!(
+        report["errorMessage"],
+        "LOW_THRESHOLD: must be a finite number"
+    );
+
+    let error = report_init_error("not a host:port", "Runtime.Test", "x")
+        .await
+        .expect_err("bad address");
+    assert!(error.contains("AWS_LAMBDA_RUNTIME_API"), "{error}");
+    let nobody = format!("127.0.0.1:{}", tickwatch_aws::testing::free_port());
+    assert!(
+        report_init_error(&nobody, "Runtime.Test", "x")
+            .await
+            .is_err()
+    );
+}
