@@ -27,6 +27,7 @@ pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use tickwatch_core::retry::RetryPolicy;
 
 /// Longest wait for a TCP (and TLS) connection, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
@@ -68,6 +69,24 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
         }
     }
+}
+
+/// Most attempts per pipeline step against AWS (the first included), within the deadline.
+pub const PIPELINE_ATTEMPTS_MAX: u32 = 4;
+/// Ceiling of the pipeline's first backoff before retrying an AWS call, in milliseconds; it
+/// doubles per retry.
+pub const PIPELINE_BACKOFF_MS_BASE: u64 = 50;
+/// Ceiling of any backoff before retrying an AWS call, in milliseconds.
+pub const PIPELINE_BACKOFF_MS_MAX: u64 = 1_000;
+
+/// The core pipeline's retry policy for AWS ports (the Lambda function and the SQS worker).
+pub fn pipeline_retry_policy() -> RetryPolicy {
+    RetryPolicy::new(
+        PIPELINE_ATTEMPTS_MAX,
+        PIPELINE_BACKOFF_MS_BASE,
+        PIPELINE_BACKOFF_MS_MAX,
+    )
+    .expect("the AWS retry constants form a valid policy")
 }
 
 /// Our retry setting: none (the pipeline and SQS retry, see the module documentation).

@@ -16,6 +16,7 @@ pub mod dead_letter;
 pub mod dynamo;
 pub mod error;
 pub mod metrics;
+pub mod smoke;
 pub mod sns;
 pub mod worker;
 

@@ -31,6 +31,10 @@ pub(crate) enum Command {
     Notify(NotifyArgs),
     /// Write realistic random-walk ticks (NDJSON) that cross the default thresholds.
     Generate(GenerateArgs),
+    /// Consume an SQS queue with the same pipeline as the Lambda function (AWS or an emulator).
+    SqsWorker(WorkerArgs),
+    /// Smoke-test a deployment: send ticks, check alerts, notifications and the dead-letter queue.
+    Smoke(SmokeArgs),
 }
 
 /// Input formats.
@@ -161,4 +165,60 @@ pub(crate) struct GenerateArgs {
     /// Output file (default stdout).
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
+}
+
+/// Where the worker finds its AWS resources (flags, or the Lambda function's variable names).
+#[derive(Debug, Args)]
+pub(crate) struct AwsResources {
+    /// DynamoDB table of alerts.
+    #[arg(long, env = "ALERTS_TABLE_NAME")]
+    pub(crate) alerts_table: String,
+    /// DynamoDB table of cross-mode symbol state.
+    #[arg(long, env = "STATE_TABLE_NAME")]
+    pub(crate) state_table: String,
+    /// SNS topic that announces alerts.
+    #[arg(long, env = "ALERTS_TOPIC_ARN")]
+    pub(crate) topic_arn: String,
+    /// Dead-letter queue that receives rejected ticks, with the reason.
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    pub(crate) dead_letter_queue_url: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// URL of the SQS queue of ticks.
+    #[arg(long, env = "TICKS_QUEUE_URL")]
+    pub(crate) queue_url: String,
+    #[command(flatten)]
+    pub(crate) resources: AwsResources,
+    /// TOML rules file (same format as `run --rules`).
+    #[arg(long)]
+    pub(crate) rules: Option<PathBuf>,
+    /// Default rule mode when no rules file says otherwise.
+    #[arg(long, value_enum, default_value = "cross")]
+    pub(crate) mode: ModeArg,
+    /// Stop once a receive comes back empty instead of polling until Ctrl-C.
+    #[arg(long)]
+    pub(crate) drain: bool,
+    /// Long-poll wait per receive, in seconds (0-20).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub(crate) wait_seconds: u32,
+    /// Visibility timeout per receive, in seconds: a batch must finish within it, and failed
+    /// ticks come back after it.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(5..=43_200))]
+    pub(crate) visibility_timeout_seconds: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SmokeArgs {
+    /// The deployment's outputs as flat JSON (written by scripts/flat-outputs).
+    #[arg(long, default_value = "cfn-outputs/flat-outputs.json")]
+    pub(crate) outputs: PathBuf,
+    /// Consume the ticks with an in-process SQS worker (for an emulator, where no Lambda function
+    /// runs). Never use it against a live deployment: it would compete with the function.
+    #[arg(long)]
+    pub(crate) consume: bool,
+    /// How long to wait for the results, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) timeout_seconds: u64,
 }

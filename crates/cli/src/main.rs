@@ -11,6 +11,8 @@ mod config;
 mod generate;
 mod notify;
 mod run;
+mod smoke;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,8 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts::alerts(args),
         Command::Notify(args) => notify::notify(args),
         Command::Generate(args) => generate::generate(args),
+        Command::SqsWorker(args) => worker::sqs_worker(args),
+        Command::Smoke(args) => smoke::smoke(args),
     };
     match result {
         Ok(Completion::Clean) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! 1. decodes every body (a bad one is [`Outcome::Rejected`] and touches nothing else);
 //! 2. groups ticks by symbol and sorts each group by tick time, so a symbol's ticks are evaluated
 //!    in order while different symbols go through every step side by side;
-//! 3. cross mode: loads each symbol's state, evaluates the group, and commits the new state
+//! 3. cross mode: loads each symbol's state (or takes the one it last read or wrote itself), evaluates the group, and commits the new state
 //!    together with the alerts it raised in one compare-and-set ([`StateStore::advance`]): at most
 //!    one state write per symbol per batch, never one per tick. A lost race reloads and
 //!    re-evaluates, at most [`CAS_ATTEMPTS_MAX`] times. Level mode: inserts the alerts
@@ -38,6 +38,11 @@ use crate::tick::{Symbol, Tick, TickError, Timestamp};
 /// batch before its messages are failed (and left to redelivery).
 pub const CAS_ATTEMPTS_MAX: u32 = 5;
 
+/// Most symbols whose last known state a pipeline remembers between batches. A remembered state
+/// saves the state read of the next batch (one round trip to the store); it is only a guess that
+/// the compare-and-set confirms, so a stale one costs a reload, never a wrong answer.
+pub const STATE_CACHE_SYMBOLS_MAX: usize = 100_000;
+
 /// What the pipeline needs besides its ports. No `Default`: callers say what they want.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -56,6 +61,8 @@ pub struct Pipeline<S, N, C> {
     clock: C,
     config: PipelineConfig,
     batches: AtomicU64,
+    /// Cross mode: the last state this pipeline read or wrote per symbol.
+    states: std::sync::Mutex<HashMap<Symbol, SymbolState>>,
 }
 
 /// The fate of one message.
@@ -296,7 +303,13 @@ where
             clock,
             config,
             batches: AtomicU64::new(0),
+            states: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The clock (callers timing batches should use the pipeline's own).
+    pub fn clock(&self) -> &C {
+        &self.clock
     }
 
     /// The rules in force.
@@ -496,45 +509,66 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let mut to_load: Vec<usize> = (0..groups.len())
+        let mut round_groups: Vec<usize> = (0..groups.len())
             .filter(|&g| groups[g].rule.mode() == Mode::Cross)
             .collect();
-        for _ in 0..CAS_ATTEMPTS_MAX {
-            if to_load.is_empty() {
+        for round in 0..CAS_ATTEMPTS_MAX {
+            if round_groups.is_empty() {
                 return;
             }
-            let symbols: Vec<Symbol> = to_load.iter().map(|&g| groups[g].symbol).collect();
-            let loaded = self
-                .attempt(&symbols, deadline, rng, |s| async move {
-                    self.store.load(&s).await
-                })
-                .await;
-            let mut changes = Vec::new();
-            let mut changed_groups = Vec::new();
-            for (&g, result) in to_load.iter().zip(loaded) {
-                let group = &mut groups[g];
-                match result {
-                    Err(e) => group.fail(e.into_failure(Step::LoadState)),
-                    Ok(prior) => {
-                        let (fates, next) = plan_cross(group, prior, tick, now);
-                        group.fates = fates;
-                        if let Some(next) = next {
-                            changes.push(Advance {
-                                symbol: group.symbol,
-                                expected_last_seen: prior.map(|state| state.last_seen),
-                                next,
-                                alerts: group
-                                    .fates
-                                    .iter()
-                                    .filter_map(|fate| match fate {
-                                        Fate::Raised(alert) => Some(*alert),
-                                        _ => None,
-                                    })
-                                    .collect(),
-                            });
-                            changed_groups.push(g);
+            // Priors: remembered states on the first round (a stale one only costs a lost
+            // compare-and-set, which lands in the reload below), loaded ones otherwise.
+            let mut priors: Vec<(usize, Option<SymbolState>)> = Vec::new();
+            let mut to_load = Vec::new();
+            {
+                let remembered = self.lock_states();
+                for &g in &round_groups {
+                    match remembered.get(&groups[g].symbol) {
+                        Some(state) if round == 0 => priors.push((g, Some(*state))),
+                        _ => to_load.push(g),
+                    }
+                }
+            }
+            if !to_load.is_empty() {
+                let symbols: Vec<Symbol> = to_load.iter().map(|&g| groups[g].symbol).collect();
+                let loaded = self
+                    .attempt(&symbols, deadline, rng, |s| async move {
+                        self.store.load(&s).await
+                    })
+                    .await;
+                for (&g, result) in to_load.iter().zip(loaded) {
+                    match result {
+                        Err(e) => groups[g].fail(e.into_failure(Step::LoadState)),
+                        Ok(prior) => {
+                            if let Some(state) = prior {
+                                self.remember(groups[g].symbol, state);
+                            }
+                            priors.push((g, prior));
                         }
                     }
+                }
+            }
+            let mut changes = Vec::new();
+            let mut changed_groups = Vec::new();
+            for (g, prior) in priors {
+                let group = &mut groups[g];
+                let (fates, next) = plan_cross(group, prior, tick, now);
+                group.fates = fates;
+                if let Some(next) = next {
+                    changes.push(Advance {
+                        symbol: group.symbol,
+                        expected_last_seen: prior.map(|state| state.last_seen),
+                        next,
+                        alerts: group
+                            .fates
+                            .iter()
+                            .filter_map(|fate| match fate {
+                                Fate::Raised(alert) => Some(*alert),
+                                _ => None,
+                            })
+                            .collect(),
+                    });
+                    changed_groups.push(g);
                 }
             }
             let results = self
@@ -542,16 +576,23 @@ where
                     self.store.advance(&c).await
                 })
                 .await;
-            to_load.clear();
-            for (&g, result) in changed_groups.iter().zip(results) {
+            round_groups.clear();
+            for ((&g, change), result) in changed_groups.iter().zip(&changes).zip(results) {
                 match result {
-                    Ok(Advanced::Applied) => {}
-                    Ok(Advanced::Conflict) => to_load.push(g),
-                    Err(e) => groups[g].fail(e.into_failure(Step::Advance)),
+                    Ok(Advanced::Applied) => self.remember(change.symbol, change.next),
+                    Ok(Advanced::Conflict) => {
+                        self.forget(&change.symbol);
+                        round_groups.push(g);
+                    }
+                    Err(e) => {
+                        // It may or may not have been applied: the next batch reads the truth.
+                        self.forget(&change.symbol);
+                        groups[g].fail(e.into_failure(Step::Advance));
+                    }
                 }
             }
         }
-        for g in to_load {
+        for g in round_groups {
             groups[g].fail(Failure {
                 step: Step::Advance,
                 class: ErrorClass::Transient,
@@ -561,6 +602,27 @@ where
                 ),
             });
         }
+    }
+
+    fn lock_states(&self) -> std::sync::MutexGuard<'_, HashMap<Symbol, SymbolState>> {
+        // Held only for map operations, never across an await; a panic there leaves a usable map.
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers a state this pipeline read or wrote, within [`STATE_CACHE_SYMBOLS_MAX`].
+    fn remember(&self, symbol: Symbol, state: SymbolState) {
+        let mut states = self.lock_states();
+        if states.len() >= STATE_CACHE_SYMBOLS_MAX && !states.contains_key(&symbol) {
+            // Forgetting is always safe (the next batch loads), so a full cache just starts over.
+            states.clear();
+        }
+        states.insert(symbol, state);
+    }
+
+    fn forget(&self, symbol: &Symbol) {
+        self.lock_states().remove(symbol);
     }
 
     /// Level mode: store each distinct alert once.

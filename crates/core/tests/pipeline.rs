@@ -715,3 +715,82 @@ async fn stored_alerts_can_be_announced_later() {
         "published by both calls: the first could not record it"
     );
 }
+
+#[tokio::test]
+async fn a_warm_pipeline_skips_reading_state_it_wrote_itself() {
+    let h = harness(Mode::Cross);
+    h.pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    assert_eq!(h.store.calls(Op::Load), 1);
+    let report = h
+        .pipeline
+        .process(
+            batch(&[("b", body("AAPL", 100.0, 2)), ("c", body("AAPL", 170.0, 3))]),
+            None,
+        )
+        .await;
+    assert_eq!(summary(&report.outcomes), ["b=R", "c=A:HIGH"]);
+    assert_eq!(
+        h.store.calls(Op::Load),
+        1,
+        "the state it wrote is remembered"
+    );
+    assert_eq!(h.store.calls(Op::Advance), 2);
+}
+
+#[tokio::test]
+async fn a_remembered_state_that_went_stale_costs_a_reload_not_a_wrong_answer() {
+    let h = harness(Mode::Cross);
+    h.pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    // Another worker re-armed AAPL at t=5; this pipeline still remembers "high since t=1".
+    let rearmed = SymbolState {
+        zone: Zone::Normal,
+        since: ts(1_795_700_005_000),
+        last_seen: ts(1_795_700_005_000),
+    };
+    h.store.set_state(sym("AAPL"), rearmed);
+    let report = h
+        .pipeline
+        .process(batch(&[("b", body("AAPL", 160.0, 10))]), None)
+        .await;
+    assert_eq!(
+        summary(&report.outcomes),
+        ["b=A:HIGH"],
+        "evaluated against the store's state after the conflict"
+    );
+    assert_eq!(h.store.calls(Op::Load), 2, "one reload");
+    // And a stale remembered state never lets an old tick through: t=3 is older than the store's t=10.
+    let report = h
+        .pipeline
+        .process(batch(&[("c", body("AAPL", 40.0, 3))]), None)
+        .await;
+    assert_eq!(summary(&report.outcomes), ["c=S"]);
+}
+
+#[tokio::test]
+async fn a_failed_commit_forgets_the_remembered_state() {
+    let h = harness(Mode::Cross);
+    h.pipeline
+        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
+        .await;
+    // The write lands but its answer is lost: what the store holds is unknown to the pipeline.
+    h.store
+        .script(Op::Advance, [Some(Fault::FailAfterApplying(Transient)); 3]);
+    let report = h
+        .pipeline
+        .process(batch(&[("b", body("AAPL", 100.0, 2))]), None)
+        .await;
+    assert!(matches!(report.outcomes[0].1, Outcome::Failed(_)));
+    let loads = h.store.calls(Op::Load);
+    h.pipeline
+        .process(batch(&[("b", body("AAPL", 100.0, 2))]), None)
+        .await;
+    assert_eq!(
+        h.store.calls(Op::Load),
+        loads + 1,
+        "the next batch reads the truth"
+    );
+}

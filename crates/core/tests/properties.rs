@@ -208,3 +208,49 @@ proptest! {
         prop_assert!(repeats <= mark_faults * publications.len(), "{} repeats, {} lost marks", repeats, mark_faults);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Two workers (two pipelines, each remembering states) share one store and get the messages
+    /// in any split and order. Every alert is stored once and announced once, and redelivering
+    /// everything through either worker raises nothing new.
+    #[test]
+    fn two_workers_sharing_a_store_never_duplicate(
+        bodies in prop::collection::vec(tick_body(), 1..60),
+        split in prop::collection::vec(any::<bool>(), 60),
+        sizes in prop::collection::vec(1..10usize, 1..4),
+    ) {
+        let store = Arc::new(MemoryStore::new());
+        let notifier = Arc::new(MemoryNotifier::new());
+        let clock = Arc::new(ManualClock::at(Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid")));
+        let worker = |seed| {
+            let config = PipelineConfig {
+                rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
+                retry: RetryPolicy::new(2, 10, 100).expect("valid"),
+                jitter_seed: seed,
+            };
+            Pipeline::new(config, store.clone(), notifier.clone(), clock.clone())
+        };
+        let (one, two) = (worker(1), worker(2));
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        let (mine, theirs): (Vec<_>, Vec<_>) = numbered.iter().cloned().partition(|(i, _)| split[*i]);
+        let (mine, theirs) = (batches(&mine, &sizes), batches(&theirs, &sizes));
+        for i in 0..mine.len().max(theirs.len()) {
+            if let Some(b) = mine.get(i) { process(&one, b); }
+            if let Some(b) = theirs.get(i) { process(&two, b); }
+        }
+        let alerts = alert_ids(&store);
+        let published: Vec<String> = notifier.published().iter().map(|a| a.alert_id.to_string()).collect();
+        prop_assert_eq!(published.len(), alerts.len(), "each alert announced once");
+        prop_assert_eq!(published.iter().cloned().collect::<BTreeSet<_>>(), alerts.clone());
+        for worker in [&one, &two] {
+            for (_, outcome) in process(worker, &numbered) {
+                let raised = matches!(outcome, Outcome::Accepted(tickwatch_core::Accepted::Alerted(_)));
+                prop_assert!(!raised, "a redelivery raised a new alert: {:?}", outcome);
+            }
+        }
+        prop_assert_eq!(alert_ids(&store), alerts);
+        prop_assert_eq!(notifier.published().len(), published.len());
+    }
+}

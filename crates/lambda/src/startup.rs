@@ -12,19 +12,11 @@ use tickwatch_aws::config::SdkConfig;
 use tickwatch_aws::{AwsClients, AwsError, DynamoStore, SnsNotifier, SqsDeadLetterQueue};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::ports::{Classify, ErrorClass};
-use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::{Pipeline, PipelineConfig};
 use tracing::level_filters::LevelFilter;
 
 use crate::config::FunctionConfig;
 use crate::handler::Handler;
-
-/// Most attempts per pipeline step (the first included), within the invocation deadline.
-pub const RETRY_ATTEMPTS_MAX: u32 = 4;
-/// Ceiling of the first backoff, in milliseconds; it doubles per retry.
-pub const BACKOFF_MS_BASE: u64 = 50;
-/// Ceiling of any backoff, in milliseconds.
-pub const BACKOFF_MS_MAX: u64 = 1_000;
 
 /// The path of the Runtime API's init error endpoint.
 pub const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
@@ -45,9 +37,6 @@ pub enum StartupError {
         /// What AWS said.
         error: Box<AwsError>,
     },
-    /// The retry constants are inconsistent (a bug).
-    #[error("retry policy: {0}")]
-    Retry(#[from] tickwatch_core::retry::RetryPolicyError),
 }
 
 impl StartupError {
@@ -55,7 +44,6 @@ impl StartupError {
     pub fn error_type(&self) -> &'static str {
         match self {
             StartupError::Resource { .. } => "Runtime.ResourceUnavailable",
-            StartupError::Retry(_) => "Runtime.InvalidConfiguration",
         }
     }
 }
@@ -79,15 +67,12 @@ pub fn init_logging(level: LevelFilter) {
 }
 
 /// The pipeline configuration for `config`.
-pub fn pipeline_config(
-    config: &FunctionConfig,
-    jitter_seed: u64,
-) -> Result<PipelineConfig, StartupError> {
-    Ok(PipelineConfig {
+pub fn pipeline_config(config: &FunctionConfig, jitter_seed: u64) -> PipelineConfig {
+    PipelineConfig {
         rules: config.rules.clone(),
-        retry: RetryPolicy::new(RETRY_ATTEMPTS_MAX, BACKOFF_MS_BASE, BACKOFF_MS_MAX)?,
+        retry: tickwatch_aws::config::pipeline_retry_policy(),
         jitter_seed,
-    })
+    }
 }
 
 /// Builds the handler from `sdk` (clients built here, once) and checks every resource.
@@ -106,7 +91,7 @@ pub async fn build(
     let dead_letters = SqsDeadLetterQueue::new(clients.sqs.clone(), &config.dead_letter_queue_url);
     check_resources(config, &store, &notifier, &dead_letters).await?;
     let pipeline = Pipeline::new(
-        pipeline_config(config, jitter_seed)?,
+        pipeline_config(config, jitter_seed),
         store,
         notifier,
         SystemClock,

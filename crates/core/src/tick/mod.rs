@@ -12,7 +12,7 @@ mod timestamp;
 
 use std::fmt;
 
-pub use price::{PRICE_MAX, Price};
+pub use price::{PRICE_MAX, PRICE_MIN, Price};
 pub use raw::{JsonValue, RawTick};
 pub use symbol::{SYMBOL_LEN_MAX, Symbol};
 pub use timestamp::{TIMESTAMP_MS_END, TIMESTAMP_MS_MIN, Timestamp};

@@ -8,7 +8,11 @@ use super::TickError;
 /// above it is a unit or encoding mistake upstream.
 pub const PRICE_MAX: f64 = 1e12;
 
-/// A price: finite, greater than zero and below [`PRICE_MAX`].
+/// Prices must be at least this. The smallest-priced tokens trade around 1e-10; far below that is
+/// an encoding mistake, and numbers under DynamoDB's smallest (1e-130) could not even be stored.
+pub const PRICE_MIN: f64 = 1e-12;
+
+/// A price: finite, at least [`PRICE_MIN`] and below [`PRICE_MAX`].
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub struct Price(f64);
 
@@ -24,6 +28,9 @@ impl Price {
         }
         if value <= 0.0 {
             return Err(invalid("must be greater than 0"));
+        }
+        if value < PRICE_MIN {
+            return Err(invalid("must be at least 1e-12"));
         }
         if value >= PRICE_MAX {
             return Err(invalid("must be below 1e12"));

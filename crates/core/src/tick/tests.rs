@@ -558,20 +558,31 @@ fn symbols_round_trip_and_compare_as_text() {
 }
 
 #[test]
-fn prices_parse_correctly_rounded_and_round_trip() {
+fn numbers_parse_correctly_rounded_and_prices_round_trip() {
     // Regression (fuzz: tick_decode): without serde_json's float_roundtrip feature, 1e-34 parsed
-    // one unit in the last place away from the correctly rounded value, and a decoded tick did
-    // not survive re-encoding.
+    // one unit in the last place away from the correctly rounded value, so a decoded tick did not
+    // survive re-encoding. The workspace enables the feature; this pins it.
     for text in [
         "1e-34",
-        "151.25",
         "0.1",
         "123456789.123456789",
         "2.2250738585072014e-308",
+        "9007199254740993",
+    ] {
+        let parsed: f64 = serde_json::from_str(text).expect("a number");
+        let exact: f64 = text.parse().expect("a float");
+        assert_eq!(parsed.to_bits(), exact.to_bits(), "{text}");
+    }
+    for text in [
+        "151.25",
+        "0.1",
+        "123456789.123456789",
+        "1.0000000000000001e-10",
         "999999999999.99",
     ] {
-        let body = format!(r#"{{"symbol":"AAPL","price":{text},"timestamp":1}}"#);
-        let tick = ok(&body);
+        let tick = ok(&format!(
+            r#"{{"symbol":"AAPL","price":{text},"timestamp":1}}"#
+        ));
         let exact: f64 = text.parse().expect("a float");
         assert_eq!(tick.price.get().to_bits(), exact.to_bits(), "{text}");
         let encoded = serde_json::to_string(&tick.price).expect("serialises");
