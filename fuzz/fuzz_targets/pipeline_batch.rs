@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let store = MemoryStore::new();
     let notifier = MemoryNotifier::new();
     // Scripted transient faults: the control byte's other bits pick which operations fail once.
-    let ops = [Op::Load, Op::Advance, Op::Insert, Op::Fetch, Op::MarkNotified];
+    let ops = [Op::Advance, Op::Insert, Op::Fetch, Op::MarkNotified];
     for (bit, op) in ops.iter().enumerate() {
         if control & (2 << bit) != 0 {
             store.script(*op, [Some(Fault::Fail(ErrorClass::Transient)); 3]);

@@ -125,6 +125,40 @@ impl DynamoStore {
         &self.state_table
     }
 
+    /// Reads the state of each symbol (`None` if it has none), with consistent reads. The pipeline
+    /// never needs this (a compare-and-set conflict brings the state back); it is for inspection
+    /// and tests.
+    pub async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, AwsError>> {
+        {
+            let mut distinct: Vec<Key> = Vec::new();
+            let mut seen = HashSet::new();
+            for symbol in symbols {
+                if seen.insert(*symbol) {
+                    distinct.push((symbol.to_string(), None));
+                }
+            }
+            let found = self.batch_get(&self.state_table, &distinct).await;
+            symbols
+                .iter()
+                .map(|symbol| {
+                    let answer = found
+                        .get(&(symbol.to_string(), None))
+                        .cloned()
+                        .unwrap_or(Ok(None))?;
+                    answer
+                        .map(|item| parse_state(&self.state_table, &item))
+                        .transpose()
+                })
+                .collect()
+        }
+    }
+
+    /// The state in an item returned by a failed condition (`None`: there was no item).
+    fn stored_state(&self, item: Option<&Item>) -> Result<Option<SymbolState>, AwsError> {
+        item.map(|item| parse_state(&self.state_table, item))
+            .transpose()
+    }
+
     /// Checks that both tables exist (and opens a connection doing so). For start-up.
     pub async fn check_tables(&self) -> Result<(), AwsError> {
         self.check_alerts_table().await?;
@@ -375,19 +409,18 @@ impl DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(values)
+            // A conflict brings back the stored state, so the caller needs no separate read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match put {
             Ok(_) => Ok(Advanced::Applied),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Advanced::Conflict)
-            }
-            Err(error) => Err(AwsError::from_sdk("PutItem", &error)),
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Advanced::Conflict(self.stored_state(failed.item())?))
+                }
+                _ => Err(AwsError::from_sdk("PutItem", &error)),
+            },
         }
     }
 
@@ -400,6 +433,7 @@ impl DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| AwsError::build("TransactWriteItems", e))?;
         let mut items = vec![TransactWriteItem::builder().put(state_put).build()];
@@ -435,7 +469,8 @@ impl DynamoStore {
         let reasons = cancelled.cancellation_reasons();
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
         if code(0) == CONDITION_FAILED {
-            return Ok(Transacted::Done(Advanced::Conflict));
+            let current = self.stored_state(reasons[0].item())?;
+            return Ok(Transacted::Done(Advanced::Conflict(current)));
         }
         let mut existing = Vec::new();
         for i in 0..=alerts.len() {
@@ -652,31 +687,6 @@ impl AlertStore for DynamoStore {
 
 impl StateStore for DynamoStore {
     type Error = AwsError;
-
-    async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, AwsError>> {
-        {
-            let mut distinct: Vec<Key> = Vec::new();
-            let mut seen = HashSet::new();
-            for symbol in symbols {
-                if seen.insert(*symbol) {
-                    distinct.push((symbol.to_string(), None));
-                }
-            }
-            let found = self.batch_get(&self.state_table, &distinct).await;
-            symbols
-                .iter()
-                .map(|symbol| {
-                    let answer = found
-                        .get(&(symbol.to_string(), None))
-                        .cloned()
-                        .unwrap_or(Ok(None))?;
-                    answer
-                        .map(|item| parse_state(&self.state_table, &item))
-                        .transpose()
-                })
-                .collect()
-        }
-    }
 
     fn advance(
         &self,

@@ -216,12 +216,15 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
             .filter(|&i| outcomes[i] == Advanced::Applied)
             .collect();
         assert_eq!(applied.len(), 1, "round {round}: {outcomes:?}");
-        assert!(outcomes.contains(&Advanced::Conflict));
         let winner = if applied[0] == 0 {
             &first[0]
         } else {
             &second[0]
         };
+        assert!(
+            outcomes.contains(&Advanced::Conflict(Some(winner.next))),
+            "round {round}: the loser learns the winner's state: {outcomes:?}"
+        );
         assert_eq!(ok(store.load(&[aapl]).await), [Some(winner.next)]);
         expected = Some(winner.next.last_seen);
     }
@@ -233,10 +236,16 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
         next: state(Zone::Normal, T0_MS + 999_999, T0_MS + 999_999),
         alerts: Vec::new(),
     };
-    assert_eq!(ok(store.advance(&[stale]).await), [Advanced::Conflict]);
+    let current = ok(store.load(&[aapl]).await)[0];
+    assert_eq!(current.map(|s| s.last_seen), expected);
     assert_eq!(
-        ok(store.load(&[aapl]).await)[0].map(|s| s.last_seen),
-        expected
+        ok(store.advance(&[stale]).await),
+        [Advanced::Conflict(current)]
+    );
+    assert_eq!(
+        ok(store.load(&[aapl]).await)[0],
+        current,
+        "a conflict changes nothing"
     );
 }
 
@@ -285,7 +294,7 @@ async fn advance_with_alerts_is_atomic() {
     };
     assert_eq!(
         ok(store.advance(&[conflicting]).await),
-        [Advanced::Conflict]
+        [Advanced::Conflict(Some(changes[0].next))]
     );
     assert_eq!(ok(store.fetch(&[loser_alert.key()]).await), [None]);
     assert_eq!(ok(store.load(&[nvda]).await), [Some(changes[0].next)]);

@@ -104,15 +104,10 @@ pub async fn check_alert_store<S: AlertStore>(store: &S, prefix: &str) {
     assert!(ok(store.insert(&[]).await, "empty insert").is_empty());
 }
 
-/// Compare-and-set of symbol state, atomic with the alerts a change raises.
+/// Compare-and-set of symbol state, atomic with the alerts a change raises; a conflict reports
+/// the state the store holds.
 pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &str) {
     let s = symbol(prefix, "S");
-    assert_eq!(
-        ok(store.load(&[s]).await, "load unknown"),
-        [None],
-        "no state at first"
-    );
-
     let high = SymbolState {
         zone: Zone::High,
         since: at(10),
@@ -125,6 +120,19 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
         next: high,
         alerts: vec![raised],
     };
+    // Expecting a state where there is none conflicts, and says there is none.
+    let guessed = Advance {
+        expected_last_seen: Some(at(3)),
+        ..first.clone()
+    };
+    assert_eq!(
+        ok(
+            store.advance(std::slice::from_ref(&guessed)).await,
+            "advance from a wrong guess"
+        ),
+        [Advanced::Conflict(None)],
+        "a wrong guess conflicts and reports no state"
+    );
     assert_eq!(
         ok(
             store.advance(std::slice::from_ref(&first)).await,
@@ -132,18 +140,13 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
         ),
         [Advanced::Applied]
     );
-    assert_eq!(
-        ok(store.load(&[s]).await, "load"),
-        [Some(high)],
-        "state reads back exactly"
-    );
     let stored = ok(store.fetch(&[raised.key()]).await, "fetch raised");
     assert!(
         stored[0].is_some_and(|st| st.alert == raised && !st.notified),
         "the advance stored its alert"
     );
 
-    // A writer that read no state (or an older one) loses, and stores nothing.
+    // A writer that read no state (or an older one) loses, stores nothing, and learns the truth.
     let stale_alert = sample_alert(s, 11, AlertKind::Low);
     let stale = Advance {
         symbol: s,
@@ -161,13 +164,11 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
     };
     assert_eq!(
         ok(store.advance(&[stale, older]).await, "conflicting advances"),
-        [Advanced::Conflict, Advanced::Conflict],
-        "an advance from a state that is no longer current conflicts"
-    );
-    assert_eq!(
-        ok(store.load(&[s]).await, "load after conflict"),
-        [Some(high)],
-        "a conflict changes nothing"
+        [
+            Advanced::Conflict(Some(high)),
+            Advanced::Conflict(Some(high))
+        ],
+        "an advance from a state that is not current conflicts and reports the current one exactly"
     );
     assert_eq!(
         ok(
@@ -203,13 +204,25 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
         alerts: Vec::new(),
     };
     assert_eq!(
-        ok(store.advance(&[next, fresh]).await, "advance two symbols"),
+        ok(
+            store.advance(&[next, fresh.clone()]).await,
+            "advance two symbols"
+        ),
         [Advanced::Applied, Advanced::Applied],
         "independent symbols advance together; re-storing an existing alert is not a conflict"
     );
+    let probe = |symbol| Advance {
+        symbol,
+        expected_last_seen: None,
+        next: quiet,
+        alerts: Vec::new(),
+    };
     assert_eq!(
-        ok(store.load(&[other, s]).await, "load both"),
-        [Some(quiet), Some(normal)],
+        ok(store.advance(&[probe(other), probe(s)]).await, "probe both"),
+        [
+            Advanced::Conflict(Some(quiet)),
+            Advanced::Conflict(Some(normal))
+        ],
         "answers follow the order asked"
     );
 }

@@ -23,8 +23,6 @@ use crate::tick::{Symbol, Timestamp};
 /// A port operation, for scripting faults and counting calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
-    /// `StateStore::load`
-    Load,
     /// `StateStore::advance`
     Advance,
     /// `AlertStore::insert`
@@ -256,21 +254,6 @@ impl AlertStore for MemoryStore {
 impl StateStore for MemoryStore {
     type Error = InjectedFault;
 
-    fn load(
-        &self,
-        symbols: &[Symbol],
-    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, InjectedFault>>> + Send {
-        let mut inner = self.lock();
-        let fault = inner.script.next(Op::Load);
-        let result = answer(symbols.len(), Op::Load, fault, || {
-            symbols
-                .iter()
-                .map(|s| inner.states.get(s).copied())
-                .collect()
-        });
-        reply(result)
-    }
-
     fn advance(
         &self,
         changes: &[Advance],
@@ -284,9 +267,9 @@ impl StateStore for MemoryStore {
             changes
                 .iter()
                 .map(|change| {
-                    let current = inner.states.get(&change.symbol).map(|s| s.last_seen);
-                    if current != change.expected_last_seen {
-                        return Advanced::Conflict;
+                    let current = inner.states.get(&change.symbol).copied();
+                    if current.map(|s| s.last_seen) != change.expected_last_seen {
+                        return Advanced::Conflict(current);
                     }
                     inner.states.insert(change.symbol, change.next);
                     for alert in &change.alerts {

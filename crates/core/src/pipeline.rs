@@ -4,11 +4,13 @@
 //! 1. decodes every body (a bad one is [`Outcome::Rejected`] and touches nothing else);
 //! 2. groups ticks by symbol and sorts each group by tick time, so a symbol's ticks are evaluated
 //!    in order while different symbols go through every step side by side;
-//! 3. cross mode: loads each symbol's state (or takes the one it last read or wrote itself), evaluates the group, and commits the new state
-//!    together with the alerts it raised in one compare-and-set ([`StateStore::advance`]): at most
-//!    one state write per symbol per batch, never one per tick. A lost race reloads and
-//!    re-evaluates, at most [`CAS_ATTEMPTS_MAX`] times. Level mode: inserts the alerts
-//!    idempotently ([`AlertStore::insert`]);
+//! 3. cross mode: evaluates each symbol's group from its state as last seen by this pipeline (or
+//!    from no state), and commits the new state together with the alerts it raised in one
+//!    compare-and-set ([`StateStore::advance`]): at most one state write per symbol per batch,
+//!    never one per tick. A wrong guess or a lost race comes back with the stored state, and the
+//!    group is evaluated again from it, at most [`CAS_ATTEMPTS_MAX`] times. So a batch costs one
+//!    round trip to the store, not a read and a write. Level mode: inserts the alerts idempotently
+//!    ([`AlertStore::insert`]);
 //! 4. looks up the alerts of redelivered or late ticks ([`AlertStore::fetch`]), so a delivery that
 //!    failed half-way is completed by the retry;
 //! 5. publishes every alert not yet announced, then marks it notified.
@@ -38,9 +40,9 @@ use crate::tick::{Symbol, Tick, TickError, Timestamp};
 /// batch before its messages are failed (and left to redelivery).
 pub const CAS_ATTEMPTS_MAX: u32 = 5;
 
-/// Most symbols whose last known state a pipeline remembers between batches. A remembered state
-/// saves the state read of the next batch (one round trip to the store); it is only a guess that
-/// the compare-and-set confirms, so a stale one costs a reload, never a wrong answer.
+/// Most symbols whose last known state a pipeline remembers between batches. The remembered state
+/// is the guess the next batch's compare-and-set starts from; a stale guess costs one more
+/// compare-and-set, never a wrong answer.
 pub const STATE_CACHE_SYMBOLS_MAX: usize = 100_000;
 
 /// What the pipeline needs besides its ports. No `Default`: callers say what they want.
@@ -100,8 +102,6 @@ pub enum Accepted {
 /// The pipeline step that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Reading symbol state.
-    LoadState,
     /// Committing symbol state with its alerts.
     Advance,
     /// Storing level-mode alerts.
@@ -118,7 +118,6 @@ impl Step {
     /// A short name for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
-            Step::LoadState => "load_state",
             Step::Advance => "advance_state",
             Step::Insert => "insert_alert",
             Step::Fetch => "fetch_alert",
@@ -509,48 +508,22 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let mut round_groups: Vec<usize> = (0..groups.len())
-            .filter(|&g| groups[g].rule.mode() == Mode::Cross)
-            .collect();
-        for round in 0..CAS_ATTEMPTS_MAX {
-            if round_groups.is_empty() {
+        // Guess each symbol's state: the one this pipeline last saw, or none. The compare-and-set
+        // checks the guess; a wrong one comes back as a conflict carrying the truth.
+        let mut pending: Vec<(usize, Option<SymbolState>)> = {
+            let remembered = self.lock_states();
+            (0..groups.len())
+                .filter(|&g| groups[g].rule.mode() == Mode::Cross)
+                .map(|g| (g, remembered.get(&groups[g].symbol).copied()))
+                .collect()
+        };
+        for _ in 0..CAS_ATTEMPTS_MAX {
+            if pending.is_empty() {
                 return;
-            }
-            // Priors: remembered states on the first round (a stale one only costs a lost
-            // compare-and-set, which lands in the reload below), loaded ones otherwise.
-            let mut priors: Vec<(usize, Option<SymbolState>)> = Vec::new();
-            let mut to_load = Vec::new();
-            {
-                let remembered = self.lock_states();
-                for &g in &round_groups {
-                    match remembered.get(&groups[g].symbol) {
-                        Some(state) if round == 0 => priors.push((g, Some(*state))),
-                        _ => to_load.push(g),
-                    }
-                }
-            }
-            if !to_load.is_empty() {
-                let symbols: Vec<Symbol> = to_load.iter().map(|&g| groups[g].symbol).collect();
-                let loaded = self
-                    .attempt(&symbols, deadline, rng, |s| async move {
-                        self.store.load(&s).await
-                    })
-                    .await;
-                for (&g, result) in to_load.iter().zip(loaded) {
-                    match result {
-                        Err(e) => groups[g].fail(e.into_failure(Step::LoadState)),
-                        Ok(prior) => {
-                            if let Some(state) = prior {
-                                self.remember(groups[g].symbol, state);
-                            }
-                            priors.push((g, prior));
-                        }
-                    }
-                }
             }
             let mut changes = Vec::new();
             let mut changed_groups = Vec::new();
-            for (g, prior) in priors {
+            for (g, prior) in pending.drain(..) {
                 let group = &mut groups[g];
                 let (fates, next) = plan_cross(group, prior, tick, now);
                 group.fates = fates;
@@ -576,23 +549,25 @@ where
                     self.store.advance(&c).await
                 })
                 .await;
-            round_groups.clear();
             for ((&g, change), result) in changed_groups.iter().zip(&changes).zip(results) {
                 match result {
                     Ok(Advanced::Applied) => self.remember(change.symbol, change.next),
-                    Ok(Advanced::Conflict) => {
-                        self.forget(&change.symbol);
-                        round_groups.push(g);
+                    Ok(Advanced::Conflict(current)) => {
+                        match current {
+                            Some(state) => self.remember(change.symbol, state),
+                            None => self.forget(&change.symbol),
+                        }
+                        pending.push((g, current));
                     }
                     Err(e) => {
-                        // It may or may not have been applied: the next batch reads the truth.
+                        // It may or may not have been applied: the next batch learns the truth.
                         self.forget(&change.symbol);
                         groups[g].fail(e.into_failure(Step::Advance));
                     }
                 }
             }
         }
-        for g in round_groups {
+        for (g, _) in pending {
             groups[g].fail(Failure {
                 step: Step::Advance,
                 class: ErrorClass::Transient,

@@ -100,20 +100,18 @@ pub struct Advance {
 pub enum Advanced {
     /// The state moved and the alerts are stored (new, not notified).
     Applied,
-    /// The stored state is no longer the expected one (another writer moved it); nothing changed.
-    Conflict,
+    /// The stored state is not the expected one (another writer moved it, or the caller guessed);
+    /// nothing changed. Carries the state the store holds (`None`: no state), so the caller can
+    /// evaluate again without a separate read.
+    Conflict(Option<SymbolState>),
 }
 
-/// Per-symbol cross-mode state, with compare-and-set.
+/// Per-symbol cross-mode state, with compare-and-set. There is no plain read: a caller guesses
+/// the state (the one it last saw, or none) and the compare-and-set tells it the truth when the
+/// guess was wrong, so a batch never spends a round trip reading state it already knows.
 pub trait StateStore: Send + Sync {
     /// The adapter's error.
     type Error: PortError;
-
-    /// Reads the state of each symbol (`None` if it has none).
-    fn load(
-        &self,
-        symbols: &[Symbol],
-    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, Self::Error>>> + Send;
 
     /// Applies each change atomically: the state moves *and* its alerts are inserted (idempotently),
     /// or nothing happens. Making the two one write is what guarantees that an alert can never be
@@ -173,13 +171,6 @@ impl<T: AlertStore> AlertStore for std::sync::Arc<T> {
 
 impl<T: StateStore> StateStore for std::sync::Arc<T> {
     type Error = T::Error;
-
-    fn load(
-        &self,
-        symbols: &[Symbol],
-    ) -> impl Future<Output = Vec<Result<Option<SymbolState>, Self::Error>>> + Send {
-        T::load(self, symbols)
-    }
 
     fn advance(
         &self,

@@ -372,7 +372,7 @@ mod tests {
     async fn store_failures_fail_the_valid_messages_only() {
         let h = harness();
         h.store
-            .script(Op::Load, [Some(Fault::Fail(ErrorClass::Transient)); 3]);
+            .script(Op::Advance, [Some(Fault::Fail(ErrorClass::Transient)); 4]);
         let response = h
             .handler
             .handle(event(MIXED, roomy_deadline()))

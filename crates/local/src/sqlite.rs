@@ -276,41 +276,29 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn load_now(&self, symbols: &[Symbol]) -> Result<Vec<Option<SymbolState>>, SqliteError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT zone, since_ms, last_seen_ms FROM symbol_state WHERE symbol = ?1",
-        )?;
-        symbols
-            .iter()
-            .map(|symbol| {
-                statement
-                    .query_row(params![symbol.as_str()], |row| read_state_row(row, 0))
-                    .optional()?
-                    .transpose()
-            })
-            .collect()
-    }
-
     fn advance_now(&self, changes: &[Advance]) -> Result<Vec<Advanced>, SqliteError> {
         let mut connection = self.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(changes.len());
         {
-            let mut current = transaction
-                .prepare_cached("SELECT last_seen_ms FROM symbol_state WHERE symbol = ?1")?;
+            let mut current = transaction.prepare_cached(
+                "SELECT zone, since_ms, last_seen_ms FROM symbol_state WHERE symbol = ?1",
+            )?;
             let mut upsert = transaction.prepare_cached(
                 "INSERT INTO symbol_state (symbol, zone, since_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (symbol) DO UPDATE SET zone = ?2, since_ms = ?3, last_seen_ms = ?4",
             )?;
             let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
             for change in changes {
-                let stored: Option<i64> = current
-                    .query_row(params![change.symbol.as_str()], |row| row.get(0))
-                    .optional()?;
-                if stored != change.expected_last_seen.map(Timestamp::epoch_ms) {
-                    outcomes.push(Advanced::Conflict);
+                let stored = current
+                    .query_row(params![change.symbol.as_str()], |row| {
+                        read_state_row(row, 0)
+                    })
+                    .optional()?
+                    .transpose()?;
+                if stored.map(|state| state.last_seen) != change.expected_last_seen {
+                    outcomes.push(Advanced::Conflict(stored));
                     continue;
                 }
                 upsert.execute(params![
@@ -457,13 +445,6 @@ impl AlertStore for SqliteStore {
 
 impl StateStore for SqliteStore {
     type Error = StoreError;
-
-    async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, StoreError>> {
-        per_item(
-            self.load_now(symbols).map_err(StoreError::from),
-            symbols.len(),
-        )
-    }
 
     async fn advance(&self, changes: &[Advance]) -> Vec<Result<Advanced, StoreError>> {
         per_item(

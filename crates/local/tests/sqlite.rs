@@ -111,7 +111,13 @@ fn two_writers_on_one_file_cannot_both_win() {
     let b = run(second.advance(&[change(Zone::Low, 11)]))
         .remove(0)
         .expect("no error");
-    assert_eq!((a, b), (Advanced::Applied, Advanced::Conflict));
+    assert_eq!(
+        (a, b),
+        (
+            Advanced::Applied,
+            Advanced::Conflict(first.states().expect("states").first().map(|(_, s)| *s))
+        )
+    );
     assert_eq!(
         first.count().expect("count"),
         1,
