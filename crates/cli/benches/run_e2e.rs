@@ -9,6 +9,9 @@
 //! 3. the same in level mode (every tick beyond a threshold alerts).
 //!
 //! `TICKWATCH_BENCH_TICKS` changes the tick count. Both sides run single-threaded.
+//!
+//! `cargo test --all-targets` also runs this binary (without `--bench`): it then makes one quick
+//! pass over a few thousand ticks, so the benchmark cannot rot, and reports nothing.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -20,6 +23,8 @@ use tickwatch_core::Timestamp;
 use tickwatch_core::generate::RandomWalk;
 
 const TICKS_DEFAULT: u64 = 1_000_000;
+/// Ticks in the quick pass made under `cargo test`.
+const TICKS_SMOKE: u64 = 3_000;
 const SYMBOLS: usize = 50;
 const REPEATS: usize = 3;
 
@@ -33,11 +38,16 @@ struct Bare<'a> {
 }
 
 fn main() {
-    // `cargo bench` passes harness flags such as `--bench`; this binary takes none.
-    let ticks: u64 = std::env::var("TICKWATCH_BENCH_TICKS")
+    // `cargo bench` passes `--bench`; `cargo test` does not.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let ticks: u64 = match std::env::var("TICKWATCH_BENCH_TICKS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(TICKS_DEFAULT);
+    {
+        Some(ticks) => ticks,
+        None if benchmarking => TICKS_DEFAULT,
+        None => TICKS_SMOKE,
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("ticks.ndjson");
     write_ticks(&input, ticks);
