@@ -3,9 +3,15 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use tickwatch_clock::SystemClock;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{HIGH_THRESHOLD_DEFAULT, LOW_THRESHOLD_DEFAULT};
 use tickwatch_core::{Mode, Rule, RuleSet, Timestamp};
+use tickwatch_core::{Pipeline, PipelineConfig};
+use tickwatch_local::{Destination, LocalNotifier, SqliteStore};
+
+/// The local mode's pipeline: the SQLite store, a local notifier, the system clock.
+pub(crate) type LocalPipeline = Pipeline<SqliteStore, LocalNotifier, SystemClock>;
 
 use crate::args::ModeArg;
 
@@ -53,4 +59,25 @@ pub(crate) fn parse_time(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
         Err(_) => Timestamp::parse_rfc3339(text),
     };
     parsed.with_context(|| format!("{flag} {text:?}"))
+}
+
+/// Opens the database and the notifier and builds the local pipeline over them.
+pub(crate) fn local_pipeline(
+    db: &Path,
+    notify: &Destination,
+    rules: RuleSet,
+) -> anyhow::Result<LocalPipeline> {
+    let store =
+        SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    let notifier = LocalNotifier::open(notify).with_context(|| format!("opening {notify}"))?;
+    Ok(Pipeline::new(
+        PipelineConfig {
+            rules,
+            retry: retry_policy(),
+            jitter_seed: jitter_seed(),
+        },
+        store,
+        notifier,
+        SystemClock,
+    ))
 }

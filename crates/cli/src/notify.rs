@@ -2,10 +2,9 @@
 //! was down, say), oldest first, then marks them.
 
 use anyhow::Context as _;
-use tickwatch_clock::SystemClock;
-use tickwatch_core::{Alert, Pipeline, PipelineConfig};
+use tickwatch_core::Alert;
+use tickwatch_local::AlertQuery;
 use tickwatch_local::sqlite::QUERY_LIMIT_MAX;
-use tickwatch_local::{AlertQuery, LocalNotifier, SqliteStore};
 
 use crate::Completion;
 use crate::args::{ModeArg, NotifyArgs};
@@ -18,21 +17,9 @@ pub(crate) fn notify(args: NotifyArgs) -> anyhow::Result<Completion> {
     if !args.db.exists() {
         anyhow::bail!("no database at {} (pass --db)", args.db.display());
     }
-    let store = SqliteStore::open(&args.db)
-        .with_context(|| format!("opening database {}", args.db.display()))?;
-    let notifier =
-        LocalNotifier::open(&args.notify).with_context(|| format!("opening {}", args.notify))?;
     // The rules play no part in announcing what is already stored.
-    let pipeline = Pipeline::new(
-        PipelineConfig {
-            rules: config::rules(None, ModeArg::Cross)?,
-            retry: config::retry_policy(),
-            jitter_seed: config::jitter_seed(),
-        },
-        store,
-        notifier,
-        SystemClock,
-    );
+    let rules = config::rules(None, ModeArg::Cross)?;
+    let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -10,9 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use tickwatch_clock::SystemClock;
-use tickwatch_core::{BatchStats, Outcome, Pipeline, PipelineConfig};
-use tickwatch_local::{Format, LocalNotifier, SqliteStore, TickReader};
+use tickwatch_core::{BatchStats, Outcome};
+use tickwatch_local::{Format, TickReader};
 
 use crate::Completion;
 use crate::args::{InputFormat, RunArgs};
@@ -39,20 +38,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         let len = file.metadata().map(|m| m.len()).ok();
         (Box::new(file), len)
     };
-    let store = SqliteStore::open(&args.db)
-        .with_context(|| format!("opening database {}", args.db.display()))?;
-    let notifier =
-        LocalNotifier::open(&args.notify).with_context(|| format!("opening {}", args.notify))?;
-    let pipeline = Pipeline::new(
-        PipelineConfig {
-            rules,
-            retry: config::retry_policy(),
-            jitter_seed: config::jitter_seed(),
-        },
-        store,
-        notifier,
-        SystemClock,
-    );
+    let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
