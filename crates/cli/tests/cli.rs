@@ -605,3 +605,26 @@ fn the_hostile_corpus_gets_its_expected_outcomes_in_the_local_mode() {
         out.stderr
     );
 }
+
+#[test]
+fn a_second_run_continues_where_the_first_stopped() {
+    let dir = Dir::new();
+    dir.write("a.ndjson", &tick("AAPL", 151.0, "1"));
+    dir.write("b.ndjson", &tick("AAPL", 155.0, "2"));
+    dir.write(
+        "c.ndjson",
+        &[tick("AAPL", 100.0, "3"), tick("AAPL", 160.0, "4")].join("\n"),
+    );
+    let first = dir.tickwatch(&["run", "--input", "a.ndjson"]);
+    assert_eq!(first.stdout_json_lines().len(), 1);
+    let second = dir.tickwatch(&["run", "--input", "b.ndjson"]);
+    second.assert_exit(0);
+    assert_eq!(
+        second.stdout, "",
+        "AAPL is still in the high zone from the first run"
+    );
+    let third = dir.tickwatch(&["run", "--input", "c.ndjson"]);
+    let alerts = third.stdout_json_lines();
+    assert_eq!(alerts.len(), 1, "re-armed at 100, entered again at 160");
+    assert_eq!(alerts[0]["price"], 160.0);
+}
