@@ -93,7 +93,7 @@ where
             letters.push(DeadLetter {
                 source_message_id: messages[*index].message_id.clone(),
                 body: std::mem::take(&mut messages[*index].body),
-                error: error.clone(),
+                error: (**error).clone(),
             });
         }
     }

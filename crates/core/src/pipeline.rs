@@ -73,7 +73,7 @@ pub enum Outcome {
     /// Done: the tick was evaluated and everything it caused is stored and announced.
     Accepted(Accepted),
     /// The message is not a valid tick. Permanent: retrying cannot help.
-    Rejected(TickError),
+    Rejected(Box<TickError>),
     /// A step failed; the message may succeed if delivered again.
     Failed(Failure),
 }
@@ -85,8 +85,9 @@ pub enum Accepted {
     Quiet,
     /// Cross mode: back inside the band; the symbol can alert again.
     Rearmed,
-    /// Raised a new alert, now stored and announced.
-    Alerted(Alert),
+    /// Raised a new alert, now stored and announced. (Boxed: alerts are rare, and an unboxed alert
+    /// would make every outcome of a batch as large as one.)
+    Alerted(Box<Alert>),
     /// Its alert was already stored (a redelivery, or the same tick twice); it was announced now
     /// only if no earlier delivery had finished doing so.
     Duplicate {
@@ -245,18 +246,19 @@ impl<E: PortError> StepError<E> {
     }
 }
 
-/// What happens to one tick of a group, before the store and notifier have answered.
-#[derive(Clone, Copy, Debug)]
+/// What happens to one tick of a group, before the store and notifier have answered. The rare
+/// variants are boxed so that a batch's fates stay small.
+#[derive(Clone, Debug)]
 enum Fate {
     Quiet,
     Rearmed,
     Stale,
     /// Cross mode: raised by this evaluation; stored by `advance`.
-    Raised(Alert),
+    Raised(Box<Alert>),
     /// Level mode: stored by `insert`.
-    Level(Alert),
+    Level(Box<Alert>),
     /// A late or redelivered tick beyond a threshold: its alert may already exist.
-    Candidate(AlertKey),
+    Candidate(Box<AlertKey>),
 }
 
 /// All ticks of one symbol in a batch.
@@ -400,7 +402,7 @@ where
                     let t = tick(i);
                     match evaluate(&group.rule, None, &t).0 {
                         Verdict::Alert(kind) => {
-                            Fate::Level(build_alert(&group.rule, &t, kind, now))
+                            Fate::Level(Box::new(build_alert(&group.rule, &t, kind, now)))
                         }
                         _ => Fate::Quiet,
                     }
@@ -423,7 +425,7 @@ where
         // Outcomes, in input order.
         let mut outcomes: Vec<Option<Outcome>> = (0..ids.len()).map(|_| None).collect();
         for (index, error) in rejected {
-            outcomes[index] = Some(Outcome::Rejected(error));
+            outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
         }
         let mut owner_seen: HashSet<AlertKey> = HashSet::new();
         for group in &groups {
@@ -536,7 +538,7 @@ where
                             .fates
                             .iter()
                             .filter_map(|fate| match fate {
-                                Fate::Raised(alert) => Some(*alert),
+                                Fate::Raised(alert) => Some(**alert),
                                 _ => None,
                             })
                             .collect(),
@@ -617,7 +619,7 @@ where
                 if let Fate::Level(alert) = fate
                     && seen.insert(alert.key())
                 {
-                    alerts.push(*alert);
+                    alerts.push(**alert);
                     owners.push(g);
                 }
             }
@@ -644,7 +646,7 @@ where
             for fate in &group.fates {
                 if let Fate::Raised(alert) = fate {
                     known.insert(alert.key(), Known::New);
-                    stored.insert(alert.key(), *alert);
+                    stored.insert(alert.key(), **alert);
                 }
             }
         }
@@ -665,9 +667,9 @@ where
             for fate in &group.fates {
                 if let Fate::Candidate(key) = fate
                     && !known.contains_key(key)
-                    && !keys.contains(key)
+                    && !keys.contains(&**key)
                 {
-                    keys.push(*key);
+                    keys.push(**key);
                     owners.push(g);
                 }
             }
@@ -708,7 +710,7 @@ where
             for fate in &group.fates {
                 let key = match fate {
                     Fate::Raised(alert) | Fate::Level(alert) => alert.key(),
-                    Fate::Candidate(key) => *key,
+                    Fate::Candidate(key) => **key,
                     _ => continue,
                 };
                 let pending = matches!(
@@ -856,17 +858,19 @@ fn plan_cross(
                 state = next;
             }
             match verdict {
-                Verdict::Alert(kind) => Fate::Raised(build_alert(&group.rule, &t, kind, now)),
+                Verdict::Alert(kind) => {
+                    Fate::Raised(Box::new(build_alert(&group.rule, &t, kind, now)))
+                }
                 Verdict::Rearm => Fate::Rearmed,
                 Verdict::Quiet => Fate::Quiet,
                 // A late tick beyond a threshold may be the redelivery of one that raised an alert
                 // whose announcement did not finish: look it up.
                 Verdict::Stale => match group.rule.beyond(t.price.get()) {
-                    Some(kind) => Fate::Candidate(AlertKey {
+                    Some(kind) => Fate::Candidate(Box::new(AlertKey {
                         symbol: t.symbol,
                         at: t.at,
                         kind,
-                    }),
+                    })),
                     None => Fate::Stale,
                 },
             }
@@ -919,12 +923,12 @@ fn resolve(
         Fate::Raised(alert) | Fate::Level(alert) => {
             let first = owner_seen.insert(alert.key());
             match known.get(&alert.key()) {
-                Some(Known::New) if first => Accepted::Alerted(*alert),
+                Some(Known::New) if first => Accepted::Alerted(alert.clone()),
                 _ => duplicate(alert.key(), first),
             }
         }
-        Fate::Candidate(key) => match known.get(key) {
-            Some(Known::Existing { .. } | Known::New) => duplicate(*key, owner_seen.insert(*key)),
+        Fate::Candidate(key) => match known.get(&**key) {
+            Some(Known::Existing { .. } | Known::New) => duplicate(**key, owner_seen.insert(**key)),
             _ => Accepted::Stale,
         },
     }

@@ -5,6 +5,7 @@
 //! loosely typed JSON value, plus structural problems such as duplicate keys); `Tick::try_from`
 //! turns it into domain types. Everything after this module takes `Tick` and never re-checks.
 
+mod fast;
 mod price;
 mod raw;
 mod symbol;
@@ -45,11 +46,19 @@ impl Tick {
         if body.len() > TICK_BODY_BYTES_MAX {
             return Err(TickError::TooLarge { bytes: body.len() });
         }
-        // One UTF-8 check of the whole body (ignored fields included); the JSON parser then reads
-        // from a `str` and does not check each string again.
-        let text = std::str::from_utf8(body).map_err(|e| TickError::NotUtf8 {
+        // The whole body must be UTF-8, ignored fields included. ASCII (nearly every tick) is
+        // UTF-8 by definition, and checking for it is cheaper than full validation.
+        let not_utf8 = |e: std::str::Utf8Error| TickError::NotUtf8 {
             offset: e.valid_up_to(),
-        })?;
+        };
+        if !body.is_ascii() {
+            std::str::from_utf8(body).map_err(not_utf8)?;
+        }
+        if let Some(tick) = fast::decode(body) {
+            return Ok(tick);
+        }
+        // The full parser, for exact errors and unusual shapes (escapes, nesting, ...).
+        let text = std::str::from_utf8(body).map_err(not_utf8)?;
         Tick::try_from(RawTick::from_json(text)?)
     }
 }

@@ -1,0 +1,263 @@
+//! The fast path of tick decoding: a single forward scan for the shape nearly every tick has
+//! (a flat object of plain strings, numbers and literals, no escapes, no nesting).
+//!
+//! It only ever *accepts*: anything outside that shape, and anything invalid, returns `None` and
+//! the caller runs the full parser, which then produces the exact error. So the fast path cannot
+//! change what is rejected or why; the `tick_decode` fuzz target and the tests check that every
+//! tick it accepts is the one the full parser returns.
+
+use super::{Price, Symbol, Tick, Timestamp};
+
+/// Extra fields the fast path tracks (for duplicate detection); a tick with more takes the full
+/// parser, which allows up to `TICK_FIELDS_MAX` in all.
+const OTHER_FIELDS_MAX: usize = 8;
+
+/// Decodes `body` if it has the common shape and is valid; `None` otherwise.
+pub(super) fn decode(body: &[u8]) -> Option<Tick> {
+    let mut scan = Scan { body, at: 0 };
+    scan.skip_ws();
+    scan.expect(b'{')?;
+    let (mut symbol, mut price, mut timestamp) = (None, None, None);
+    let mut others: [&[u8]; OTHER_FIELDS_MAX] = [&[]; OTHER_FIELDS_MAX];
+    let mut other_count = 0;
+    scan.skip_ws();
+    if scan.peek()? == b'}' {
+        return None; // No fields: missing ones are the full parser's to report.
+    }
+    loop {
+        scan.skip_ws();
+        let key = scan.plain_string()?;
+        scan.skip_ws();
+        scan.expect(b':')?;
+        scan.skip_ws();
+        let value = scan.value()?;
+        match key {
+            b"symbol" => put_once(&mut symbol, value)?,
+            b"price" => put_once(&mut price, value)?,
+            b"timestamp" => put_once(&mut timestamp, value)?,
+            _ => {
+                if other_count == OTHER_FIELDS_MAX || others[..other_count].contains(&key) {
+                    return None;
+                }
+                others[other_count] = key;
+                other_count += 1;
+            }
+        }
+        scan.skip_ws();
+        match scan.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    scan.skip_ws();
+    if scan.at != body.len() {
+        return None;
+    }
+    let symbol = match symbol? {
+        Value::Str(text) => Symbol::parse(std::str::from_utf8(text).ok()?).ok()?,
+        _ => return None,
+    };
+    let price = match price? {
+        Value::Number { text, .. } => {
+            Price::new(std::str::from_utf8(text).ok()?.parse().ok()?).ok()?
+        }
+        _ => return None,
+    };
+    let at = match timestamp? {
+        Value::Str(text) => Timestamp::parse_rfc3339(std::str::from_utf8(text).ok()?).ok()?,
+        Value::Number {
+            text,
+            integer: true,
+        } => Timestamp::from_epoch_ms(std::str::from_utf8(text).ok()?.parse().ok()?).ok()?,
+        _ => return None,
+    };
+    Some(Tick { symbol, price, at })
+}
+
+fn put_once<'a>(slot: &mut Option<Value<'a>>, value: Value<'a>) -> Option<()> {
+    // A repeated key is the full parser's to report.
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value);
+    Some(())
+}
+
+#[derive(Clone, Copy)]
+enum Value<'a> {
+    Str(&'a [u8]),
+    Number { text: &'a [u8], integer: bool },
+    Literal,
+}
+
+struct Scan<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.body.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string with no escapes and no control characters; its bytes without the quotes.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let len = find_special(&self.body[start..])?;
+        if self.body[start + len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        Some(&self.body[start..start + len])
+    }
+
+    fn value(&mut self) -> Option<Value<'a>> {
+        match self.peek()? {
+            b'"' => self.plain_string().map(Value::Str),
+            b'0'..=b'9' => self.number(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<Value<'a>> {
+        if self.body[self.at..].starts_with(word) {
+            self.at += word.len();
+            Some(Value::Literal)
+        } else {
+            None
+        }
+    }
+
+    /// A non-negative number in JSON's grammar: `(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    /// Negative numbers are never valid prices or timestamps, and serde_json reads `-0` as a float
+    /// where it reads `0` as an integer: they are left to the full parser.
+    fn number(&mut self) -> Option<Value<'a>> {
+        let start = self.at;
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            integer = false;
+            self.at += 1;
+            self.one_or_more_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            integer = false;
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            self.one_or_more_digits()?;
+        }
+        Some(Value::Number {
+            text: &self.body[start..self.at],
+            integer,
+        })
+    }
+
+    fn one_or_more_digits(&mut self) -> Option<()> {
+        if !self.peek()?.is_ascii_digit() {
+            return None;
+        }
+        self.digits();
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+}
+
+/// The index of the first `"`, `\\` or control character in `bytes`, eight bytes at a time.
+///
+/// Classic SWAR: for each byte b, `(b - 1) & !b & 0x80` is set when b is zero, and
+/// `(b - 0x20) & !b & 0x80` when b is below 0x20 (bytes from 0x80 up never match). A borrow can
+/// flag bytes after the first real match, never before it, so the lowest flag is the answer.
+fn find_special(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = zero_in(x ^ (ONES * u64::from(b'"')));
+        let backslash = zero_in(x ^ (ONES * u64::from(b'\\')));
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let found = (quote | backslash | control) & HIGHS;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| offset + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_special;
+
+    #[test]
+    fn finds_the_first_special_byte_in_any_position() {
+        for len in 0..40 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    // Later specials and high bytes must not confuse it.
+                    if at + 1 < len {
+                        bytes[at + 1] = 0x00;
+                    }
+                    if at > 0 {
+                        bytes[at - 1] = 0xe9;
+                    }
+                    assert_eq!(
+                        find_special(&bytes),
+                        Some(at),
+                        "len {len} special {special:#x} at {at}"
+                    );
+                }
+                assert_eq!(
+                    find_special(&vec![0xc3; len]),
+                    None,
+                    "high bytes are not special"
+                );
+            }
+        }
+        assert_eq!(find_special(b"AAPL\"rest"), Some(4));
+        assert_eq!(find_special(b"no specials here at all!"), None);
+        assert_eq!(find_special(b" !#~\x7f"), None, "space and DEL are allowed");
+    }
+}

@@ -1,0 +1,118 @@
+//! The decoder's fast path must never change an outcome: for any body, `Tick::decode` (fast path
+//! first) and the full parser give the same tick or the same error.
+
+use proptest::prelude::*;
+use tickwatch_core::tick::RawTick;
+use tickwatch_core::{Tick, TickError};
+
+fn full_parser(body: &[u8]) -> Result<Tick, TickError> {
+    let text = std::str::from_utf8(body).map_err(|e| TickError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    Tick::try_from(RawTick::from_json(text)?)
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("symbol".to_owned()),
+        Just("price".to_owned()),
+        Just("timestamp".to_owned()),
+        Just("volume".to_owned()),
+        Just("s\\u0079mbol".to_owned()),
+        Just("ex change".to_owned()),
+        "[a-z]{1,8}",
+    ]
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("\"AAPL\"".to_owned()),
+        Just("\"BRK.B\"".to_owned()),
+        Just("\"A\\u0041PL\"".to_owned()),
+        Just("\"2026-11-26T14:30:00.123Z\"".to_owned()),
+        Just("\"2026-11-26T14:30:00+01:00\"".to_owned()),
+        Just("\"2026-11-26T14:30:00\"".to_owned()),
+        Just("1795703400123".to_owned()),
+        Just("-0".to_owned()),
+        Just("0".to_owned()),
+        Just("01".to_owned()),
+        Just("1e3".to_owned()),
+        Just("151.25".to_owned()),
+        Just("1.5E+2".to_owned()),
+        Just("1e400".to_owned()),
+        Just("-151".to_owned()),
+        Just("1.".to_owned()),
+        Just("true".to_owned()),
+        Just("null".to_owned()),
+        Just("tru".to_owned()),
+        Just("[1,2]".to_owned()),
+        Just("{\"a\":1}".to_owned()),
+        Just("\"x\\\"y\"".to_owned()),
+        Just("\"tab\there\"".to_owned()),
+        (1u64..4_102_444_800_000).prop_map(|n| n.to_string()),
+        (0.0f64..300.0).prop_map(|p| format!("{p}")),
+        "\"[A-Za-z0-9./:_-]{0,40}\"",
+    ]
+}
+
+fn whitespace() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just(" ".to_owned()),
+        Just("\n\t ".to_owned()),
+        Just("\r".to_owned())
+    ]
+}
+
+fn body() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec((key(), value(), whitespace()), 0..7),
+        whitespace(),
+        prop_oneof![
+            Just(String::new()),
+            Just(" x".to_owned()),
+            Just("}".to_owned()),
+            Just(",".to_owned())
+        ],
+    )
+        .prop_map(|(fields, ws, tail)| {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                .collect();
+            format!("{ws}{{{}}}{ws}{tail}", inner.join(","))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn decode_agrees_with_the_full_parser(body in body()) {
+        prop_assert_eq!(Tick::decode(body.as_bytes()), full_parser(body.as_bytes()), "{}", body);
+    }
+
+    #[test]
+    fn decode_agrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..120)) {
+        prop_assert_eq!(Tick::decode(&bytes), full_parser(&bytes));
+    }
+}
+
+#[test]
+fn typical_ticks_agree() {
+    let bodies = [
+        r#"{"symbol":"AAPL","price":151.25,"timestamp":"2026-11-26T14:30:00.123Z","volume":300,"exchange":"XNAS"}"#,
+        r#"{"timestamp":1795703400123,"price":1,"symbol":"a"}"#,
+        r#"  {"symbol" : "X" , "price" : 1e2 , "timestamp" : 0 , "flag" : true , "n" : null }  "#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"symbol":"Y"}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"v":1,"v":2}"#,
+        r#"{"symbol":"X","price":2,"timestamp":-0}"#,
+    ];
+    for body in bodies {
+        assert_eq!(
+            Tick::decode(body.as_bytes()),
+            full_parser(body.as_bytes()),
+            "{body}"
+        );
+    }
+}
