@@ -61,15 +61,60 @@ impl DeadLetter {
         ]
     }
 
-    /// Bytes SQS counts for this message: the body plus every attribute's name, type and value.
+    /// The attributes that fit beside the body within [`SEND_BATCH_BYTES_MAX`]: all of them,
+    /// unless the body is within a few hundred bytes of the limit. Then, in order, the error
+    /// code, the source message id, and as much of the reason as fits (cut by characters), so
+    /// such a letter still goes to the dead-letter queue at once instead of failing its delivery
+    /// five times; what does not fit is logged.
+    pub fn attributes_that_fit(&self) -> Vec<(&'static str, String)> {
+        let [reason, code, source] = self.attributes();
+        let mut room = SEND_BATCH_BYTES_MAX.saturating_sub(self.body.len());
+        let mut fitting = Vec::with_capacity(3);
+        for (name, value) in [code, source] {
+            let size = attribute_bytes(name, &value);
+            if size <= room {
+                room -= size;
+                fitting.push((name, value));
+            }
+        }
+        let (name, full) = reason;
+        let value = cut_to_bytes(&full, room.saturating_sub(attribute_bytes(name, "")));
+        if !value.is_empty() {
+            fitting.push((name, value));
+        }
+        fitting
+    }
+
+    /// Bytes SQS counts for this letter: the body plus the attributes that fit.
     fn size_bytes(&self) -> usize {
         self.body.len()
             + self
-                .attributes()
+                .attributes_that_fit()
                 .iter()
-                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .map(|(name, value)| attribute_bytes(name, value))
                 .sum::<usize>()
     }
+}
+
+/// `text` cut to at most `bytes_max` bytes at a character boundary, ending in `…` if cut (empty
+/// if not even that fits).
+fn cut_to_bytes(text: &str, bytes_max: usize) -> String {
+    const ELLIPSIS: char = '…';
+    if text.len() <= bytes_max {
+        return text.to_owned();
+    }
+    let Some(mut end) = bytes_max.checked_sub(ELLIPSIS.len_utf8()) else {
+        return String::new();
+    };
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", &text[..end])
+}
+
+/// Bytes SQS counts for one string attribute: its name, its type and its value.
+fn attribute_bytes(name: &str, value: &str) -> usize {
+    name.len() + "String".len() + value.len()
 }
 
 /// Where rejected messages go.
@@ -203,7 +248,17 @@ impl SqsDeadLetterQueue {
         let mut entry = SendMessageBatchRequestEntry::builder()
             .id(slot.to_string())
             .message_body(&letter.body);
-        for (name, value) in letter.attributes() {
+        let attributes = letter.attributes_that_fit();
+        if attributes.len() < letter.attributes().len() {
+            tracing::warn!(
+                source_message_id = %letter.source_message_id,
+                body_bytes = letter.body.len(),
+                error_code = letter.error.code(),
+                reason = %letter.reason(),
+                "Rejected message too large for all its attributes; dead-lettered with those that fit."
+            );
+        }
+        for (name, value) in attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(value)
@@ -362,6 +417,65 @@ impl<T: DeadLetterQueue> DeadLetterQueue for std::sync::Arc<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn attributes_shrink_to_fit_beside_a_large_body() {
+        let letter = |bytes: usize| DeadLetter {
+            source_message_id: "m-1".into(),
+            body: "x".repeat(bytes),
+            error: TickError::Price {
+                value: "-1".into(),
+                reason: "must be greater than 0".into(),
+            },
+        };
+        let names = |l: &DeadLetter| {
+            l.attributes_that_fit()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&letter(100)),
+            ["error_code", "source_message_id", "reason"]
+        );
+        assert_eq!(letter(100).attributes_that_fit()[2].1, letter(100).reason());
+        for bytes in [
+            SEND_BATCH_BYTES_MAX - 200,
+            SEND_BATCH_BYTES_MAX - 60,
+            SEND_BATCH_BYTES_MAX - 30,
+            SEND_BATCH_BYTES_MAX,
+        ] {
+            let l = letter(bytes);
+            assert!(
+                l.size_bytes() <= SEND_BATCH_BYTES_MAX,
+                "{bytes}: {}",
+                l.size_bytes()
+            );
+        }
+        let tight = letter(SEND_BATCH_BYTES_MAX - 100);
+        let fitted = tight.attributes_that_fit();
+        assert_eq!(fitted[0], ("error_code", "price.invalid".to_owned()));
+        assert!(
+            fitted
+                .iter()
+                .any(|(n, v)| *n == "reason" && v.ends_with('…') && v.starts_with("price")),
+            "{fitted:?}"
+        );
+        assert!(
+            letter(SEND_BATCH_BYTES_MAX)
+                .attributes_that_fit()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn cutting_respects_characters() {
+        assert_eq!(cut_to_bytes("abc", 3), "abc");
+        assert_eq!(cut_to_bytes("abcdef", 5), "ab…");
+        assert_eq!(cut_to_bytes("ééé", 5), "é…");
+        assert_eq!(cut_to_bytes("ééé", 4), "…");
+        assert_eq!(cut_to_bytes("abc", 2), "");
+    }
+
     use super::*;
     use tickwatch_core::tick::Field;
 

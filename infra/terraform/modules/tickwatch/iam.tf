@@ -17,15 +17,21 @@ resource "aws_iam_role" "processor" {
 }
 
 locals {
-  # DynamoDB actions on each table. TransactWriteItems across both tables is authorised by these
-  # per-item actions (PutItem, UpdateItem, ConditionCheckItem); it has no IAM action of its own.
-  table_actions = [
-    "dynamodb:BatchGetItem",
-    "dynamodb:ConditionCheckItem",
+  # TransactWriteItems (a state change with its alerts, across both tables) has no IAM action of
+  # its own: it is authorised by the per-item actions it contains, here PutItem on each table.
+  # DescribeTable is the start-up check on each table.
+  alerts_table_actions = [
+    "dynamodb:BatchGetItem", # look up the alerts of redelivered ticks
     "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
+    "dynamodb:GetItem",    # read an existing alert when a conditional write did not return it
+    "dynamodb:PutItem",    # store alerts, conditionally (idempotent)
+    "dynamodb:UpdateItem", # mark alerts notified
+  ]
+  # Symbol state is only ever written whole, with a compare-and-set condition; a conflict returns
+  # the stored item, so the function never reads it separately.
+  state_table_actions = [
+    "dynamodb:DescribeTable",
     "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
   ]
 
   processor_policy = {
@@ -34,7 +40,7 @@ locals {
       {
         Sid      = "ConsumeTicks"
         Effect   = "Allow"
-        Action   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+        Action   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
         Resource = [aws_sqs_queue.ticks.arn]
       },
       {
@@ -47,13 +53,13 @@ locals {
       {
         Sid      = "WriteAlerts"
         Effect   = "Allow"
-        Action   = local.table_actions
+        Action   = local.alerts_table_actions
         Resource = [aws_dynamodb_table.alerts.arn]
       },
       {
         Sid      = "TrackSymbolState"
         Effect   = "Allow"
-        Action   = local.table_actions
+        Action   = local.state_table_actions
         Resource = [aws_dynamodb_table.state.arn]
       },
       {

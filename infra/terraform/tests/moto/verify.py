@@ -31,10 +31,14 @@ ENV_VAR_NAMES = {
     "ALERTS_TABLE_NAME", "STATE_TABLE_NAME", "ALERTS_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL",
     "HIGH_THRESHOLD", "LOW_THRESHOLD", "ALERT_MODE", "LOG_LEVEL",
 }
-TABLE_ACTIONS = {
-    "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable",
-    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+ALERTS_TABLE_ACTIONS = {
+    "dynamodb:BatchGetItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
 }
+STATE_TABLE_ACTIONS = {"dynamodb:DescribeTable", "dynamodb:PutItem"}
 
 
 class Checks:
@@ -230,10 +234,10 @@ def verify_deployed(out, team, cost_center, c):
         c.check("no statement on resource *", "*" not in grants, sorted(grants))
         log_group_arn = logs.describe_log_groups(logGroupNamePrefix=out["log_group_name"])["logGroups"][0]["arn"].removesuffix(":*")
         expected = {
-            out["queue_arn"]: {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
+            out["queue_arn"]: {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
             out["dead_letter_queue_arn"]: {"sqs:GetQueueAttributes", "sqs:SendMessage"},
-            out["alerts_table_arn"]: TABLE_ACTIONS,
-            out["state_table_arn"]: TABLE_ACTIONS,
+            out["alerts_table_arn"]: ALERTS_TABLE_ACTIONS,
+            out["state_table_arn"]: STATE_TABLE_ACTIONS,
             out["alerts_topic_arn"]: {"sns:GetTopicAttributes", "sns:Publish"},
             key_arn: {"kms:Decrypt", "kms:GenerateDataKey"},
             log_group_arn: {"logs:CreateLogStream", "logs:PutLogEvents"},

@@ -363,10 +363,10 @@ run "iam" {
       for s in jsondecode(aws_iam_role_policy.processor.policy).Statement :
       "${join(",", flatten([s.Resource]))} => ${join(",", sort(flatten([s.Action])))}"
       ]) == toset([
-      "${aws_sqs_queue.ticks.arn} => sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:ReceiveMessage",
+      "${aws_sqs_queue.ticks.arn} => sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:ReceiveMessage",
       "${aws_sqs_queue.dead_letter.arn} => sqs:GetQueueAttributes,sqs:SendMessage",
-      "${aws_dynamodb_table.alerts.arn} => dynamodb:BatchGetItem,dynamodb:ConditionCheckItem,dynamodb:DescribeTable,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem",
-      "${aws_dynamodb_table.state.arn} => dynamodb:BatchGetItem,dynamodb:ConditionCheckItem,dynamodb:DescribeTable,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem",
+      "${aws_dynamodb_table.alerts.arn} => dynamodb:BatchGetItem,dynamodb:DescribeTable,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem",
+      "${aws_dynamodb_table.state.arn} => dynamodb:DescribeTable,dynamodb:PutItem",
       "${aws_sns_topic.alerts.arn} => sns:GetTopicAttributes,sns:Publish",
       "${aws_kms_key.main.arn} => kms:Decrypt,kms:GenerateDataKey",
       "${aws_cloudwatch_log_group.processor.arn},${aws_cloudwatch_log_group.processor.arn}:* => logs:CreateLogStream,logs:PutLogEvents",
