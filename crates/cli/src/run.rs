@@ -30,7 +30,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         None if args.input.to_ascii_lowercase().ends_with(".csv") => Format::Csv,
         None => Format::Ndjson,
     };
-    let (input, input_len): (Box<dyn Read>, Option<u64>) = if args.input == "-" {
+    let (input, input_len): (Box<dyn Read + Send>, Option<u64>) = if args.input == "-" {
         (Box::new(io::stdin()), None)
     } else {
         let file =
@@ -68,7 +68,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     };
 
     let started = Instant::now();
-    let mut reader = TickReader::new(input, format);
+    let mut reader = TickReader::new(input, format).context("starting the input reader")?;
     let mut totals = BatchStats::default();
     let mut rejected_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut strict_stop = None;

@@ -6,6 +6,7 @@
 //! binary wires them to the pipeline.
 
 pub mod notify;
+pub mod prefetch;
 pub mod source;
 pub mod sqlite;
 

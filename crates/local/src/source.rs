@@ -4,21 +4,21 @@
 //! costs no allocation per tick. A line longer than the tick body limit is skipped to its end
 //! without being buffered, and reported as too large.
 //!
-//! A batch ends at [`BATCH_TICKS_MAX`] ticks, or earlier when the input has nothing more buffered:
-//! a live feed on stdin (`tail -f feed | tickwatch run`) gets its alerts as ticks arrive, not when
-//! a batch happens to fill up.
+//! Input is read ahead on a thread of its own ([`Prefetch`]). A batch ends at [`BATCH_TICKS_MAX`]
+//! ticks, or earlier when no more input has arrived: a live feed on stdin
+//! (`tail -f feed | tickwatch run`) gets its alerts as ticks arrive, while a file or a fast pipe
+//! fills whole batches.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
+
+use crate::prefetch::{PREFETCH_CHUNK_BYTES, Prefetch};
 
 use tickwatch_core::tick::{RawTick, TICK_BODY_BYTES_MAX};
 use tickwatch_core::{Tick, TickError};
 
 /// Ticks per batch handed to the pipeline: large enough to amortise each store transaction,
-/// small enough to keep memory flat (about 10 MB of ticks and outcomes).
+/// small enough to keep memory flat (a few megabytes of ticks and outcomes).
 pub const BATCH_TICKS_MAX: usize = 65_536;
-
-/// Bytes read from the input at a time.
-pub const READ_BUFFER_BYTES: usize = 8 << 20;
 
 /// The input format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +45,8 @@ pub enum SourceError {
 pub type NumberedTick = (u64, Result<Tick, TickError>);
 
 /// Reads ticks in batches of at most [`BATCH_TICKS_MAX`].
-pub struct TickReader<R> {
-    input: BufReader<R>,
+pub struct TickReader {
+    input: Prefetch,
     format: Format,
     csv_columns: Option<CsvColumns>,
     line_number: u64,
@@ -73,23 +73,27 @@ enum Line {
     End,
 }
 
-impl<R: Read> TickReader<R> {
-    /// Reads `format` from `input` (buffered here; pass the raw file or stdin).
-    pub fn new(input: R, format: Format) -> TickReader<R> {
-        TickReader::with_buffer(input, format, READ_BUFFER_BYTES)
+impl TickReader {
+    /// Reads `format` from `input` (read ahead on a thread here; pass the raw file or stdin).
+    pub fn new<R: Read + Send + 'static>(input: R, format: Format) -> io::Result<TickReader> {
+        TickReader::with_chunks(input, format, PREFETCH_CHUNK_BYTES)
     }
 
-    /// Like [`TickReader::new`] with a read buffer of `capacity` bytes.
-    pub fn with_buffer(input: R, format: Format, capacity: usize) -> TickReader<R> {
-        TickReader {
-            input: BufReader::with_capacity(capacity, input),
+    /// Like [`TickReader::new`], reading `chunk_bytes` at a time.
+    pub fn with_chunks<R: Read + Send + 'static>(
+        input: R,
+        format: Format,
+        chunk_bytes: usize,
+    ) -> io::Result<TickReader> {
+        Ok(TickReader {
+            input: Prefetch::spawn(input, chunk_bytes)?,
             format,
             csv_columns: None,
             line_number: 0,
             bytes_read: 0,
             line: Vec::with_capacity(256),
             done: false,
-        }
+        })
     }
 
     /// Bytes consumed so far (for progress display).
@@ -118,8 +122,8 @@ impl<R: Read> TickReader<R> {
         }
         let mut batch = Vec::new();
         while batch.len() < BATCH_TICKS_MAX {
-            // Reading past what is buffered may block (a live feed): hand over what we have.
-            if !batch.is_empty() && self.input.buffer().is_empty() {
+            // Reading past what has arrived would wait (a live feed): hand over what we have.
+            if !batch.is_empty() && !self.input.ready() {
                 break;
             }
             let decoded = match self.read_line()? {
@@ -289,8 +293,9 @@ mod tests {
         input: &str,
         format: Format,
     ) -> Result<Vec<(u64, Result<String, String>)>, SourceError> {
-        let mut reader =
-            TickReader::new(io::BufReader::with_capacity(16, input.as_bytes()), format);
+        // Tiny chunks: lines and multi-byte characters straddle them.
+        let bytes = io::Cursor::new(input.as_bytes().to_vec());
+        let mut reader = TickReader::with_chunks(bytes, format, 16).expect("reader thread");
         let mut out = Vec::new();
         while let Some(batch) = reader.next_batch()? {
             for (line, tick) in batch {
@@ -334,45 +339,47 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_bounded() {
+    fn batches_are_bounded_and_a_file_fills_them() {
         let line = "{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n";
         let input = line.repeat(BATCH_TICKS_MAX * 2 + 3);
-        let mut reader = TickReader::with_buffer(input.as_bytes(), Format::Ndjson, input.len());
+        let mut reader =
+            TickReader::new(io::Cursor::new(input.clone().into_bytes()), Format::Ndjson)
+                .expect("reader thread");
         let mut sizes = Vec::new();
         while let Some(batch) = reader.next_batch().expect("readable") {
             sizes.push(batch.len());
         }
-        assert_eq!(sizes, [BATCH_TICKS_MAX, BATCH_TICKS_MAX, 3]);
+        assert!(sizes.iter().all(|&n| n <= BATCH_TICKS_MAX), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), BATCH_TICKS_MAX * 2 + 3);
         assert_eq!(reader.bytes_read(), input.len() as u64);
     }
 
     #[test]
-    fn a_batch_ends_when_nothing_more_is_buffered() {
-        // A reader that hands out one line per read, like a live pipe: every batch is one tick,
-        // and none waits for the next line to arrive.
-        struct Trickle(Vec<Vec<u8>>);
-        impl Read for Trickle {
+    fn a_batch_ends_when_no_more_input_has_arrived() {
+        // A live feed: the test hands out one line at a time, and only after the previous batch
+        // came back, so a batch that waited for the next line would never return.
+        struct Gate(std::sync::mpsc::Receiver<Vec<u8>>);
+        impl Read for Gate {
             fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                match self.0.first() {
-                    None => Ok(0),
-                    Some(line) if line.len() <= out.len() => {
-                        out[..line.len()].copy_from_slice(line);
-                        Ok(self.0.remove(0).len())
+                match self.0.recv() {
+                    Ok(bytes) => {
+                        out[..bytes.len()].copy_from_slice(&bytes);
+                        Ok(bytes.len())
                     }
-                    Some(_) => Err(io::Error::other("test lines fit the buffer")),
+                    Err(_) => Ok(0),
                 }
             }
         }
-        let line = b"{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n".to_vec();
-        let mut reader = TickReader::new(
-            Trickle(vec![line.clone(), line.clone(), line]),
-            Format::Ndjson,
-        );
-        let mut sizes = Vec::new();
-        while let Some(batch) = reader.next_batch().expect("readable") {
-            sizes.push(batch.len());
+        let (feed, gate) = std::sync::mpsc::channel();
+        let mut reader = TickReader::new(Gate(gate), Format::Ndjson).expect("reader thread");
+        for ms in 1..=3 {
+            let line = format!("{{\"symbol\":\"A\",\"price\":1,\"timestamp\":{ms}}}\n");
+            feed.send(line.into_bytes()).expect("send");
+            let batch = reader.next_batch().expect("readable").expect("a batch");
+            assert_eq!(batch.len(), 1, "tick {ms} came back on its own");
         }
-        assert_eq!(sizes, [1, 1, 1]);
+        drop(feed);
+        assert!(reader.next_batch().expect("readable").is_none());
     }
 
     #[test]
