@@ -53,7 +53,8 @@ CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (timestamp);
 CREATE INDEX IF NOT EXISTS alerts_pending ON alerts (timestamp) WHERE notified = 0;
 CREATE TABLE IF NOT EXISTS symbol_state (
     symbol       TEXT    PRIMARY KEY,
-    zone         TEXT    NOT NULL CHECK (zone IN ('low', 'normal', 'high')),
+    -- Not `IN (...)`: SQLite builds a temporary table for a list of three, on every write.
+    zone         TEXT    NOT NULL CHECK (zone = 'low' OR zone = 'normal' OR zone = 'high'),
     since_ms     INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -280,37 +281,56 @@ impl SqliteStore {
         let mut connection = self.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut outcomes = Vec::with_capacity(changes.len());
+        let mut outcomes = vec![Advanced::Applied; changes.len()];
+        // In key order: neighbouring symbols share B-tree pages, so a batch of many symbols walks
+        // the table once instead of jumping around it. Stable, so changes of one symbol (the
+        // pipeline sends one per symbol) would still apply in the order given.
+        let mut order: Vec<usize> = (0..changes.len()).collect();
+        order.sort_by_key(|&index| changes[index].symbol.as_str());
         {
+            // The compare-and-set is the write itself; only a write that matches nothing reads
+            // what is there, to report the conflict.
+            let mut create = transaction.prepare_cached(
+                "INSERT INTO symbol_state (symbol, zone, since_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (symbol) DO NOTHING",
+            )?;
+            let mut update = transaction.prepare_cached(
+                "UPDATE symbol_state SET zone = ?2, since_ms = ?3, last_seen_ms = ?4
+                 WHERE symbol = ?1 AND last_seen_ms = ?5",
+            )?;
             let mut current = transaction.prepare_cached(
                 "SELECT zone, since_ms, last_seen_ms FROM symbol_state WHERE symbol = ?1",
             )?;
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO symbol_state (symbol, zone, since_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (symbol) DO UPDATE SET zone = ?2, since_ms = ?3, last_seen_ms = ?4",
-            )?;
             let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
-            for change in changes {
-                let stored = current
-                    .query_row(params![change.symbol.as_str()], |row| {
-                        read_state_row(row, 0)
-                    })
-                    .optional()?
-                    .transpose()?;
-                if stored.map(|state| state.last_seen) != change.expected_last_seen {
-                    outcomes.push(Advanced::Conflict(stored));
+            for index in order {
+                let change = &changes[index];
+                let (symbol, next) = (change.symbol.as_str(), &change.next);
+                let (zone, since_ms, last_seen_ms) = (
+                    next.zone.as_str(),
+                    next.since.epoch_ms(),
+                    next.last_seen.epoch_ms(),
+                );
+                let written = match change.expected_last_seen {
+                    None => create.execute(params![symbol, zone, since_ms, last_seen_ms])?,
+                    Some(expected) => update.execute(params![
+                        symbol,
+                        zone,
+                        since_ms,
+                        last_seen_ms,
+                        expected.epoch_ms()
+                    ])?,
+                };
+                if written == 0 {
+                    let stored = current
+                        .query_row(params![symbol], |row| read_state_row(row, 0))
+                        .optional()?
+                        .transpose()?;
+                    outcomes[index] = Advanced::Conflict(stored);
                     continue;
                 }
-                upsert.execute(params![
-                    change.symbol.as_str(),
-                    change.next.zone.as_str(),
-                    change.next.since.epoch_ms(),
-                    change.next.last_seen.epoch_ms(),
-                ])?;
                 for alert in &change.alerts {
                     insert_alert(&mut insert, alert)?;
                 }
-                outcomes.push(Advanced::Applied);
             }
         }
         transaction.commit()?;
