@@ -237,8 +237,13 @@ pub(crate) struct Function {
 
 impl Function {
     /// Starts `bootstrap` against `api` with exactly `env` (nothing inherited but `PATH`).
+    ///
+    /// The binary is the one cargo built, unless `TICKWATCH_BOOTSTRAP` names another executable:
+    /// `scripts/test-package` sets it to run the packaged arm64 `bootstrap` under `qemu-aarch64`.
     pub(crate) fn start(api: &RuntimeApi, env: &HashMap<&'static str, String>) -> Function {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        let binary = std::env::var_os("TICKWATCH_BOOTSTRAP")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_bootstrap").into());
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
