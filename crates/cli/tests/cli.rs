@@ -628,3 +628,65 @@ fn a_second_run_continues_where_the_first_stopped() {
     assert_eq!(alerts.len(), 1, "re-armed at 100, entered again at 160");
     assert_eq!(alerts[0]["price"], 160.0);
 }
+
+/// A feed that stays open (a producer piping into stdin): each tick's alert is announced while
+/// the feed is still open, not when it ends. The timeout only bounds a hang; it is no speed test.
+#[test]
+fn a_live_feed_is_announced_while_it_is_still_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = Dir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .args(["run", "--input", "-", "--notify", "stdout"])
+        .current_dir(dir.path("."))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tickwatch starts");
+    let mut feed = child.stdin.take().expect("stdin is piped");
+    let (lines, announced) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_alert = || -> Value {
+        let line = announced
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an alert is announced while the feed stays open");
+        serde_json::from_str(&line).expect("an alert is one JSON line")
+    };
+
+    for (symbol, price, at, kind) in [
+        ("AAPL", 160.0, "2026-11-26T14:30:00Z", "HIGH"),
+        ("MSFT", 40.0, "2026-11-26T14:30:01Z", "LOW"),
+    ] {
+        writeln!(feed, "{}", tick(symbol, price, at)).expect("feed a tick");
+        feed.flush().expect("flush the feed");
+        let alert = next_alert();
+        assert_eq!(
+            (alert["symbol"].as_str(), alert["kind"].as_str()),
+            (Some(symbol), Some(kind))
+        );
+        assert!(
+            child.try_wait().expect("poll tickwatch").is_none(),
+            "tickwatch is still reading the open feed"
+        );
+    }
+
+    drop(feed);
+    let output = child
+        .wait_with_output()
+        .expect("tickwatch ends with its input");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("2 ticks"), "{stderr}");
+}
