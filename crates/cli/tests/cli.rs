@@ -634,20 +634,11 @@ fn a_second_run_continues_where_the_first_stopped() {
 #[test]
 fn a_live_feed_is_announced_while_it_is_still_open() {
     use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
     use std::sync::mpsc;
     use std::time::Duration;
 
     let dir = Dir::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
-        .args(["run", "--input", "-", "--notify", "stdout"])
-        .current_dir(dir.path("."))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tickwatch starts");
+    let mut child = dir.spawn_tickwatch(&["run", "--input", "-", "--notify", "stdout"]);
     let mut feed = child.stdin.take().expect("stdin is piped");
     let (lines, announced) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout is piped");

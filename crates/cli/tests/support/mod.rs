@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -82,8 +82,9 @@ impl Dir {
         self.tickwatch_stdin(args, "")
     }
 
-    pub(crate) fn tickwatch_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+    /// Starts `tickwatch` in this directory with stdin, stdout and stderr piped.
+    pub(crate) fn spawn_tickwatch(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_tickwatch"))
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
@@ -91,7 +92,11 @@ impl Dir {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("tickwatch starts");
+            .expect("tickwatch starts")
+    }
+
+    pub(crate) fn tickwatch_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self.spawn_tickwatch(args);
         child
             .stdin
             .take()
