@@ -33,6 +33,15 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// Bytes of the file SQLite may map into memory (reads without a syscall per page).
 const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 
+/// Pages the WAL may hold before a commit copies them back into the database. SQLite's default
+/// (1,000) checkpoints after nearly every batch that touches many symbols; a page written by
+/// several batches in a row is copied back once per checkpoint, so fewer checkpoints copy less
+/// (a million symbols: about 15 % faster).
+const WAL_CHECKPOINT_PAGES: i64 = 16_384;
+
+/// Bytes of WAL file kept after a checkpoint; beyond that the file is truncated.
+const WAL_KEPT_BYTES: i64 = 64 * 1024 * 1024;
+
 /// The schema version this code writes; a database with another version is refused.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -133,6 +142,8 @@ impl SqliteStore {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
         connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        connection.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 => {
