@@ -194,10 +194,12 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The index of the first `"`, `\\` or control character in `bytes`, eight bytes at a time.
+/// The index of the first `"`, `\\`, control character or non-ASCII byte in `bytes`, eight bytes
+/// at a time. Stopping at non-ASCII bytes keeps the fast path to ASCII bodies, which are UTF-8 by
+/// definition, so the caller need not check UTF-8 first; other text takes the full parser.
 ///
 /// Classic SWAR: for each byte b, `(b - 1) & !b & 0x80` is set when b is zero, and
-/// `(b - 0x20) & !b & 0x80` when b is below 0x20 (bytes from 0x80 up never match). A borrow can
+/// `(b - 0x20) & !b & 0x80` when b is below 0x20; `b & 0x80` when b is 0x80 or above. A borrow can
 /// flag bytes after the first real match, never before it, so the lowest flag is the answer.
 fn find_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -212,7 +214,7 @@ fn find_special(bytes: &[u8]) -> Option<usize> {
         let quote = zero_in(x ^ (ONES * u64::from(b'"')));
         let backslash = zero_in(x ^ (ONES * u64::from(b'\\')));
         let control = x.wrapping_sub(ONES * 0x20) & !x;
-        let found = (quote | backslash | control) & HIGHS;
+        let found = (quote | backslash | control | x) & HIGHS;
         if found != 0 {
             return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
@@ -221,7 +223,7 @@ fn find_special(bytes: &[u8]) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || !b.is_ascii())
         .map(|i| offset + i)
 }
 
@@ -232,16 +234,16 @@ mod tests {
     #[test]
     fn finds_the_first_special_byte_in_any_position() {
         for len in 0..40 {
-            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n', 0x80, 0xc3, 0xff] {
                 for at in 0..len {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = special;
-                    // Later specials and high bytes must not confuse it.
+                    // Later specials must not confuse it.
                     if at + 1 < len {
                         bytes[at + 1] = 0x00;
                     }
-                    if at > 0 {
-                        bytes[at - 1] = 0xe9;
+                    if at + 2 < len {
+                        bytes[at + 2] = 0xe9;
                     }
                     assert_eq!(
                         find_special(&bytes),
@@ -250,9 +252,9 @@ mod tests {
                     );
                 }
                 assert_eq!(
-                    find_special(&vec![0xc3; len]),
+                    find_special(&vec![b'~'; len]),
                     None,
-                    "high bytes are not special"
+                    "printable ASCII is not special"
                 );
             }
         }

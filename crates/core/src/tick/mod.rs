@@ -46,19 +46,15 @@ impl Tick {
         if body.len() > TICK_BODY_BYTES_MAX {
             return Err(TickError::TooLarge { bytes: body.len() });
         }
-        // The whole body must be UTF-8, ignored fields included. ASCII (nearly every tick) is
-        // UTF-8 by definition, and checking for it is cheaper than full validation.
-        let not_utf8 = |e: std::str::Utf8Error| TickError::NotUtf8 {
-            offset: e.valid_up_to(),
-        };
-        if !body.is_ascii() {
-            std::str::from_utf8(body).map_err(not_utf8)?;
-        }
+        // The fast path accepts only ASCII bodies (nearly every tick), UTF-8 by definition.
         if let Some(tick) = fast::decode(body) {
             return Ok(tick);
         }
-        // The full parser, for exact errors and unusual shapes (escapes, nesting, ...).
-        let text = std::str::from_utf8(body).map_err(not_utf8)?;
+        // The whole body must be UTF-8, ignored fields included; then the full parser, for exact
+        // errors and unusual shapes (escapes, nesting, non-ASCII text, ...).
+        let text = std::str::from_utf8(body).map_err(|e| TickError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
         Tick::try_from(RawTick::from_json(text)?)
     }
 }

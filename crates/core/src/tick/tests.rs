@@ -115,6 +115,13 @@ fn accepts_valid_ticks() {
             2.0,
             1,
         ),
+        // Non-ASCII text (valid UTF-8) in an ignored field: the full parser's, same tick.
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1,"venue":"Börse Frankfurt €"}"#,
+            "X",
+            2.0,
+            1,
+        ),
     ];
     for &(body, symbol, price, at) in cases {
         let tick = ok(body);
@@ -444,6 +451,11 @@ fn rejects_bodies_by_size_and_encoding() {
     assert_eq!(
         err(b"{\"symbol\":\"X\xff\"}"),
         TickError::NotUtf8 { offset: 12 }
+    );
+    // Invalid UTF-8 in an ignored field, after a complete tick in the common shape: still refused.
+    assert_eq!(
+        err(b"{\"symbol\":\"X\",\"price\":2,\"timestamp\":1,\"note\":\"\xc3\x28\"}"),
+        TickError::NotUtf8 { offset: 46 }
     );
 
     // Deep nesting is skipped without recursion: harmless in an ignored field, rejected by type in
