@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures_util::stream::{self, StreamExt};
-use tickwatch_aws::testing::{Moto, create_queue, create_topic, unique_name};
+use tickwatch_aws::testing::{Moto, create_queue, create_topic, fresh_store, unique_name};
 use tickwatch_aws::{
-    AwsClients, DynamoStore, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions, WorkerReport,
+    AwsClients, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions, WorkerReport,
 };
 use tickwatch_clock::SystemClock;
 use tickwatch_core::generate::RandomWalk;
@@ -91,12 +91,7 @@ async fn soak() -> bool {
 
     let moto = Moto::start();
     let clients: AwsClients = moto.clients().await;
-    let store = DynamoStore::new(
-        clients.dynamodb.clone(),
-        unique_name("alerts"),
-        unique_name("state"),
-    );
-    store.create_tables().await.expect("tables");
+    let store = fresh_store(&clients.dynamodb).await;
     // No subscriber: a subscribed queue would fill up and slow moto down round after round
     // (SQS allows one PurgeQueue a minute), which would measure moto, not the worker.
     let topic = create_topic(&clients.sns, &unique_name("alerts")).await;

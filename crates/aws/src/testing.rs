@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -20,6 +20,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName
 use futures_util::future::{Either, select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::DynamoStore;
 use crate::config::{AwsClients, emulator_sdk_config};
 
 /// The environment variable naming the `moto_server` executable.
@@ -190,6 +191,52 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A [`DynamoStore`] on a new alerts table and a new state table, both [`unique_name`]d and
+/// created.
+pub async fn fresh_store(dynamodb: &aws_sdk_dynamodb::Client) -> DynamoStore {
+    let store = DynamoStore::new(
+        dynamodb.clone(),
+        unique_name("alerts"),
+        unique_name("state"),
+    );
+    store.create_tables().await.expect("tables created");
+    store
+}
+
+/// The string value of `message`'s attribute `name`, if it has one.
+pub fn message_attribute(message: &Message, name: &str) -> Option<String> {
+    message
+        .message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned)
+}
+
+/// An in-memory log sink: give clones to a `tracing` subscriber's writer, read [`LogSink::text`].
+#[derive(Clone, Debug, Default)]
+pub struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl LogSink {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+}
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Creates a standard queue (with `attributes`) and returns its URL.

@@ -8,8 +8,7 @@
 //! attributes that fit (the code first, then the source id, then as much of the reason as fits),
 //! and goes to the dead-letter queue at once.
 
-use aws_sdk_sqs::types::Message;
-use tickwatch_aws::testing::{Moto, create_queue, drain_queue, unique_name};
+use tickwatch_aws::testing::{Moto, create_queue, drain_queue, message_attribute, unique_name};
 use tickwatch_aws::{DynamoStore, SnsNotifier, SqsDeadLetterQueue, SqsMessage, run_batch};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::retry::RetryPolicy;
@@ -27,14 +26,6 @@ fn rejected_body(bytes: usize) -> String {
     body.push_str("\"}");
     assert_eq!(body.len(), bytes);
     body
-}
-
-fn attribute(message: &Message, name: &str) -> Option<String> {
-    message
-        .message_attributes()
-        .and_then(|a| a.get(name))
-        .and_then(|v| v.string_value())
-        .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,8 +76,8 @@ async fn regression_a_rejected_body_near_the_sqs_size_limit_is_dead_lettered_wit
         let explained = letters.iter().any(|l| {
             l.body().map(str::len) == Some(bytes)
                 && (!room_for_attributes
-                    || (attribute(l, "error_code").as_deref() == Some("price.invalid")
-                        && attribute(l, "reason").is_some_and(|r| r.starts_with("price"))))
+                    || (message_attribute(l, "error_code").as_deref() == Some("price.invalid")
+                        && message_attribute(l, "reason").is_some_and(|r| r.starts_with("price"))))
         });
         if !result.failed_message_ids.is_empty() || !explained {
             wrong.push(format!(

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use tickwatch_aws::testing::{
-    Moto, create_queue, create_topic, drain_queue, subscribe_queue, unique_name,
+    Moto, create_queue, create_topic, drain_queue, fresh_store, message_attribute, subscribe_queue,
+    unique_name,
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DeadLetter, DeadLetterQueue, DynamoStore, RunUntil, SnsNotifier,
@@ -41,13 +42,7 @@ async fn env() -> Env {
 
 impl Env {
     async fn store(&self) -> DynamoStore {
-        let store = DynamoStore::new(
-            self.clients.dynamodb.clone(),
-            unique_name("alerts"),
-            unique_name("state"),
-        );
-        store.create_tables().await.expect("tables created");
-        store
+        fresh_store(&self.clients.dynamodb).await
     }
 }
 
@@ -319,14 +314,6 @@ async fn advance_with_alerts_is_atomic() {
     assert_eq!(stored[1].map(|s| s.notified), Some(false));
 }
 
-fn attribute(message: &Message, name: &str) -> Option<String> {
-    message
-        .message_attributes()
-        .and_then(|a| a.get(name))
-        .and_then(|v| v.string_value())
-        .map(str::to_owned)
-}
-
 #[tokio::test]
 async fn publish_batch_delivers_every_alert_with_subject_and_attributes() {
     let env = env().await;
@@ -359,12 +346,12 @@ async fn publish_batch_delivers_every_alert_with_subject_and_attributes() {
         assert!(alerts.contains(&body));
         assert!(seen.insert(body.alert_id), "published once");
         assert_eq!(
-            attribute(message, "symbol").as_deref(),
+            message_attribute(message, "symbol").as_deref(),
             Some(body.symbol.as_str())
         );
-        assert_eq!(attribute(message, "kind").as_deref(), Some("HIGH"));
+        assert_eq!(message_attribute(message, "kind").as_deref(), Some("HIGH"));
         assert_eq!(
-            attribute(message, "alert_id"),
+            message_attribute(message, "alert_id"),
             Some(body.alert_id.to_string())
         );
     }
@@ -403,17 +390,22 @@ async fn dead_letters_carry_the_body_the_reason_the_code_and_the_source_id() {
     assert_eq!(received.len(), 12);
     let by_source: HashMap<String, &Message> = received
         .iter()
-        .map(|m| (attribute(m, "source_message_id").expect("source id"), m))
+        .map(|m| {
+            (
+                message_attribute(m, "source_message_id").expect("source id"),
+                m,
+            )
+        })
         .collect();
     for letter in &letters {
         let message = by_source[&letter.source_message_id];
         assert_eq!(message.body(), Some(letter.body.as_str()));
         assert_eq!(
-            attribute(message, "reason").as_deref(),
+            message_attribute(message, "reason").as_deref(),
             Some("price: missing")
         );
         assert_eq!(
-            attribute(message, "error_code").as_deref(),
+            message_attribute(message, "error_code").as_deref(),
             Some("price.missing")
         );
     }
@@ -587,7 +579,7 @@ async fn worker_drains_the_queue_deletes_what_succeeded_and_dead_letters_rejects
     let letters = drain_queue(&env.clients.sqs, &dlq_url, 2, 2).await;
     let codes: HashSet<String> = letters
         .iter()
-        .filter_map(|m| attribute(m, "error_code"))
+        .filter_map(|m| message_attribute(m, "error_code"))
         .collect();
     assert_eq!(
         codes,

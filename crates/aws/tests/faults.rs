@@ -23,8 +23,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use futures_util::stream::{self, StreamExt};
 use tickwatch_aws::testing::{
-    Exchange, Fault, FaultProxy, Moto, Service, create_queue, create_topic, drain_queue, queue_arn,
-    subscribe_queue, unique_name,
+    Exchange, Fault, FaultProxy, Moto, Service, create_queue, create_topic, drain_queue,
+    fresh_store, queue_arn, subscribe_queue, unique_name,
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DynamoStore, RunUntil, SnsNotifier, SqsDeadLetterQueue, SqsMessage,
@@ -170,12 +170,7 @@ impl Rig {
         let direct = moto.clients().await;
         let proxy = FaultProxy::in_front_of(moto).await;
         let proxied = proxy.clients().await;
-        let store = DynamoStore::new(
-            direct.dynamodb.clone(),
-            unique_name("alerts"),
-            unique_name("state"),
-        );
-        store.create_tables().await.expect("tables");
+        let store = fresh_store(&direct.dynamodb).await;
         let topic_arn = create_topic(&direct.sns, &unique_name("alerts")).await;
         let subscriber_url = create_queue(&direct.sqs, &unique_name("subscriber"), &[]).await;
         subscribe_queue(&direct, &topic_arn, &subscriber_url, true).await;

@@ -7,47 +7,15 @@
 //! One test in its own binary: the log subscriber is per thread, and the worker runs on a
 //! current-thread runtime, so every event of the run (SDK tasks included) reaches it.
 
-use std::sync::{Arc, Mutex};
-
 use aws_config::{BehaviorVersion, Region};
-use tickwatch_aws::testing::{Moto, REGION, create_queue, create_topic, unique_name};
-use tickwatch_aws::{
-    AwsClients, DynamoStore, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions,
+use tickwatch_aws::testing::{
+    LogSink, Moto, REGION, create_queue, create_topic, fresh_store, unique_name,
 };
+use tickwatch_aws::{AwsClients, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet};
 use tracing::Level;
-
-/// A log sink.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .into_owned()
-    }
-}
 
 /// A value no log line contains by chance.
 fn marker(what: &str) -> String {
@@ -68,7 +36,7 @@ fn bodies(tag: &str) -> Vec<String> {
 
 /// Sends `bodies`, runs the worker until the queue is empty with logs at `level`, returns them.
 fn run_logged(level: Level, credentials: &[String; 3], bodies: &[String]) -> String {
-    let captured = Captured::default();
+    let captured = LogSink::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -98,12 +66,7 @@ fn run_logged(level: Level, credentials: &[String; 3], bodies: &[String]) -> Str
                 .load()
                 .await;
             let clients = AwsClients::new(&config);
-            let store = DynamoStore::new(
-                clients.dynamodb.clone(),
-                unique_name("alerts"),
-                unique_name("state"),
-            );
-            store.create_tables().await.expect("tables");
+            let store = fresh_store(&clients.dynamodb).await;
             let topic = create_topic(&clients.sns, &unique_name("alerts")).await;
             let queue = create_queue(&clients.sqs, &unique_name("ticks"), &[]).await;
             let dlq = create_queue(&clients.sqs, &unique_name("dlq"), &[]).await;

@@ -28,8 +28,10 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use runtime_api::{Answer, RuntimeApi};
-use tickwatch_aws::testing::{LatencyProxy, Moto, create_queue, create_topic, unique_name};
-use tickwatch_aws::{AwsClients, DynamoStore};
+use tickwatch_aws::AwsClients;
+use tickwatch_aws::testing::{
+    LatencyProxy, Moto, create_queue, create_topic, fresh_store, unique_name,
+};
 use tickwatch_core::Timestamp;
 use tickwatch_core::generate::RandomWalk;
 use tickwatch_lambda::FunctionConfig;
@@ -193,12 +195,7 @@ struct Resources {
 
 async fn resources(moto: &Moto) -> Resources {
     let clients = moto.clients().await;
-    let store = DynamoStore::new(
-        clients.dynamodb.clone(),
-        unique_name("alerts"),
-        unique_name("state"),
-    );
-    store.create_tables().await.expect("tables");
+    let store = fresh_store(&clients.dynamodb).await;
     let topic = create_topic(&clients.sns, &unique_name("alerts")).await;
     let dlq = create_queue(&clients.sqs, &unique_name("dlq"), &[]).await;
     let env = HashMap::from([

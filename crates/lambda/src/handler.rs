@@ -152,6 +152,7 @@ mod tests {
 
     use lambda_runtime::Context;
     use tickwatch_aws::MemoryDeadLetterQueue;
+    use tickwatch_aws::testing::LogSink;
     use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
     use tickwatch_core::ports::ErrorClass;
     use tickwatch_core::retry::RetryPolicy;
@@ -266,30 +267,12 @@ mod tests {
         assert_eq!(h.handler.pipeline().rules().default_rule().high(), 150.0);
     }
 
-    /// A log sink for one test.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The log lines of this test binary: a global JSON subscriber writing into memory, installed
     /// once (a thread-local one would race with the callsite interest cache of parallel tests).
-    fn captured_logs() -> &'static Captured {
-        static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    fn captured_logs() -> &'static LogSink {
+        static LOGS: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
         LOGS.get_or_init(|| {
-            let captured = Captured::default();
+            let captured = LogSink::default();
             let sink = captured.clone();
             let subscriber = tracing_subscriber::fmt()
                 .json()
@@ -313,7 +296,7 @@ mod tests {
         invocation.context.request_id = "log-test-request".into();
         h.handler.handle(invocation).await.expect("answers");
 
-        let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+        let text = logs.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON log line"))

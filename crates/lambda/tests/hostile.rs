@@ -28,6 +28,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use runtime_api::RuntimeApi;
 use serde_json::{Value, json};
 use stack::{ANSWER_WAIT, FUNCTION_TIMEOUT, Function, Stack, failed_ids};
+use tickwatch_aws::testing::message_attribute;
 use tickwatch_aws::{DeadLetter, MemoryDeadLetterQueue};
 use tickwatch_core::hostile::{self, Expect, HostileCase};
 use tickwatch_core::memory::{ManualClock, MemoryNotifier, MemoryStore};
@@ -254,14 +255,6 @@ async fn every_sqs_sized_hostile_tick_gets_its_outcome_from_the_handler() {
     }
 }
 
-fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
-    message
-        .message_attributes()
-        .and_then(|a| a.get(name))
-        .and_then(|v| v.string_value())
-        .map(str::to_owned)
-}
-
 /// A value no real log line contains by chance.
 fn marker(what: &str) -> String {
     format!("tickwatch-{what}-{}", std::process::id())
@@ -321,7 +314,7 @@ async fn the_real_function_gives_every_hostile_tick_its_outcome_and_logs_no_body
         .filter(|(c, _)| c.expect != Expect::Accept)
         .count();
     for letter in stack.dead_letters(rejected).await {
-        let source = attribute(&letter, "source_message_id").expect("source_message_id");
+        let source = message_attribute(&letter, "source_message_id").expect("source_message_id");
         seen.entry(source)
             .or_insert(Seen {
                 failed: false,
@@ -330,8 +323,8 @@ async fn the_real_function_gives_every_hostile_tick_its_outcome_and_logs_no_body
             .letters
             .push((
                 letter.body().unwrap_or_default().to_owned(),
-                attribute(&letter, "error_code").unwrap_or_default(),
-                attribute(&letter, "reason").unwrap_or_default(),
+                message_attribute(&letter, "error_code").unwrap_or_default(),
+                message_attribute(&letter, "reason").unwrap_or_default(),
             ));
     }
     let expected: Vec<(&HostileCase, &str, String)> = messages

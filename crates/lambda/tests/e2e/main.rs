@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::Message;
 use runtime_api::{Answer, RuntimeApi};
 use serde_json::Value;
 use stack::{ANSWER_WAIT, FUNCTION_TIMEOUT, Function, Stack, failed_ids};
-use tickwatch_aws::testing::{LatencyProxy, Moto, ProxyMode};
+use tickwatch_aws::testing::{LatencyProxy, Moto, ProxyMode, message_attribute};
 
 const T0_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
 
@@ -65,14 +65,6 @@ fn bodies_of(messages: &[Message]) -> Vec<Value> {
         .collect()
 }
 
-fn attribute(message: &Message, name: &str) -> Option<String> {
-    message
-        .message_attributes()
-        .and_then(|a| a.get(name))
-        .and_then(|v| v.string_value())
-        .map(str::to_owned)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn high_low_and_normal_ticks_each_do_what_the_spec_says() {
     let stack = Stack::create().await;
@@ -95,11 +87,11 @@ async fn high_low_and_normal_ticks_each_do_what_the_spec_says() {
     assert_eq!(alert["symbol"], "AAPL");
     assert_eq!(alert["kind"], "HIGH");
     assert_eq!(
-        attribute(&notifications[0], "kind").as_deref(),
+        message_attribute(&notifications[0], "kind").as_deref(),
         Some("HIGH")
     );
     assert_eq!(
-        attribute(&notifications[0], "alert_id"),
+        message_attribute(&notifications[0], "alert_id"),
         Some(string(&items[0], "alert_id"))
     );
 
@@ -194,7 +186,12 @@ async fn a_mixed_batch_dead_letters_the_malformed_and_redelivery_changes_nothing
     assert_eq!(letters.len(), 3);
     let by_source: std::collections::HashMap<String, &Message> = letters
         .iter()
-        .map(|m| (attribute(m, "source_message_id").expect("source id"), m))
+        .map(|m| {
+            (
+                message_attribute(m, "source_message_id").expect("source id"),
+                m,
+            )
+        })
         .collect();
     for (message, expected_code) in
         messages[5..]
@@ -204,10 +201,10 @@ async fn a_mixed_batch_dead_letters_the_malformed_and_redelivery_changes_nothing
         let letter = by_source[message.message_id().expect("id")];
         assert_eq!(letter.body(), message.body(), "the original body");
         assert_eq!(
-            attribute(letter, "error_code").as_deref(),
+            message_attribute(letter, "error_code").as_deref(),
             Some(expected_code)
         );
-        assert!(attribute(letter, "reason").is_some_and(|r| !r.is_empty()));
+        assert!(message_attribute(letter, "reason").is_some_and(|r| !r.is_empty()));
     }
 
     // The same batch again (at-least-once delivery): one item and one notification per alert.

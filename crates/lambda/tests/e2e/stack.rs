@@ -10,10 +10,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde_json::{Value, json};
+use tickwatch_aws::AwsClients;
 use tickwatch_aws::testing::{
-    Moto, REGION, create_queue, create_topic, drain_queue, queue_arn, subscribe_queue, unique_name,
+    Moto, REGION, create_queue, create_topic, drain_queue, fresh_store, queue_arn, subscribe_queue,
+    unique_name,
 };
-use tickwatch_aws::{AwsClients, DynamoStore};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -40,12 +41,7 @@ pub(crate) struct Stack {
 impl Stack {
     pub(crate) async fn create() -> Stack {
         let clients = Moto::shared().clients().await;
-        let store = DynamoStore::new(
-            clients.dynamodb.clone(),
-            unique_name("alerts"),
-            unique_name("state"),
-        );
-        store.create_tables().await.expect("tables");
+        let store = fresh_store(&clients.dynamodb).await;
         let topic_name = unique_name("alerts");
         let topic_arn = create_topic(&clients.sns, &topic_name).await;
         let subscriber_url = create_queue(&clients.sqs, &unique_name("subscriber"), &[]).await;
