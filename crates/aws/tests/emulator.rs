@@ -6,10 +6,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_sdk_sqs::types::Message;
 use tickwatch_aws::testing::{
-    Moto, create_queue, create_topic, drain_queue, fresh_store, message_attribute, subscribe_queue,
-    unique_name,
+    Moto, create_queue, create_topic, drain_queue, fresh_store, message_attribute, queue_counts,
+    send_bodies, subscribe_queue, unique_name,
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DeadLetter, DeadLetterQueue, DynamoStore, RunUntil, SnsNotifier,
@@ -478,39 +478,6 @@ where
         jitter_seed: 1,
     };
     Pipeline::new(config, store, notifier, SystemClock)
-}
-
-async fn send_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str, bodies: &[String]) {
-    for body in bodies {
-        sqs.send_message()
-            .queue_url(queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .expect("SendMessage");
-    }
-}
-
-async fn queue_counts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (u64, u64) {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let count = |name: QueueAttributeName| {
-        attributes
-            .attributes()
-            .and_then(|a| a.get(&name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(u64::MAX)
-    };
-    (
-        count(QueueAttributeName::ApproximateNumberOfMessages),
-        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
 }
 
 fn worker_options(queue_url: &str) -> WorkerOptions {

@@ -24,7 +24,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use futures_util::stream::{self, StreamExt};
 use tickwatch_aws::testing::{
     Exchange, Fault, FaultProxy, Moto, Service, create_queue, create_topic, drain_queue,
-    fresh_store, queue_arn, subscribe_queue, unique_name,
+    fresh_store, queue_arn, queue_counts, send_bodies, subscribe_queue, unique_name,
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DynamoStore, RunUntil, SnsNotifier, SqsDeadLetterQueue, SqsMessage,
@@ -240,41 +240,12 @@ impl Rig {
     }
 
     async fn send(&self, bodies: &[String]) {
-        for body in bodies {
-            self.direct
-                .sqs
-                .send_message()
-                .queue_url(&self.ticks_url)
-                .message_body(body)
-                .send()
-                .await
-                .expect("SendMessage");
-        }
+        send_bodies(&self.direct.sqs, &self.ticks_url, bodies).await;
     }
 
     /// (visible, in flight) messages of the tick queue.
     async fn queue_counts(&self) -> (u64, u64) {
-        let attributes = self
-            .direct
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.ticks_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .expect("GetQueueAttributes");
-        let count = |name: QueueAttributeName| {
-            attributes
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(u64::MAX)
-        };
-        (
-            count(QueueAttributeName::ApproximateNumberOfMessages),
-            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        )
+        queue_counts(&self.direct.sqs, &self.ticks_url).await
     }
 
     /// One worker run until a receive comes back empty.

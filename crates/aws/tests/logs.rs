@@ -9,7 +9,7 @@
 
 use aws_config::{BehaviorVersion, Region};
 use tickwatch_aws::testing::{
-    LogSink, Moto, REGION, create_queue, create_topic, fresh_store, unique_name,
+    LogSink, Moto, REGION, create_queue, create_topic, fresh_store, send_bodies, unique_name,
 };
 use tickwatch_aws::{AwsClients, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions};
 use tickwatch_clock::SystemClock;
@@ -70,16 +70,7 @@ fn run_logged(level: Level, credentials: &[String; 3], bodies: &[String]) -> Str
             let topic = create_topic(&clients.sns, &unique_name("alerts")).await;
             let queue = create_queue(&clients.sqs, &unique_name("ticks"), &[]).await;
             let dlq = create_queue(&clients.sqs, &unique_name("dlq"), &[]).await;
-            for body in bodies {
-                clients
-                    .sqs
-                    .send_message()
-                    .queue_url(&queue)
-                    .message_body(body)
-                    .send()
-                    .await
-                    .expect("SendMessage");
-            }
+            send_bodies(&clients.sqs, &queue, bodies).await;
             let pipeline = Pipeline::new(
                 PipelineConfig {
                     rules: RuleSet::uniform(

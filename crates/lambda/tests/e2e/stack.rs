@@ -12,8 +12,8 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde_json::{Value, json};
 use tickwatch_aws::AwsClients;
 use tickwatch_aws::testing::{
-    Moto, REGION, create_queue, create_topic, drain_queue, fresh_store, queue_arn, subscribe_queue,
-    unique_name,
+    Moto, REGION, create_queue, create_topic, drain_queue, fresh_store, queue_arn, send_bodies,
+    subscribe_queue, unique_name,
 };
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
@@ -88,16 +88,7 @@ impl Stack {
 
     /// Sends tick bodies to the tick queue.
     pub(crate) async fn send(&self, bodies: &[String]) {
-        for body in bodies {
-            self.clients
-                .sqs
-                .send_message()
-                .queue_url(&self.ticks_url)
-                .message_body(body)
-                .send()
-                .await
-                .expect("SendMessage");
-        }
+        send_bodies(&self.clients.sqs, &self.ticks_url, bodies).await;
     }
 
     /// Receives up to `count` messages from the tick queue (as the event source mapping would).
