@@ -126,6 +126,24 @@ impl BufRead for Prefetch {
     }
 }
 
+/// Test input that a test feeds by hand: each read returns the next bytes sent (at most one
+/// read's worth), and the end once the sender is dropped.
+#[cfg(test)]
+pub(crate) struct Gate(pub(crate) Receiver<Vec<u8>>);
+
+#[cfg(test)]
+impl Read for Gate {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self.0.recv() {
+            Ok(bytes) => {
+                out[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(_) => Ok(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,18 +160,6 @@ mod tests {
 
     #[test]
     fn ready_tells_whether_reading_would_wait() {
-        struct Gate(Receiver<Vec<u8>>);
-        impl Read for Gate {
-            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                match self.0.recv() {
-                    Ok(bytes) => {
-                        out[..bytes.len()].copy_from_slice(&bytes);
-                        Ok(bytes.len())
-                    }
-                    Err(_) => Ok(0),
-                }
-            }
-        }
         let (feed, gate) = std::sync::mpsc::channel();
         let mut prefetch = Prefetch::spawn(Gate(gate), 64).expect("thread");
         assert!(!prefetch.ready(), "nothing sent yet");

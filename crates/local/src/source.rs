@@ -358,18 +358,7 @@ mod tests {
     fn a_batch_ends_when_no_more_input_has_arrived() {
         // A live feed: the test hands out one line at a time, and only after the previous batch
         // came back, so a batch that waited for the next line would never return.
-        struct Gate(std::sync::mpsc::Receiver<Vec<u8>>);
-        impl Read for Gate {
-            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                match self.0.recv() {
-                    Ok(bytes) => {
-                        out[..bytes.len()].copy_from_slice(&bytes);
-                        Ok(bytes.len())
-                    }
-                    Err(_) => Ok(0),
-                }
-            }
-        }
+        use crate::prefetch::Gate;
         let (feed, gate) = std::sync::mpsc::channel();
         let mut reader = TickReader::new(Gate(gate), Format::Ndjson).expect("reader thread");
         for ms in 1..=3 {
