@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Start and stop a private moto server (the AWS API emulator) for tests. Source it.
 #
-#   moto_start   starts .venv/moto/bin/moto_server on a free port of 127.0.0.1 (log in a temp file),
+#   moto_start   starts .venv/moto/bin/tickwatch-moto (moto, DynamoDB serialized) on a free port of 127.0.0.1 (log in a temp file),
 #                waits until it answers, then exports
 #                  MOTO_ENDPOINT=http://127.0.0.1:PORT  AWS_ENDPOINT_URL=$MOTO_ENDPOINT
 #                  AWS_ACCESS_KEY_ID=testing  AWS_SECRET_ACCESS_KEY=testing
@@ -32,7 +32,7 @@ PY
 }
 
 moto_start() {
-  local server=${MOTO_SERVER:-$MOTO_ROOT/.venv/moto/bin/moto_server}
+  local server=${MOTO_SERVER:-$MOTO_ROOT/.venv/moto/bin/tickwatch-moto}
   if [[ ! -x $server ]]; then
     echo "moto_start: $server not found; run scripts/setup-test-env first." >&2
     return 1

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! scripts/setup-test-env     # moto, once
-//! TICKWATCH_MOTO_SERVER=$PWD/.venv/moto/bin/moto_server cargo bench -p tickwatch-aws --bench soak_worker
+//! TICKWATCH_MOTO_SERVER=$PWD/.venv/moto/bin/tickwatch-moto cargo bench -p tickwatch-aws --bench soak_worker
 //! ```
 //! Bounded by count and time: `TICKWATCH_SOAK_TICKS` (default 20,000) in rounds of
 //! `TICKWATCH_SOAK_ROUND` (2,000), over `TICKWATCH_SOAK_SYMBOLS` (200) symbols, with

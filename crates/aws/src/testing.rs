@@ -108,7 +108,8 @@ impl Drop for Moto {
     }
 }
 
-/// Finds `moto_server`: `$TICKWATCH_MOTO_SERVER`, else `<workspace>/.venv/moto/bin/moto_server`.
+/// Finds the emulator: `$TICKWATCH_MOTO_SERVER`, else `<workspace>/.venv/moto/bin/tickwatch-moto`
+/// (moto with DynamoDB requests serialized, as `scripts/setup-test-env` installs it).
 pub fn moto_binary() -> PathBuf {
     if let Some(path) = std::env::var_os(MOTO_SERVER_ENV) {
         let path = PathBuf::from(path);
@@ -119,7 +120,7 @@ pub fn moto_binary() -> PathBuf {
         );
         return path;
     }
-    let path = workspace_root().join(".venv/moto/bin/moto_server");
+    let path = workspace_root().join(".venv/moto/bin/tickwatch-moto");
     assert!(
         path.is_file(),
         "moto is not installed at {} (and {MOTO_SERVER_ENV} is not set): run scripts/setup-test-env",

@@ -1,9 +1,16 @@
 //! `tickwatch`: the command line. It parses arguments, picks adapters and wires them to the core
 //! pipeline; everything it does is in a subcommand module of its own.
 //!
-//! Exit codes: 0 success; 1 an error (bad arguments or configuration, unreadable input, a rejected
-//! line with `--strict`); 2 usage errors (from clap); 3 the run finished but some alerts could not
-//! be announced (they are stored; `tickwatch notify` retries them).
+//! Exit codes (README "Exit codes" says the same):
+//! * 0: done; every alert raised is stored and announced.
+//! * 1: an error: bad arguments or configuration, unreadable input, a rejected line with
+//!   `--strict`, an interrupted run.
+//! * 2: usage error (from clap).
+//! * 3: every tick is processed and every alert is stored, but some alerts are not announced yet:
+//!   `tickwatch notify` (local) or the queue's redelivery (`sqs-worker`) announces them.
+//! * 4: some ticks were not stored, or not completely (the store failed): `run` stops at the
+//!   first such batch and names the line to re-run the input from; `sqs-worker` left them on
+//!   the queue for redelivery.
 
 mod alerts;
 mod args;
@@ -28,6 +35,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code of a run that stored alerts it could not announce.
 const EXIT_UNANNOUNCED: u8 = 3;
+/// Exit code of a run that could not store some ticks' results.
+const EXIT_UNSTORED: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,6 +52,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Completion::Clean) => ExitCode::SUCCESS,
         Ok(Completion::Unannounced) => ExitCode::from(EXIT_UNANNOUNCED),
+        Ok(Completion::Unstored) => ExitCode::from(EXIT_UNSTORED),
         Err(error) => {
             eprintln!("tickwatch: error: {error:#}");
             ExitCode::FAILURE
@@ -56,6 +66,8 @@ enum Completion {
     Clean,
     /// Done, but some alerts are stored and not yet announced.
     Unannounced,
+    /// Some ticks' results are not (completely) stored: their input must be processed again.
+    Unstored,
 }
 
 /// Logs go to stderr: warnings by default, more with `-v`; `RUST_LOG` overrides.

@@ -72,6 +72,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     let mut totals = BatchStats::default();
     let mut rejected_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut strict_stop = None;
+    // The first line of the batch whose results the store could not (completely) keep.
+    let mut unstored_from: Option<u64> = None;
     let (mut rejections_printed, mut failures_printed) = (0u64, 0u64);
     while !interrupted.load(Ordering::SeqCst) {
         let Some(mut batch) = reader.next_batch()? else {
@@ -89,6 +91,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
                 strict_stop = Some(format!("line {line}: {error}"));
             }
         }
+        let first_line = batch.first().map(|(line, _)| *line);
         let report = runtime.block_on(pipeline.process_ticks(batch, None));
         for (line, outcome) in &report.outcomes {
             match outcome {
@@ -120,6 +123,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         if strict_stop.is_some() {
             break;
         }
+        if report.stats.failed_unstored > 0 {
+            // Stop: a later batch would move symbol state past the ticks that were not stored,
+            // and re-running the input would then find them stale and raise nothing for them.
+            unstored_from = first_line;
+            break;
+        }
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -143,6 +152,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     }
     if interrupted.load(Ordering::SeqCst) {
         bail!("interrupted; the ticks read so far are processed and stored");
+    }
+    if let Some(line) = unstored_from {
+        eprintln!(
+            "tickwatch run: stopped: the results of some ticks from line {line} on are NOT stored (see the errors above). Fix the cause, then run the same input again: what was stored is recognised and not repeated."
+        );
+        return Ok(Completion::Unstored);
     }
     Ok(if totals.failed > 0 {
         Completion::Unannounced
@@ -186,18 +201,31 @@ fn print_summary(
         if interrupted { ", interrupted" } else { "" }
     );
     eprintln!(
-        "  alerts     {} new, {} announced, {} duplicate deliveries",
-        totals.alerts, totals.published, totals.duplicates
+        "  alerts     {} new and announced, {} new and stored but not announced, {} announced in all",
+        totals.alerts, totals.unannounced, totals.published
     );
-    eprintln!("  stale      {}", totals.stale);
+    eprintln!(
+        "  repeated   {} ticks whose alert was already stored (the same tick seen again)",
+        totals.duplicates
+    );
+    eprintln!(
+        "  stale      {} (not newer than a tick already seen for their symbol: they change nothing)",
+        totals.stale
+    );
     eprintln!("  rejected   {}{rejected}", totals.rejected);
     eprintln!("  failed     {}", totals.failed);
     eprintln!("  database   {}", args.db.display());
-    if totals.failed > 0 {
+    let unannounced_ticks = totals.failed - totals.failed_unstored;
+    if unannounced_ticks > 0 {
         eprintln!(
-            "  {} ticks could not be fully processed; their alerts are stored and `tickwatch notify --db {}` (or the next run) announces them",
-            totals.failed,
+            "  {unannounced_ticks} ticks have their alerts stored but not announced; `tickwatch notify --db {}` (or the next run) announces them",
             args.db.display()
+        );
+    }
+    if totals.failed_unstored > 0 {
+        eprintln!(
+            "  {} ticks were NOT (completely) stored: run the same input again",
+            totals.failed_unstored
         );
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! For each batch the pipeline
 //! 1. decodes every body (a bad one is [`Outcome::Rejected`] and touches nothing else);
-//! 2. groups ticks by symbol and sorts each group by tick time, so a symbol's ticks are evaluated
-//!    in order while different symbols go through every step side by side;
+//! 2. groups ticks by symbol, keeping their arrival order, so a symbol's ticks are evaluated in
+//!    the order they came while different symbols go through every step side by side. Arrival
+//!    order is the only order that makes the answer independent of batch boundaries: a tick
+//!    older than one that arrived before it is stale in the same batch as in a later one;
 //! 3. cross mode: evaluates each symbol's group from its state as last seen by this pipeline (or
 //!    from no state), and commits the new state together with the alerts it raised in one
 //!    compare-and-set ([`StateStore::advance`]): at most one state write per symbol per batch,
@@ -116,6 +118,14 @@ pub enum Step {
 }
 
 impl Step {
+    /// Whether a message that failed at this step has everything it raised stored: only
+    /// announcing (or recording the announcement) is left, which `tickwatch notify` or a
+    /// redelivery completes. A failure at any earlier step may have stored nothing, so the tick
+    /// must be processed again.
+    pub fn leaves_alerts_stored(self) -> bool {
+        matches!(self, Step::Publish | Step::MarkNotified)
+    }
+
     /// A short name for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -166,8 +176,15 @@ pub struct BatchStats {
     pub rejected: u64,
     /// Failed messages.
     pub failed: u64,
-    /// New alerts raised.
+    /// Failed messages whose failing step came before storing was complete
+    /// ([`Step::leaves_alerts_stored`] is false): they must be processed again. Included in
+    /// `failed`.
+    pub failed_unstored: u64,
+    /// New alerts raised, stored and announced.
     pub alerts: u64,
+    /// New alerts raised and stored, but not announced (their messages failed at publishing or
+    /// marking); a redelivery or `tickwatch notify` announces them.
+    pub unannounced: u64,
     /// Alerts published by this batch (new ones and completed redeliveries).
     pub published: u64,
     /// Messages whose alert already existed.
@@ -196,7 +213,10 @@ impl BatchStats {
                 }
             }
             Outcome::Rejected(_) => self.rejected += 1,
-            Outcome::Failed(_) => self.failed += 1,
+            Outcome::Failed(failure) => {
+                self.failed += 1;
+                self.failed_unstored += u64::from(!failure.step.leaves_alerts_stored());
+            }
         }
     }
 
@@ -206,7 +226,9 @@ impl BatchStats {
         self.accepted += other.accepted;
         self.rejected += other.rejected;
         self.failed += other.failed;
+        self.failed_unstored += other.failed_unstored;
         self.alerts += other.alerts;
+        self.unannounced += other.unannounced;
         self.published += other.published;
         self.duplicates += other.duplicates;
         self.stale += other.stale;
@@ -265,7 +287,7 @@ enum Fate {
 struct Group {
     symbol: Symbol,
     rule: Rule,
-    /// Message indices, sorted by tick time (ties keep arrival order).
+    /// Message indices, in arrival order.
     members: Vec<usize>,
     /// Parallel to `members`, once evaluated.
     fates: Vec<Fate>,
@@ -386,11 +408,9 @@ where
                 }
             }
         }
-        let tick_at = |index: usize| ticks[index].map(|t| t.at);
-        for group in &mut groups {
-            // Stable: equal timestamps keep their arrival order. Usually already sorted: O(n).
-            group.members.sort_by_key(|&i| tick_at(i));
-        }
+        // Members stay in arrival order, never sorted by tick time: a tick older than one that
+        // arrived before it is stale whether the two share a batch or not, so the alerts cannot
+        // depend on where batch boundaries fall (a property test checks any split of a sequence).
         let tick = |index: usize| ticks[index].expect("group members are valid ticks");
 
         // Level mode needs no state: each tick's fate follows from the tick alone.
@@ -428,7 +448,21 @@ where
             outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
         }
         let mut owner_seen: HashSet<AlertKey> = HashSet::new();
+        let mut unannounced: HashSet<AlertKey> = HashSet::new();
         for group in &groups {
+            if let Some(failure) = &group.failure
+                && failure.step.leaves_alerts_stored()
+            {
+                // The group's new alerts are stored; only their announcement failed.
+                for fate in &group.fates {
+                    if let Fate::Raised(alert) | Fate::Level(alert) = fate
+                        && matches!(known.get(&alert.key()), Some(Known::New))
+                        && !announced.contains(&alert.key())
+                    {
+                        unannounced.insert(alert.key());
+                    }
+                }
+            }
             for (&index, fate) in group.members.iter().zip(&group.fates) {
                 let outcome = match &group.failure {
                     Some(failure) => Outcome::Failed(failure.clone()),
@@ -447,7 +481,10 @@ where
                 }
             }
         }
-        let mut stats = BatchStats::default();
+        let mut stats = BatchStats {
+            unannounced: unannounced.len() as u64,
+            ..BatchStats::default()
+        };
         let outcomes = ids
             .into_iter()
             .zip(outcomes)

@@ -229,7 +229,9 @@ async fn the_same_tick_twice_in_one_batch_is_one_alert() {
 }
 
 #[tokio::test]
-async fn ticks_of_a_symbol_are_evaluated_in_time_order_whatever_the_arrival_order() {
+async fn ticks_of_a_symbol_are_evaluated_in_arrival_order_and_older_ones_are_stale() {
+    // The same verdicts as if each tick came in a batch of its own: a tick older than one that
+    // arrived before it is stale, inside a batch as across batches.
     let h = harness(Mode::Cross);
     let report = h
         .pipeline
@@ -239,31 +241,39 @@ async fn ticks_of_a_symbol_are_evaluated_in_time_order_whatever_the_arrival_orde
                 ("first", body("AAPL", 160.0, 1)),
                 ("middle", body("AAPL", 100.0, 2)),
                 ("other", body("MSFT", 160.0, 1)),
+                ("next", body("AAPL", 100.0, 4)),
+                ("after", body("AAPL", 170.0, 5)),
             ]),
             None,
         )
         .await;
     assert_eq!(
         summary(&report.outcomes),
-        ["late=A:LOW", "first=A:HIGH", "middle=R", "other=A:HIGH"]
+        [
+            "late=A:LOW",
+            "first=S",
+            "middle=S",
+            "other=A:HIGH",
+            "next=R",
+            "after=A:HIGH"
+        ]
     );
-    let published: Vec<_> = h
+    let aapl: Vec<_> = h
         .notifier
         .published()
         .iter()
-        .map(|a| (a.symbol.to_string(), a.kind))
-        .collect();
-    let aapl: Vec<_> = published
-        .iter()
-        .filter(|(s, _)| s == "AAPL")
-        .map(|(_, k)| *k)
+        .filter(|a| a.symbol.to_string() == "AAPL")
+        .map(|a| a.kind)
         .collect();
     assert_eq!(
         aapl,
-        [AlertKind::High, AlertKind::Low],
-        "a symbol's alerts go out in time order"
+        [AlertKind::Low, AlertKind::High],
+        "a symbol's alerts go out in the order they were raised"
     );
-    assert_eq!(h.store.state(&sym("AAPL")).map(|s| s.zone), Some(Zone::Low));
+    assert_eq!(
+        h.store.state(&sym("AAPL")).map(|s| s.zone),
+        Some(Zone::High)
+    );
 }
 
 #[tokio::test]

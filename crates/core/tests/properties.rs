@@ -254,3 +254,75 @@ proptest! {
         prop_assert_eq!(notifier.published().len(), published.len());
     }
 }
+
+/// What a message's outcome says, without the details that legitimately differ between runs
+/// (which message of a batch owns an alert's announcement).
+fn verdict(outcome: &Outcome) -> &'static str {
+    use tickwatch_core::Accepted;
+    match outcome {
+        Outcome::Accepted(Accepted::Alerted(_) | Accepted::Duplicate { .. }) => "alert",
+        Outcome::Accepted(Accepted::Quiet) => "quiet",
+        Outcome::Accepted(Accepted::Rearmed) => "rearmed",
+        Outcome::Accepted(Accepted::Stale) => "stale",
+        Outcome::Rejected(_) => "rejected",
+        Outcome::Failed(_) => "failed",
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any split of a sequence of ticks into batches gives the same alerts, and the same verdict
+    /// for every tick, as feeding the ticks one at a time: the answer cannot depend on how fast
+    /// the ticks arrived, on a reader's batch size, or on how SQS composed its batches.
+    /// Regression: batches used to be sorted by tick time, so `A@2s=100, A@1s=160` alerted as
+    /// one batch and was stale when the two ticks came one by one.
+    #[test]
+    fn batch_boundaries_never_change_the_answer(
+        bodies in prop::collection::vec(tick_body(), 1..80),
+        sizes in prop::collection::vec(1..30usize, 1..6),
+        cross in any::<bool>(),
+    ) {
+        let mode = if cross { Mode::Cross } else { Mode::Level };
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        let (single, single_store, single_notifier) = pipeline(mode);
+        let mut single_verdicts = BTreeMap::new();
+        for message in &numbered {
+            for (id, outcome) in process(&single, std::slice::from_ref(message)) {
+                single_verdicts.insert(id, verdict(&outcome));
+            }
+        }
+        let (batched, batched_store, batched_notifier) = pipeline(mode);
+        let mut batched_verdicts = BTreeMap::new();
+        for batch in batches(&numbered, &sizes) {
+            for (id, outcome) in process(&batched, &batch) {
+                batched_verdicts.insert(id, verdict(&outcome));
+            }
+        }
+        prop_assert_eq!(alert_ids(&batched_store), alert_ids(&single_store));
+        prop_assert_eq!(batched_verdicts, single_verdicts);
+        prop_assert_eq!(batched_notifier.published().len(), single_notifier.published().len());
+    }
+}
+
+/// The case that found the bug, as a plain test: one batch, then one tick at a time.
+#[test]
+fn a_late_crossing_is_stale_in_one_batch_as_in_two() {
+    let ticks = [
+        r#"{"symbol":"A","price":100,"timestamp":1795700002000}"#,
+        r#"{"symbol":"A","price":160,"timestamp":1795700001000}"#,
+    ];
+    let numbered: Vec<(usize, String)> = ticks.iter().map(|t| t.to_string()).enumerate().collect();
+    let (together, together_store, _) = pipeline(Mode::Cross);
+    let outcomes: Vec<&str> = process(&together, &numbered)
+        .iter()
+        .map(|(_, o)| verdict(o))
+        .collect();
+    assert_eq!(outcomes, ["quiet", "stale"]);
+    let (apart, apart_store, _) = pipeline(Mode::Cross);
+    for message in &numbered {
+        process(&apart, std::slice::from_ref(message));
+    }
+    assert!(together_store.alerts().is_empty());
+    assert!(apart_store.alerts().is_empty());
+}

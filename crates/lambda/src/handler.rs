@@ -447,4 +447,70 @@ mod tests {
             );
         }
     }
+
+    /// An event of records `(message id, body)`.
+    fn records(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
+        let mut event = SqsEvent::default();
+        event.records = records
+            .iter()
+            .map(|(id, body)| {
+                let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+                record.message_id = Some(id.clone());
+                record.body = Some(body.clone());
+                record
+            })
+            .collect();
+        let mut context = Context::default();
+        context.deadline = roomy_deadline();
+        LambdaEvent::new(event, context)
+    }
+
+    /// The Lambda path keeps the pipeline's promise: however SQS composes its batches, a sequence
+    /// of ticks raises the same alerts as one tick per invocation. The ticks are shuffled within
+    /// small windows, as a standard queue delivers them, and cross the thresholds both ways.
+    #[tokio::test]
+    async fn how_sqs_splits_the_ticks_into_events_never_changes_the_alerts() {
+        let mut rng = tickwatch_core::retry::Rng::seeded(11);
+        let mut ticks: Vec<(String, String)> = (0..120)
+            .map(|i: i64| {
+                let symbol = ["AAPL", "MSFT", "GOOGL"][(i % 3) as usize];
+                let price = [100.0, 160.0, 45.0, 120.0, 151.5, 49.0][((i / 3) % 6) as usize];
+                let at = NOW_MS - 60_000 + i * 100;
+                (
+                    format!("m{i}"),
+                    format!(r#"{{"symbol":"{symbol}","price":{price},"timestamp":{at}}}"#),
+                )
+            })
+            .collect();
+        for window in ticks.chunks_mut(7) {
+            for i in (1..window.len()).rev() {
+                window.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+        }
+        let mut answers = Vec::new();
+        for event_size in [1, 2, 3, 7, 10, 120] {
+            let h = harness();
+            for chunk in ticks.chunks(event_size) {
+                let response = h.handler.handle(records(chunk)).await.expect("answers");
+                assert!(failures(&response).is_empty(), "{response:?}");
+            }
+            let mut ids: Vec<String> = h
+                .store
+                .alerts()
+                .iter()
+                .map(|stored| stored.alert.alert_id.to_string())
+                .collect();
+            ids.sort();
+            assert_eq!(h.notifier.published().len(), ids.len(), "size {event_size}");
+            answers.push((event_size, ids));
+        }
+        let (_, one_by_one) = &answers[0];
+        assert!(
+            one_by_one.len() >= 10,
+            "the sequence alerts: {one_by_one:?}"
+        );
+        for (event_size, ids) in &answers {
+            assert_eq!(ids, one_by_one, "events of {event_size} records");
+        }
+    }
 }
