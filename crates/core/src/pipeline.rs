@@ -376,19 +376,51 @@ where
         deadline: Option<Timestamp>,
     ) -> BatchReport<Id> {
         let now = self.clock.now();
-        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
-        let mut rng =
-            Rng::seeded(self.config.jitter_seed ^ batch_number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = self.batch_rng();
+        let Sorted {
+            ids,
+            ticks,
+            rejected,
+            mut groups,
+        } = self.group_by_symbol(messages);
+        let tick = |index: usize| ticks[index].expect("group members are valid ticks");
 
-        let mut ids = Vec::with_capacity(messages.len());
-        let mut ticks: Vec<Option<Tick>> = Vec::with_capacity(messages.len());
-        let mut rejected: Vec<(usize, TickError)> = Vec::new();
-        let mut groups: Vec<Group> = Vec::new();
+        evaluate_level_groups(&mut groups, &tick, now);
+        self.settle_cross_groups(&mut groups, &tick, now, deadline, &mut rng)
+            .await;
+        let mut known: HashMap<AlertKey, Known> = HashMap::new();
+        let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
+        self.insert_level_alerts(&mut groups, &mut known, &mut stored, deadline, &mut rng)
+            .await;
+        self.fetch_candidates(&mut groups, &mut known, &mut stored, deadline, &mut rng)
+            .await;
+        let announced = self
+            .announce(&mut groups, &known, &stored, deadline, &mut rng)
+            .await;
+        report(ids, rejected, &groups, &known, &announced)
+    }
+
+    /// The jitter source of one batch: seeded, different for every batch of this pipeline.
+    fn batch_rng(&self) -> Rng {
+        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
+        Rng::seeded(self.config.jitter_seed ^ batch_number.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Splits a batch into its rejected messages and one group per symbol, each with the rule
+    /// that applies to it.
+    fn group_by_symbol<Id>(&self, messages: Vec<(Id, Result<Tick, TickError>)>) -> Sorted<Id> {
+        let mut sorted = Sorted {
+            ids: Vec::with_capacity(messages.len()),
+            ticks: Vec::with_capacity(messages.len()),
+            rejected: Vec::new(),
+            groups: Vec::new(),
+        };
         let mut group_of: HashMap<Symbol, usize> = HashMap::new();
         for (index, (id, decoded)) in messages.into_iter().enumerate() {
-            ids.push(id);
+            sorted.ids.push(id);
             match decoded {
                 Ok(tick) => {
+                    let groups = &mut sorted.groups;
                     let g = *group_of.entry(tick.symbol).or_insert_with(|| {
                         groups.push(Group {
                             symbol: tick.symbol,
@@ -399,102 +431,19 @@ where
                         });
                         groups.len() - 1
                     });
+                    // Members stay in arrival order, never sorted by tick time: a tick older
+                    // than one that arrived before it is stale whether the two share a batch or
+                    // not, so the alerts cannot depend on where batch boundaries fall.
                     groups[g].members.push(index);
-                    ticks.push(Some(tick));
+                    sorted.ticks.push(Some(tick));
                 }
                 Err(error) => {
-                    rejected.push((index, error));
-                    ticks.push(None);
+                    sorted.rejected.push((index, error));
+                    sorted.ticks.push(None);
                 }
             }
         }
-        // Members stay in arrival order, never sorted by tick time: a tick older than one that
-        // arrived before it is stale whether the two share a batch or not, so the alerts cannot
-        // depend on where batch boundaries fall (a property test checks any split of a sequence).
-        let tick = |index: usize| ticks[index].expect("group members are valid ticks");
-
-        // Level mode needs no state: each tick's fate follows from the tick alone.
-        for group in groups.iter_mut().filter(|g| g.rule.mode() == Mode::Level) {
-            group.fates = group
-                .members
-                .iter()
-                .map(|&i| {
-                    let t = tick(i);
-                    match evaluate(&group.rule, None, &t).0 {
-                        Verdict::Alert(kind) => {
-                            Fate::Level(Box::new(build_alert(&group.rule, &t, kind, now)))
-                        }
-                        _ => Fate::Quiet,
-                    }
-                })
-                .collect();
-        }
-        self.settle_cross_groups(&mut groups, &tick, now, deadline, &mut rng)
-            .await;
-
-        let mut known: HashMap<AlertKey, Known> = HashMap::new();
-        let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
-        self.insert_level_alerts(&mut groups, &mut known, &mut stored, deadline, &mut rng)
-            .await;
-        self.fetch_candidates(&mut groups, &mut known, &mut stored, deadline, &mut rng)
-            .await;
-        let announced = self
-            .announce(&mut groups, &known, &stored, deadline, &mut rng)
-            .await;
-
-        // Outcomes, in input order.
-        let mut outcomes: Vec<Option<Outcome>> = (0..ids.len()).map(|_| None).collect();
-        for (index, error) in rejected {
-            outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
-        }
-        let mut owner_seen: HashSet<AlertKey> = HashSet::new();
-        let mut unannounced: HashSet<AlertKey> = HashSet::new();
-        for group in &groups {
-            if let Some(failure) = &group.failure
-                && failure.step.leaves_alerts_stored()
-            {
-                // The group's new alerts are stored; only their announcement failed.
-                for fate in &group.fates {
-                    if let Fate::Raised(alert) | Fate::Level(alert) = fate
-                        && matches!(known.get(&alert.key()), Some(Known::New))
-                        && !announced.contains(&alert.key())
-                    {
-                        unannounced.insert(alert.key());
-                    }
-                }
-            }
-            for (&index, fate) in group.members.iter().zip(&group.fates) {
-                let outcome = match &group.failure {
-                    Some(failure) => Outcome::Failed(failure.clone()),
-                    None => Outcome::Accepted(resolve(fate, &known, &announced, &mut owner_seen)),
-                };
-                outcomes[index] = Some(outcome);
-            }
-            if group.fates.is_empty() {
-                // The group failed before evaluation (e.g. its state could not be loaded).
-                for &index in &group.members {
-                    let failure = group
-                        .failure
-                        .clone()
-                        .expect("an unevaluated group has failed");
-                    outcomes[index] = Some(Outcome::Failed(failure));
-                }
-            }
-        }
-        let mut stats = BatchStats {
-            unannounced: unannounced.len() as u64,
-            ..BatchStats::default()
-        };
-        let outcomes = ids
-            .into_iter()
-            .zip(outcomes)
-            .map(|(id, outcome)| {
-                let outcome = outcome.expect("every message has an outcome");
-                stats.count(&outcome);
-                (id, outcome)
-            })
-            .collect();
-        BatchReport { outcomes, stats }
+        sorted
     }
 
     /// Announces stored alerts that are not yet marked notified (after a notifier outage, say):
@@ -505,11 +454,20 @@ where
         alerts: &[Alert],
         deadline: Option<Timestamp>,
     ) -> Vec<Result<(), Failure>> {
-        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
-        let mut rng =
-            Rng::seeded(self.config.jitter_seed ^ batch_number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = self.batch_rng();
+        self.publish_and_mark(alerts, deadline, &mut rng).await
+    }
+
+    /// Publishes `alerts`, then marks notified those that were published. One result per alert,
+    /// in order: the first step that failed for it, if any.
+    async fn publish_and_mark(
+        &self,
+        alerts: &[Alert],
+        deadline: Option<Timestamp>,
+        rng: &mut Rng,
+    ) -> Vec<Result<(), Failure>> {
         let published = self
-            .attempt(alerts, deadline, &mut rng, |a| async move {
+            .attempt(alerts, deadline, rng, |a| async move {
                 self.notifier.publish(&a).await
             })
             .await;
@@ -526,7 +484,7 @@ where
         }
         let keys: Vec<AlertKey> = to_mark.iter().map(|(_, key)| *key).collect();
         let marked = self
-            .attempt(&keys, deadline, &mut rng, |k| async move {
+            .attempt(&keys, deadline, rng, |k| async move {
                 self.store.mark_notified(&k).await
             })
             .await;
@@ -700,11 +658,12 @@ where
     ) {
         let mut keys = Vec::new();
         let mut owners = Vec::new();
+        let mut seen = HashSet::new();
         for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
             for fate in &group.fates {
                 if let Fate::Candidate(key) = fate
                     && !known.contains_key(key)
-                    && !keys.contains(&**key)
+                    && seen.insert(**key)
                 {
                     keys.push(**key);
                     owners.push(g);
@@ -760,34 +719,14 @@ where
                 }
             }
         }
-        let published = self
-            .attempt(&alerts, deadline, rng, |a| async move {
-                self.notifier.publish(&a).await
-            })
-            .await;
-        let mut to_mark = Vec::new();
-        let mut mark_owners = Vec::new();
-        for ((alert, &g), result) in alerts.iter().zip(&owners).zip(published) {
-            match result {
-                Ok(()) => {
-                    to_mark.push(alert.key());
-                    mark_owners.push(g);
-                }
-                Err(e) => groups[g].fail(e.into_failure(Step::Publish)),
-            }
-        }
-        let marked = self
-            .attempt(&to_mark, deadline, rng, |k| async move {
-                self.store.mark_notified(&k).await
-            })
-            .await;
+        let results = self.publish_and_mark(&alerts, deadline, rng).await;
         let mut announced = HashSet::new();
-        for ((key, g), result) in to_mark.into_iter().zip(mark_owners).zip(marked) {
+        for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
             match result {
                 Ok(()) => {
-                    announced.insert(key);
+                    announced.insert(alert.key());
                 }
-                Err(e) => groups[g].fail(e.into_failure(Step::MarkNotified)),
+                Err(failure) => groups[g].fail(failure),
             }
         }
         announced
@@ -874,6 +813,96 @@ where
             Either::Right(_) => None,
         }
     }
+}
+
+/// A batch after decoding: message ids and ticks by input index, the rejected messages, and the
+/// valid ones grouped by symbol.
+struct Sorted<Id> {
+    ids: Vec<Id>,
+    ticks: Vec<Option<Tick>>,
+    rejected: Vec<(usize, TickError)>,
+    groups: Vec<Group>,
+}
+
+/// Level mode needs no state: each tick's fate follows from the tick alone.
+fn evaluate_level_groups(groups: &mut [Group], tick: &impl Fn(usize) -> Tick, now: Timestamp) {
+    for group in groups.iter_mut().filter(|g| g.rule.mode() == Mode::Level) {
+        group.fates = group
+            .members
+            .iter()
+            .map(|&i| {
+                let t = tick(i);
+                match evaluate(&group.rule, None, &t).0 {
+                    Verdict::Alert(kind) => {
+                        Fate::Level(Box::new(build_alert(&group.rule, &t, kind, now)))
+                    }
+                    _ => Fate::Quiet,
+                }
+            })
+            .collect();
+    }
+}
+
+/// One outcome per message, in input order, and the batch's counts.
+fn report<Id>(
+    ids: Vec<Id>,
+    rejected: Vec<(usize, TickError)>,
+    groups: &[Group],
+    known: &HashMap<AlertKey, Known>,
+    announced: &HashSet<AlertKey>,
+) -> BatchReport<Id> {
+    let mut outcomes: Vec<Option<Outcome>> = (0..ids.len()).map(|_| None).collect();
+    for (index, error) in rejected {
+        outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
+    }
+    let mut owner_seen: HashSet<AlertKey> = HashSet::new();
+    let mut unannounced: HashSet<AlertKey> = HashSet::new();
+    for group in groups {
+        if let Some(failure) = &group.failure
+            && failure.step.leaves_alerts_stored()
+        {
+            // The group's new alerts are stored; only their announcement failed.
+            for fate in &group.fates {
+                if let Fate::Raised(alert) | Fate::Level(alert) = fate
+                    && matches!(known.get(&alert.key()), Some(Known::New))
+                    && !announced.contains(&alert.key())
+                {
+                    unannounced.insert(alert.key());
+                }
+            }
+        }
+        for (&index, fate) in group.members.iter().zip(&group.fates) {
+            let outcome = match &group.failure {
+                Some(failure) => Outcome::Failed(failure.clone()),
+                None => Outcome::Accepted(resolve(fate, known, announced, &mut owner_seen)),
+            };
+            outcomes[index] = Some(outcome);
+        }
+        if group.fates.is_empty() {
+            // The group failed before evaluation (e.g. its state could not be loaded).
+            for &index in &group.members {
+                let failure = group
+                    .failure
+                    .clone()
+                    .expect("an unevaluated group has failed");
+                outcomes[index] = Some(Outcome::Failed(failure));
+            }
+        }
+    }
+    let mut stats = BatchStats {
+        unannounced: unannounced.len() as u64,
+        ..BatchStats::default()
+    };
+    let outcomes = ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(id, outcome)| {
+            let outcome = outcome.expect("every message has an outcome");
+            stats.count(&outcome);
+            (id, outcome)
+        })
+        .collect();
+    BatchReport { outcomes, stats }
 }
 
 /// Evaluates a cross-mode group from `prior`. Returns each tick's fate and the new state, if the

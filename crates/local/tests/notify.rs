@@ -1,0 +1,325 @@
+//! The local notifiers against the faults they meet outside: a webhook that redirects or never
+//! answers, a disk that fills up mid-write, a file left mid-line by a crash, files that cannot be
+//! synced.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tickwatch_core::contract::sample_alert;
+use tickwatch_core::ports::{Classify, ErrorClass, Notifier};
+use tickwatch_core::{Alert, AlertKind, Symbol};
+use tickwatch_local::notify::{NotifyError, WEBHOOK_CONCURRENCY_MAX, WEBHOOK_TIMEOUTS_TO_OPEN};
+use tickwatch_local::{Destination, LocalNotifier};
+
+/// `count` distinct alerts, ticks `first..first + count` of AAPL.
+fn alerts(first: i64, count: i64) -> Vec<Alert> {
+    let symbol = Symbol::parse("AAPL").expect("valid");
+    (first..first + count)
+        .map(|at| sample_alert(symbol, at, AlertKind::High))
+        .collect()
+}
+
+fn errors(results: Vec<Result<(), NotifyError>>) -> Vec<NotifyError> {
+    results
+        .into_iter()
+        .map(|r| r.expect_err("the publish must fail"))
+        .collect()
+}
+
+/// Reads one HTTP/1.1 request (head and content-length body) and returns its request line.
+fn read_request(stream: &TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(request_line.trim_end().to_owned())
+}
+
+/// An HTTP server that answers every POST with 302 to `/final` and everything else with 200,
+/// recording each request line: a client that follows the redirect shows up as a GET.
+struct Redirector {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Redirector {
+    fn start() -> Redirector {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(request) = read_request(&stream) else {
+                    continue;
+                };
+                let answer = if request.starts_with("POST ") {
+                    format!("302 Found\r\nlocation: http://127.0.0.1:{port}/final")
+                } else {
+                    "200 OK".to_owned()
+                };
+                log.lock().expect("log").push(request);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Redirector { port, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/alerts", self.port)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("log").clone()
+    }
+}
+
+/// A server that accepts connections and never answers, holding them open.
+struct BlackHole {
+    port: u16,
+    accepted: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let held = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                held.lock().expect("held").push(stream);
+            }
+        });
+        BlackHole { port, accepted }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/alerts", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.lock().expect("held").len()
+    }
+}
+
+#[tokio::test]
+async fn a_redirecting_webhook_fails_the_publish_and_is_not_followed() {
+    let server = Redirector::start();
+    let notifier = LocalNotifier::open(&Destination::Webhook(server.url())).expect("opens");
+    let failures = errors(notifier.publish(&alerts(1, 2)).await);
+    let location = format!("http://127.0.0.1:{}/final", server.port);
+    for failure in &failures {
+        let message = failure.to_string();
+        assert!(
+            message.contains(&format!("HTTP 302 redirect to {location}"))
+                && message.contains("redirects are not followed"),
+            "{message}"
+        );
+        assert_eq!(failure.class(), ErrorClass::Permanent, "{message}");
+    }
+    let requests = server.requests();
+    assert_eq!(
+        requests,
+        ["POST /alerts HTTP/1.1", "POST /alerts HTTP/1.1"],
+        "one POST per alert and no GET to the redirect's target"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_opens_the_circuit() {
+    let server = BlackHole::start();
+    let notifier = LocalNotifier::open(&Destination::Webhook(server.url())).expect("opens");
+    let started = Instant::now();
+    let failures = errors(notifier.publish(&alerts(1, 40)).await);
+    let first_publish = started.elapsed();
+    // Without the breaker: 40 alerts / 8 in flight x 5 s = 25 s; with it, about one timeout.
+    assert!(
+        first_publish < Duration::from_secs(15),
+        "took {first_publish:?}"
+    );
+    assert!(failures.iter().all(|f| f.class() == ErrorClass::Transient));
+    let open = format!(
+        "webhook circuit open after {WEBHOOK_TIMEOUTS_TO_OPEN} consecutive timeouts; \
+         alerts stay stored for `tickwatch notify`"
+    );
+    assert!(
+        failures.iter().filter(|f| f.to_string() == open).count() >= 40 - 8,
+        "{failures:?}"
+    );
+    // Sent: the first window, and those that took the place of a timed-out request before the
+    // circuit opened; they were abandoned when it opened, not waited out.
+    let connections = server.connections();
+    assert!(
+        connections < WEBHOOK_CONCURRENCY_MAX + WEBHOOK_TIMEOUTS_TO_OPEN as usize,
+        "{connections} connections"
+    );
+
+    // Open for good: later publishes fail at once without sending anything.
+    let started = Instant::now();
+    let failures = errors(notifier.publish(&alerts(100, 5)).await);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        failures.iter().all(|f| f.to_string() == open),
+        "{failures:?}"
+    );
+    assert_eq!(server.connections(), connections, "nothing more was sent");
+}
+
+/// A tmpfs of `size_kib` mounted on `path` until dropped (even when the test panics).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size_kib: u32) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
+            .arg(path)
+            .status();
+        assert!(
+            matches!(&status, Ok(s) if s.success()),
+            "this test fills a small tmpfs and must run as root (or with CAP_SYS_ADMIN): \
+             `mount -t tmpfs` on {} failed: {status:?}",
+            path.display()
+        );
+        Tmpfs {
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: the mount goes even if something still holds a file open on it.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Every line of `text` is a JSON object and the text ends with a whole line; returns the count.
+fn whole_json_lines(text: &str) -> usize {
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "the file ends mid-line: ...{:?}",
+        &text[text.len().saturating_sub(80)..]
+    );
+    for line in text.lines() {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object()),
+            "not a JSON line: {line:?}"
+        );
+    }
+    text.lines().count()
+}
+
+#[tokio::test]
+async fn a_full_disk_leaves_the_file_ending_in_a_whole_line() {
+    const BATCH: i64 = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Declared before the notifier, so unmounted after it has closed its file, even on panic.
+    let _tmpfs = Tmpfs::mount(dir.path(), 64);
+    let filler = dir.path().join("filler");
+    std::fs::write(&filler, vec![b'x'; 40 * 1024]).expect("filler fits");
+    let path = dir.path().join("alerts.ndjson");
+    let notifier = LocalNotifier::open(&Destination::File(path.clone())).expect("opens");
+
+    let mut published = 0;
+    let mut failed = None;
+    for round in 0..100 {
+        let results = notifier.publish(&alerts(round * BATCH, BATCH)).await;
+        if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
+            assert!(results.iter().all(|r| r.is_err()), "a batch fails whole");
+            failed = Some(error.clone());
+            break;
+        }
+        published += BATCH;
+    }
+    let failed = failed.expect("the disk filled up");
+    assert_eq!(failed.class(), ErrorClass::Permanent, "{failed}");
+    assert!(published > 0, "some batches fit before the disk filled");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    assert_eq!(
+        whole_json_lines(&text) as i64,
+        published,
+        "exactly the batches that succeeded are in the file"
+    );
+
+    // With room again, the next batch lands on a line of its own.
+    std::fs::remove_file(&filler).expect("remove filler");
+    let results = notifier.publish(&alerts(10_000, BATCH)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    notifier.close().expect("syncs");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    assert_eq!(whole_json_lines(&text) as i64, published + BATCH);
+}
+
+#[tokio::test]
+async fn opening_a_file_left_mid_line_cuts_the_partial_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = |at| serde_json::to_string(&alerts(at, 1)[0]).expect("serializes") + "\n";
+    let half = &line(9)[..40];
+    let cases = [
+        (format!("{}{}{half}", line(1), line(2)), line(1) + &line(2)),
+        (half.to_owned(), String::new()),
+        (line(1), line(1)),
+        (String::new(), String::new()),
+    ];
+    for (n, (before, after)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("alerts-{n}.ndjson"));
+        std::fs::write(&path, before).expect("write");
+        let notifier = LocalNotifier::open(&Destination::File(path.clone())).expect("opens");
+        assert_eq!(
+            &std::fs::read_to_string(&path).expect("read"),
+            after,
+            "case {n}"
+        );
+        let results = notifier.publish(&alerts(20, 1)).await;
+        assert!(results.iter().all(Result::is_ok));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, after.clone() + &line(20), "case {n}");
+    }
+    // A file that does not exist yet is created.
+    let path = dir.path().join("new.ndjson");
+    let notifier = LocalNotifier::open(&Destination::File(path.clone())).expect("opens");
+    assert!(notifier.publish(&alerts(1, 1)).await[0].is_ok());
+    assert_eq!(
+        whole_json_lines(&std::fs::read_to_string(&path).expect("read")),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_synced_closes_cleanly() {
+    let notifier =
+        LocalNotifier::open(&Destination::File("/dev/null".into())).expect("opens /dev/null");
+    assert!(
+        notifier
+            .publish(&alerts(1, 3))
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    notifier.close().expect("nothing to sync on /dev/null");
+}
