@@ -1,10 +1,17 @@
 //! `tickwatch alerts`: what is stored, as a table for people or JSON lines for programs.
+//!
+//! Newest first (by tick time, then alert id), so `--limit N` shows the N most recent alerts.
+//! Rows are written as the database hands them over, never collected: listing a million alerts
+//! takes no more memory than listing ten. Output cut short by its reader (`| head`) ends the
+//! listing quietly.
 
 use std::io::{self, Write};
 
 use anyhow::Context as _;
+use tickwatch_core::ports::StoredAlert;
 use tickwatch_core::{AlertKind, Symbol};
-use tickwatch_local::{AlertQuery, SqliteStore};
+use tickwatch_local::sqlite::SqliteError;
+use tickwatch_local::{AlertQuery, Order, SqliteStore};
 
 use crate::Completion;
 use crate::args::{AlertsArgs, KindArg, OutputFormat};
@@ -40,27 +47,64 @@ pub(crate) fn alerts(args: AlertsArgs) -> anyhow::Result<Completion> {
             .transpose()?,
         pending_only: args.pending,
         limit: args.limit,
+        order: Order::NewestFirst,
     };
-    let store = SqliteStore::open(&args.db)
+    let store = SqliteStore::open_for_listing(&args.db)
         .with_context(|| format!("opening database {}", args.db.display()))?;
-    let found = store.query(&query)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    match args.format {
-        OutputFormat::Json => {
-            for stored in &found {
-                let mut value = serde_json::to_value(stored.alert)?;
-                value["notified"] = stored.notified.into();
-                serde_json::to_writer(&mut out, &value)?;
-                writeln!(out)?;
-            }
-        }
+    let listed = list(&store, &query, args.format, &mut out).and_then(|()| {
+        out.flush()?;
+        Ok(())
+    });
+    match listed {
+        Err(ListError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(ListError::Output(e)) => return Err(e).context("writing alerts"),
+        Err(ListError::Store(e)) => return Err(e).context("reading alerts"),
+        Ok(()) => {}
+    }
+    Ok(Completion::Clean)
+}
+
+/// Why listing stopped early.
+#[derive(Debug)]
+enum ListError {
+    Store(SqliteError),
+    Output(io::Error),
+}
+
+impl From<SqliteError> for ListError {
+    fn from(error: SqliteError) -> ListError {
+        ListError::Store(error)
+    }
+}
+
+impl From<io::Error> for ListError {
+    fn from(error: io::Error) -> ListError {
+        ListError::Output(error)
+    }
+}
+
+fn list(
+    store: &SqliteStore,
+    query: &AlertQuery,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), ListError> {
+    match format {
+        OutputFormat::Json => store.query_each(query, |stored: StoredAlert| {
+            let mut value = serde_json::to_value(stored.alert).map_err(io::Error::from)?;
+            value["notified"] = stored.notified.into();
+            serde_json::to_writer(&mut *out, &value).map_err(io::Error::from)?;
+            writeln!(out)?;
+            Ok(())
+        }),
         OutputFormat::Table => {
             writeln!(
                 out,
                 "{:<24}  {:<12}  {:<4}  {:>12}  {:>10}  {:<5}  {:<8}  ALERT_ID",
                 "TIMESTAMP", "SYMBOL", "KIND", "PRICE", "THRESHOLD", "MODE", "NOTIFIED"
             )?;
-            for stored in &found {
+            store.query_each(query, |stored: StoredAlert| {
                 let a = stored.alert;
                 writeln!(
                     out,
@@ -74,9 +118,8 @@ pub(crate) fn alerts(args: AlertsArgs) -> anyhow::Result<Completion> {
                     if stored.notified { "yes" } else { "no" },
                     a.alert_id
                 )?;
-            }
+                Ok(())
+            })
         }
     }
-    out.flush()?;
-    Ok(Completion::Clean)
 }

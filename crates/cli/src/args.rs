@@ -130,7 +130,7 @@ pub(crate) struct AlertsArgs {
     /// Only alerts not yet announced.
     #[arg(long)]
     pub(crate) pending: bool,
-    /// At most this many, oldest first.
+    /// At most this many, newest first (by tick time).
     #[arg(long, default_value_t = 1000)]
     pub(crate) limit: u32,
     /// Output format.

@@ -1,10 +1,14 @@
 //! `tickwatch notify`: announces stored alerts that no run managed to announce (a webhook that
 //! was down, say), oldest first, then marks them.
+//!
+//! It holds the database's [`AnnounceLock`] throughout, as `tickwatch run` does: a notify started
+//! while another process announces from the same database fails at once rather than announcing
+//! the same pending alerts a second time.
 
 use anyhow::Context as _;
 use tickwatch_core::Alert;
-use tickwatch_local::AlertQuery;
 use tickwatch_local::sqlite::QUERY_LIMIT_MAX;
+use tickwatch_local::{AlertQuery, AnnounceLock};
 
 use crate::Completion;
 use crate::args::{ModeArg, NotifyArgs};
@@ -17,6 +21,8 @@ pub(crate) fn notify(args: NotifyArgs) -> anyhow::Result<Completion> {
     if !args.db.exists() {
         anyhow::bail!("no database at {} (pass --db)", args.db.display());
     }
+    // Held until the function returns, after the last announcement and the notifier's flush.
+    let _announcing = AnnounceLock::acquire(&args.db)?;
     // The rules play no part in announcing what is already stored.
     let rules = config::rules(None, ModeArg::Cross)?;
     let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;

@@ -31,6 +31,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         None => Format::Ndjson,
     };
     let (input, input_len): (Box<dyn Read + Send>, Option<u64>) = if args.input == "-" {
+        if io::stdin().is_terminal() && !args.quiet {
+            // Otherwise a newcomer who forgot --input sees a command that seems to hang.
+            eprintln!(
+                "tickwatch run: reading ticks from the terminal, one JSON tick per line; Ctrl-D ends. (--input FILE reads a file.)"
+            );
+        }
         (Box::new(io::stdin()), None)
     } else {
         let file =
@@ -38,6 +44,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         let len = file.metadata().map(|m| m.len()).ok();
         (Box::new(file), len)
     };
+    // One announcer per database: a second run or a notify on it fails here, before touching it.
+    let _announcing = tickwatch_local::AnnounceLock::acquire(&args.db)?;
     let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()

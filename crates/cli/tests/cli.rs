@@ -170,7 +170,7 @@ fn csv_from_stdin_and_from_a_file() {
     assert!(
         from_file
             .stderr
-            .contains("line 3: price: must be a JSON number"),
+            .contains("line 3: price: must be a number like 151.25, got \"NaN\""),
         "{}",
         from_file.stderr
     );
@@ -237,7 +237,7 @@ fn a_rules_file_sets_per_symbol_thresholds_and_bad_ones_are_refused() {
     assert!(
         refused
             .stderr
-            .contains("line 4 [symbols.AAPL] low: (120) must be below high (100)"),
+            .contains("line 6 [symbols.AAPL] low: (120) must be below high (100)"),
         "{}",
         refused.stderr
     );
@@ -421,10 +421,10 @@ fn alerts_query_filters() {
     };
     assert_eq!(
         symbols(&[]),
-        ["AAPL:HIGH", "MSFT:LOW", "NVDA:HIGH", "AAPL:LOW"]
+        ["AAPL:LOW", "NVDA:HIGH", "MSFT:LOW", "AAPL:HIGH"]
     );
-    assert_eq!(symbols(&["--symbol", "AAPL"]), ["AAPL:HIGH", "AAPL:LOW"]);
-    assert_eq!(symbols(&["--kind", "LOW"]), ["MSFT:LOW", "AAPL:LOW"]);
+    assert_eq!(symbols(&["--symbol", "AAPL"]), ["AAPL:LOW", "AAPL:HIGH"]);
+    assert_eq!(symbols(&["--kind", "LOW"]), ["AAPL:LOW", "MSFT:LOW"]);
     assert_eq!(
         symbols(&[
             "--since",
@@ -432,9 +432,9 @@ fn alerts_query_filters() {
             "--until",
             "2026-11-26T14:00:00Z"
         ]),
-        ["MSFT:LOW", "NVDA:HIGH"]
+        ["NVDA:HIGH", "MSFT:LOW"]
     );
-    assert_eq!(symbols(&["--limit", "1"]), ["AAPL:HIGH"]);
+    assert_eq!(symbols(&["--limit", "1"]), ["AAPL:LOW"]);
 
     let table = dir.tickwatch(&["alerts"]);
     assert!(table.stdout.starts_with("TIMESTAMP"), "{}", table.stdout);
@@ -516,11 +516,33 @@ fn the_committed_example_runs() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/ticks.ndjson");
     let out = dir.tickwatch(&["run", "--input", example]);
     out.assert_exit(0);
-    assert!(
-        !out.stdout_json_lines().is_empty(),
-        "the example raises alerts"
+    let kinds: std::collections::BTreeSet<String> = out
+        .stdout_json_lines()
+        .iter()
+        .map(|alert| alert["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["HIGH".to_owned(), "LOW".to_owned()].into(),
+        "the example shows both kinds of alert, as README promises"
     );
     assert!(out.stderr.contains("rejected   0"), "{}", out.stderr);
+    // README says how the example was made; keep that true.
+    let generated = dir.tickwatch(&[
+        "generate",
+        "--symbols",
+        "8",
+        "--ticks",
+        "1000",
+        "--seed",
+        "5",
+    ]);
+    generated.assert_exit(0);
+    let committed = std::fs::read_to_string(example).expect("example");
+    assert!(
+        generated.stdout == committed,
+        "examples/ticks.ndjson is `tickwatch generate --symbols 8 --ticks 1000 --seed 5`"
+    );
 }
 
 #[test]

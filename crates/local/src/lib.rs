@@ -3,13 +3,16 @@
 //! Adapters for running tickwatch on one machine with no cloud at all: the embedded SQLite store
 //! ([`sqlite`]), tick readers for NDJSON and CSV files or stdin ([`source`]), and notifiers for
 //! stdout, a file or a webhook ([`notify`]). They implement the core's ports; the `tickwatch`
-//! binary wires them to the pipeline.
+//! binary wires them to the pipeline, holding an [`AnnounceLock`] ([`lock`]) so that one process at
+//! a time announces from a database.
 
+pub mod lock;
 pub mod notify;
 pub mod prefetch;
 pub mod source;
 pub mod sqlite;
 
+pub use lock::{AnnounceLock, LockError};
 pub use notify::{Destination, LocalNotifier};
 pub use source::{Format, TickReader};
-pub use sqlite::{AlertQuery, SqliteStore};
+pub use sqlite::{AlertQuery, Order, SqliteStore};

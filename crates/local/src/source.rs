@@ -4,6 +4,9 @@
 //! costs no allocation per tick. A line longer than the tick body limit is skipped to its end
 //! without being buffered, and reported as too large.
 //!
+//! A UTF-8 byte order mark at the start of the input (spreadsheet programs write one) is skipped.
+//! Messages quote input with its control characters escaped, never raw.
+//!
 //! Input is read ahead on a thread of its own ([`Prefetch`]). A batch ends at [`BATCH_TICKS_MAX`]
 //! ticks, or earlier when no more input has arrived: a live feed on stdin
 //! (`tail -f feed | tickwatch run`) gets its alerts as ticks arrive, while a file or a fast pipe
@@ -13,12 +16,18 @@ use std::io::{self, BufRead, Read};
 
 use crate::prefetch::{PREFETCH_CHUNK_BYTES, Prefetch};
 
-use tickwatch_core::tick::{RawTick, TICK_BODY_BYTES_MAX};
+use tickwatch_core::tick::{TICK_BODY_BYTES_MAX, quote};
 use tickwatch_core::{Tick, TickError};
 
 /// Ticks per batch handed to the pipeline: large enough to amortise each store transaction,
 /// small enough to keep memory flat (a few megabytes of ticks and outcomes).
 pub const BATCH_TICKS_MAX: usize = 65_536;
+
+/// Column names quoted back in a CSV header error; a longer header is cut.
+const HEADER_NAMES_SHOWN_MAX: usize = 16;
+
+/// The UTF-8 byte order mark, skipped at the start of the input.
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// The input format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,9 +45,12 @@ pub enum SourceError {
     /// Reading failed.
     #[error("reading input: {0}")]
     Io(#[from] io::Error),
-    /// The CSV header is missing a column.
+    /// The CSV header is missing a column. The text lists the header's names, quoted.
     #[error("CSV header (line 1) must name the columns symbol, price and timestamp; it has: {0}")]
     CsvHeader(String),
+    /// The CSV header names a column twice; which one holds the value would be a guess.
+    #[error("CSV header (line 1) names the column {0} more than once")]
+    CsvDuplicateColumn(String),
 }
 
 /// One line's worth of input: its 1-based line number and its tick, or why it is not one.
@@ -185,6 +197,9 @@ impl TickReader {
         if self.line.last() == Some(&b'\r') {
             self.line.pop();
         }
+        if self.line_number == 1 && self.line.starts_with(UTF8_BOM) {
+            self.line.drain(..UTF8_BOM.len());
+        }
         if self.line.len() > TICK_BODY_BYTES_MAX {
             return Ok(Line::TooLong(self.line.len()));
         }
@@ -194,14 +209,23 @@ impl TickReader {
 
 fn parse_header(line: &[u8]) -> Result<CsvColumns, SourceError> {
     let text = String::from_utf8_lossy(line);
-    let names: Vec<String> = split_csv(&text)
-        .map(|fields| {
-            fields
-                .into_iter()
-                .map(|f| f.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
+    let Some(fields) = split_csv(&text) else {
+        return Err(SourceError::CsvHeader(format!(
+            "{} (a quoted name is never closed)",
+            quote(&text)
+        )));
+    };
+    let names: Vec<String> = fields
+        .into_iter()
+        .map(|f| f.trim().to_ascii_lowercase())
+        .collect();
+    // Any repeated name is refused, not only ours, as NDJSON refuses any repeated key; unnamed
+    // columns (`a,b,,`) are left alone.
+    for (i, name) in names.iter().enumerate() {
+        if !name.is_empty() && names[..i].contains(name) {
+            return Err(SourceError::CsvDuplicateColumn(quote(name)));
+        }
+    }
     let find = |name: &str| names.iter().position(|n| n == name);
     match (find("symbol"), find("price"), find("timestamp")) {
         (Some(symbol), Some(price), Some(timestamp)) => Ok(CsvColumns {
@@ -210,9 +234,17 @@ fn parse_header(line: &[u8]) -> Result<CsvColumns, SourceError> {
             timestamp,
             count: names.len(),
         }),
-        _ => Err(SourceError::CsvHeader(
-            text.trim().chars().take(200).collect(),
-        )),
+        _ => {
+            let mut shown: Vec<String> = names
+                .iter()
+                .take(HEADER_NAMES_SHOWN_MAX)
+                .map(|name| quote(name))
+                .collect();
+            if names.len() > HEADER_NAMES_SHOWN_MAX {
+                shown.push(format!("and {} more", names.len() - HEADER_NAMES_SHOWN_MAX));
+            }
+            Err(SourceError::CsvHeader(shown.join(", ")))
+        }
     }
 }
 
@@ -220,25 +252,23 @@ fn decode_csv(line: &[u8], columns: CsvColumns) -> Result<Tick, TickError> {
     let text = std::str::from_utf8(line).map_err(|e| TickError::NotUtf8 {
         offset: e.valid_up_to(),
     })?;
-    let fields = split_csv(text).ok_or_else(|| TickError::Malformed {
-        field: None,
-        detail: "CSV row has an unterminated quoted field".into(),
+    let fields = split_csv(text).ok_or_else(|| TickError::CsvRow {
+        detail: "row has a quoted field that is never closed".into(),
     })?;
     if fields.len() != columns.count {
-        return Err(TickError::Malformed {
-            field: None,
+        return Err(TickError::CsvRow {
             detail: format!(
-                "CSV row has {} fields; the header has {}",
+                "row has {} fields, the header has {}",
                 fields.len(),
                 columns.count
             ),
         });
     }
-    Tick::try_from(RawTick::from_text_fields(
+    Tick::from_csv_fields(
         fields[columns.symbol].trim(),
         fields[columns.price].trim(),
         fields[columns.timestamp].trim(),
-    ))
+    )
 }
 
 /// Splits one CSV line (RFC 4180 quoting, no embedded newlines). `None` if a quote is left open.
@@ -382,10 +412,174 @@ mod tests {
                 (3, Err("symbol.invalid".into())),
                 (4, Err("symbol.invalid".into())),
                 (5, Err("price.invalid".into())),
-                (6, Err("body.malformed".into())),
-                (7, Err("body.malformed".into())),
+                (6, Err("row.malformed".into())),
+                (7, Err("row.malformed".into())),
             ]
         );
+    }
+
+    /// Every message of one CSV or NDJSON input, by line.
+    fn messages(input: &[u8], format: Format) -> Result<Vec<(u64, String)>, String> {
+        let bytes = io::Cursor::new(input.to_vec());
+        let mut reader = TickReader::with_chunks(bytes, format, 16).expect("reader thread");
+        let mut out = Vec::new();
+        while let Some(batch) = reader.next_batch().map_err(|e| e.to_string())? {
+            for (line, tick) in batch {
+                out.push((
+                    line,
+                    match tick {
+                        Ok(t) => format!("{}@{}={}", t.symbol, t.at.epoch_ms(), t.price),
+                        Err(e) => e.to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        let cases: &[(&[u8], Format, &[(u64, &str)])] = &[
+            (
+                b"\xef\xbb\xbfsymbol,price,timestamp\nAAPL,151,5\n",
+                Format::Csv,
+                &[(2, "AAPL@5=151")],
+            ),
+            (
+                b"\xef\xbb\xbf{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n",
+                Format::Ndjson,
+                &[(1, "A@5=1")],
+            ),
+            (
+                b"\xef\xbb\xbf\r\n{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n",
+                Format::Ndjson,
+                &[(2, "A@5=1")],
+            ),
+            // Only at the very start: anywhere else it is not part of a valid tick.
+            (
+                b"{\"symbol\":\"A\",\"price\":1,\"timestamp\":5}\n\xef\xbb\xbf{}\n",
+                Format::Ndjson,
+                &[
+                    (1, "A@5=1"),
+                    (2, "body: not valid JSON: expected value at line 1 column 1"),
+                ],
+            ),
+        ];
+        for (input, format, expected) in cases {
+            let got = messages(input, *format).expect("readable");
+            let expected: Vec<(u64, String)> = expected
+                .iter()
+                .map(|(l, m)| (*l, (*m).to_owned()))
+                .collect();
+            assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn csv_header_problems_name_the_column_with_input_escaped() {
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"symbol,price,price,timestamp\nA,1,2,3\n",
+                "CSV header (line 1) names the column \"price\" more than once",
+            ),
+            (
+                b"Symbol,price,timestamp, SYMBOL \nA,1,2,B\n",
+                "names the column \"symbol\" more than once",
+            ),
+            (
+                b"symbol,price,timestamp,venue,Venue\n",
+                "names the column \"venue\" more than once",
+            ),
+            (
+                b"sym\x1b[31mbol,price,timestamp\nA,1,2\n",
+                "must name the columns symbol, price and timestamp; it has: \"sym\\u{1b}[31mbol\", \"price\", \"timestamp\"",
+            ),
+            (
+                b"\"symbol,price,timestamp\n",
+                "it has: \"\\\"symbol,price,timestamp\" (a quoted name is never closed)",
+            ),
+        ];
+        for (input, needle) in cases {
+            let error = messages(input, Format::Csv).expect_err("refused");
+            assert!(
+                error.contains(needle),
+                "{error:?} should contain {needle:?}"
+            );
+            assert!(!error.contains('\x1b'), "{error:?} has a raw ESC");
+        }
+        // Unnamed columns may repeat (a trailing comma or two).
+        assert_eq!(
+            messages(b"symbol,price,timestamp,,\nA,1,5,,\n", Format::Csv).expect("readable"),
+            [(2, "A@5=1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn csv_row_errors_speak_csv() {
+        // (row after the header `symbol,price,timestamp`, the message)
+        let cases: &[(&[u8], &str)] = &[
+            (b"A,1", "row has 2 fields, the header has 3"),
+            (b"A,1,5,x", "row has 4 fields, the header has 3"),
+            (b"\"A,1,5", "row has a quoted field that is never closed"),
+            (
+                b"A,abc,5",
+                "price: must be a number like 151.25, got \"abc\"",
+            ),
+            (
+                b"A,NaN,5",
+                "price: must be a number like 151.25, got \"NaN\"",
+            ),
+            (b"A,1e400,5", "price: must be below 1e12, got 1e400"),
+            (b"A,-1e400,5", "price: must be greater than 0, got -1e400"),
+            (b"A,1e300,5", "price: must be below 1e12, got 1e300"),
+            (b"A,0,5", "price: must be greater than 0, got 0"),
+            (
+                b"A,\"1\x1b[0m\",5",
+                "price: must be a number like 151.25, got \"1\\u{1b}[0m\"",
+            ),
+            (
+                b"A\x1b[31mX,1,5",
+                "symbol: has U+001B at position 2; allowed are A-Z a-z 0-9 . _ - : /, got \"A\\u{1b}[31mX\"",
+            ),
+            (
+                b"A,1,1767225600000.0",
+                "timestamp: must be an integer of epoch milliseconds, not a float, got 1767225600000.0",
+            ),
+            (
+                b"A,1,1.5e3",
+                "timestamp: must be an integer of epoch milliseconds, not a float, got 1.5e3",
+            ),
+            (
+                b"A,1,99999999999999999999",
+                "timestamp: must be between 1970-01-01 and 2100-01-01 (epoch milliseconds), got 99999999999999999999",
+            ),
+            (
+                b"A,1,-5",
+                "timestamp: must be between 1970-01-01 and 2100-01-01",
+            ),
+            (
+                b"A,1,2026-11-26T14:30:00\x1b",
+                "timestamp: has a malformed UTC offset; use Z or \u{b1}HH:MM, got \"2026-11-26T14:30:00\\u{1b}\"",
+            ),
+            (b"A,1,\xff", "body: not valid UTF-8"),
+        ];
+        for (row, needle) in cases {
+            let mut input = b"symbol,price,timestamp\n".to_vec();
+            input.extend_from_slice(row);
+            let got = messages(&input, Format::Csv).expect("readable");
+            let [(2, message)] = got.as_slice() else {
+                panic!(
+                    "{:?}: one rejected row expected, got {got:?}",
+                    String::from_utf8_lossy(row)
+                );
+            };
+            assert!(
+                message.contains(needle),
+                "{message:?} should contain {needle:?}"
+            );
+            assert!(!message.contains("JSON"), "{message:?} mentions JSON");
+            assert!(!message.contains('\x1b'), "{message:?} has a raw ESC");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tickwatch_core::ports::{
     Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, StateStore, StoredAlert,
 };
 use tickwatch_core::rules::{Mode, SymbolState, Zone};
+use tickwatch_core::tick::quote;
 use tickwatch_core::{Price, Symbol, Timestamp};
 
 /// How long a writer waits for another process's lock before the call fails (transiently).
@@ -32,6 +33,10 @@ const CACHE_KIB: i64 = 64 * 1024;
 
 /// Bytes of the file SQLite may map into memory (reads without a syscall per page).
 const MMAP_BYTES: i64 = 256 * 1024 * 1024;
+
+/// Page cache of a connection opened for one pass of reading ([`SqliteStore::open_for_listing`]),
+/// in KiB: a listing reads each page once, so a cache would only grow with the database.
+const LISTING_CACHE_KIB: i64 = 2 * 1024;
 
 /// Pages the WAL may hold before a commit copies them back into the database. SQLite's default
 /// (1,000) checkpoints after nearly every batch that touches many symbols; a page written by
@@ -70,20 +75,54 @@ CREATE TABLE IF NOT EXISTS symbol_state (
 ";
 
 /// A SQLite failure.
+///
+/// Each message says what went wrong once: rusqlite's own errors repeat their cause as a source
+/// (`X: Error code 1: X` when printed as a chain) and quote whole SQL scripts, so the database's
+/// message is kept and the rest dropped (see [`describe`]). None of these has a source.
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
     /// The database reported an error.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error("sqlite: {}", describe(.0))]
+    Sqlite(rusqlite::Error),
     /// The database was written by an incompatible version of tickwatch.
     #[error("database schema version {found} is not supported (expected {SCHEMA_VERSION})")]
     SchemaVersion {
         /// The version found.
         found: i64,
     },
+    /// The file is a SQLite database made by something else; it is left untouched.
+    #[error("not a tickwatch database ({problem})")]
+    Foreign {
+        /// What gives it away: `table alerts has an unexpected schema`.
+        problem: String,
+    },
     /// A stored row cannot be read back (edited by hand, or corrupt).
     #[error("stored row is invalid: {0}")]
     BadRow(String),
+}
+
+impl From<rusqlite::Error> for SqliteError {
+    fn from(error: rusqlite::Error) -> SqliteError {
+        SqliteError::Sqlite(error)
+    }
+}
+
+/// What a rusqlite error says, once: SQLite's message without the code that repeats it, and
+/// without the SQL text rusqlite appends to syntax errors (it is ours, not the user's).
+fn describe(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqliteFailure(code, None) => {
+            // "The database file is locked" reads as a sentence start; mid-message it is lower.
+            let text = rusqlite::ffi::code_to_str(code.extended_code);
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_lowercase().chain(chars).collect()
+            })
+        }
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl Classify for SqliteError {
@@ -100,6 +139,16 @@ impl Classify for SqliteError {
     }
 }
 
+/// The order alerts are listed in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Oldest tick first (then by symbol and kind): the order to announce in.
+    #[default]
+    OldestFirst,
+    /// Newest tick first (then by alert id, highest first): the order a person reads in.
+    NewestFirst,
+}
+
 /// Filters for [`SqliteStore::query`]. Every filter is optional.
 #[derive(Clone, Debug, Default)]
 pub struct AlertQuery {
@@ -113,8 +162,10 @@ pub struct AlertQuery {
     pub until: Option<Timestamp>,
     /// Only alerts not yet announced.
     pub pending_only: bool,
-    /// At most this many (oldest first), capped at [`QUERY_LIMIT_MAX`].
+    /// At most this many (the first ones in `order`), capped at [`QUERY_LIMIT_MAX`].
     pub limit: u32,
+    /// Which come first.
+    pub order: Order,
 }
 
 /// Alerts and symbol state in a SQLite file.
@@ -126,32 +177,47 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, SqliteError> {
-        SqliteStore::setup(Connection::open(path)?)
+        SqliteStore::setup(Connection::open(path)?, CACHE_KIB, MMAP_BYTES)
+    }
+
+    /// Opens the database at `path` for a long pass of reading, such as listing every alert: with
+    /// a small page cache and no memory map, the process's memory stays the same however large
+    /// the database is (with [`SqliteStore::open`]'s, a full listing grows by the file's size).
+    pub fn open_for_listing(path: &Path) -> Result<SqliteStore, SqliteError> {
+        SqliteStore::setup(Connection::open(path)?, LISTING_CACHE_KIB, 0)
     }
 
     /// A private in-memory database (tests, dry runs).
     pub fn in_memory() -> Result<SqliteStore, SqliteError> {
-        SqliteStore::setup(Connection::open_in_memory()?)
+        SqliteStore::setup(Connection::open_in_memory()?, CACHE_KIB, MMAP_BYTES)
     }
 
-    fn setup(connection: Connection) -> Result<SqliteStore, SqliteError> {
+    fn setup(
+        connection: Connection,
+        cache_kib: i64,
+        mmap_bytes: i64,
+    ) -> Result<SqliteStore, SqliteError> {
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        // Recognise the file before changing anything in it: the journal mode below is a
+        // persistent setting, and a database made by something else is left as it was.
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        match version {
+            0 | SCHEMA_VERSION => check_tables(&connection, version)?,
+            found => return Err(SqliteError::SchemaVersion { found }),
+        }
         // WAL: readers never block the writer. NORMAL sync is durable across process crashes
         // (a power cut may lose the last transactions, never corrupt the file).
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
-        connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
-        connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        connection.pragma_update(None, "cache_size", -cache_kib)?;
+        connection.pragma_update(None, "mmap_size", mmap_bytes)?;
         connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         connection.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
-        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        match version {
-            0 => {
-                connection.execute_batch(SCHEMA)?;
-                connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            SCHEMA_VERSION => {}
-            found => return Err(SqliteError::SchemaVersion { found }),
+        if version == 0 {
+            // One transaction: a crash leaves either no tables or all of them, versioned.
+            connection.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
         }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
@@ -165,32 +231,56 @@ impl SqliteStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Alerts matching `query`, oldest tick first.
+    /// Alerts matching `query`, in its order.
     pub fn query(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, SqliteError> {
+        let mut found = Vec::new();
+        self.query_each(query, |stored| {
+            found.push(stored);
+            Ok::<_, SqliteError>(())
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `each` with every alert matching `query`, in its order, as the rows are read: memory
+    /// stays flat however many match. Stops at the first error, `each`'s included. Other calls on
+    /// this store wait until it returns.
+    pub fn query_each<E: From<SqliteError>>(
+        &self,
+        query: &AlertQuery,
+        mut each: impl FnMut(StoredAlert) -> Result<(), E>,
+    ) -> Result<(), E> {
         let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT alert_id, symbol, kind, price, threshold, mode, timestamp, processed_at, notified
-             FROM alerts
-             WHERE (?1 IS NULL OR symbol = ?1)
-               AND (?2 IS NULL OR kind = ?2)
-               AND (?3 IS NULL OR timestamp >= ?3)
-               AND (?4 IS NULL OR timestamp < ?4)
-               AND (?5 = 0 OR notified = 0)
-             ORDER BY timestamp, symbol, kind
-             LIMIT ?6",
-        )?;
-        let rows = statement.query_map(
-            params![
+        let order = match query.order {
+            Order::OldestFirst => "timestamp, symbol, kind",
+            Order::NewestFirst => "timestamp DESC, alert_id DESC",
+        };
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "SELECT alert_id, symbol, kind, price, threshold, mode, timestamp, processed_at, notified
+                 FROM alerts
+                 WHERE (?1 IS NULL OR symbol = ?1)
+                   AND (?2 IS NULL OR kind = ?2)
+                   AND (?3 IS NULL OR timestamp >= ?3)
+                   AND (?4 IS NULL OR timestamp < ?4)
+                   AND (?5 = 0 OR notified = 0)
+                 ORDER BY {order}
+                 LIMIT ?6"
+            ))
+            .map_err(SqliteError::from)?;
+        let mut rows = statement
+            .query(params![
                 query.symbol.map(|s| s.to_string()),
                 query.kind.map(AlertKind::as_str),
                 query.since.map(|t| t.to_string()),
                 query.until.map(|t| t.to_string()),
                 query.pending_only,
                 query.limit.min(QUERY_LIMIT_MAX),
-            ],
-            read_alert_row,
-        )?;
-        rows.map(|row| row?).collect()
+            ])
+            .map_err(SqliteError::from)?;
+        while let Some(row) = rows.next().map_err(SqliteError::from)? {
+            each(read_alert_row(row).map_err(SqliteError::from)??)?;
+        }
+        Ok(())
     }
 
     /// Number of stored alerts.
@@ -347,6 +437,74 @@ impl SqliteStore {
         transaction.commit()?;
         Ok(outcomes)
     }
+}
+
+/// The columns of each table this code makes, in order.
+const TABLES: [(&str, &[&str]); 2] = [
+    (
+        "alerts",
+        &[
+            "symbol",
+            "timestamp",
+            "kind",
+            "alert_id",
+            "price",
+            "threshold",
+            "mode",
+            "processed_at",
+            "notified",
+        ],
+    ),
+    (
+        "symbol_state",
+        &["symbol", "zone", "since_ms", "last_seen_ms"],
+    ),
+];
+
+/// Refuses a database made by something else: one whose tables of our names have other columns,
+/// or, not yet versioned by us (`version` 0), one holding tables we do not make (creating ours
+/// among them would change a stranger's file).
+fn check_tables(connection: &Connection, version: i64) -> Result<(), SqliteError> {
+    let mut statement = connection.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+         ORDER BY name",
+    )?;
+    let names = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in &names {
+        let Some((_, expected)) = TABLES.iter().find(|(table, _)| table == name) else {
+            if version == 0 {
+                return Err(SqliteError::Foreign {
+                    problem: format!(
+                        "it has a table {} that tickwatch does not make",
+                        quote(name)
+                    ),
+                });
+            }
+            continue;
+        };
+        let mut columns =
+            connection.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+        let found = columns
+            .query_map([name], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if found != *expected {
+            return Err(SqliteError::Foreign {
+                problem: format!("table {name} has an unexpected schema"),
+            });
+        }
+    }
+    let ours = TABLES
+        .iter()
+        .filter(|(table, _)| names.iter().any(|name| name == table))
+        .count();
+    if version == SCHEMA_VERSION && ours < TABLES.len() {
+        return Err(SqliteError::Foreign {
+            problem: "its tables are missing".into(),
+        });
+    }
+    Ok(())
 }
 
 const INSERT_ALERT: &str = "INSERT INTO alerts

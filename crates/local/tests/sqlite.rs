@@ -8,7 +8,7 @@ use tickwatch_core::ports::{Advance, Advanced, AlertStore, Classify, ErrorClass,
 use tickwatch_core::rules::{SymbolState, Zone};
 use tickwatch_core::{AlertKind, Symbol, Timestamp};
 use tickwatch_local::sqlite::SqliteError;
-use tickwatch_local::{AlertQuery, SqliteStore};
+use tickwatch_local::{AlertQuery, Order, SqliteStore};
 
 /// SQLite calls complete inline, so their futures are ready on the first poll.
 fn run<F: Future>(future: F) -> F::Output {
@@ -190,6 +190,209 @@ fn queries_filter_and_order_by_tick_time() {
         }),
         ["MSFT@10", "AAPL@20"]
     );
+    assert_eq!(
+        query(AlertQuery {
+            order: Order::NewestFirst,
+            ..Default::default()
+        }),
+        ["NVDA@40", "AAPL@30", "AAPL@20", "MSFT@10"]
+    );
+    assert_eq!(
+        query(AlertQuery {
+            order: Order::NewestFirst,
+            limit: 2,
+            ..Default::default()
+        }),
+        ["NVDA@40", "AAPL@30"],
+        "the limit keeps the newest"
+    );
+    assert_eq!(
+        query(AlertQuery {
+            order: Order::NewestFirst,
+            pending_only: true,
+            kind: Some(AlertKind::Low),
+            ..Default::default()
+        }),
+        ["AAPL@20", "MSFT@10"]
+    );
+}
+
+#[test]
+fn alerts_of_one_instant_list_newest_first_by_id() {
+    let store = SqliteStore::in_memory().expect("opens");
+    let alerts: Vec<_> = ["AAPL", "MSFT", "NVDA", "BRK.B", "X"]
+        .into_iter()
+        .map(|s| sample_alert(sym(s), 7, AlertKind::High))
+        .collect();
+    assert!(run(store.insert(&alerts)).iter().all(Result::is_ok));
+    let ids: Vec<String> = store
+        .query(&AlertQuery {
+            order: Order::NewestFirst,
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .expect("query")
+        .iter()
+        .map(|s| s.alert.alert_id.to_string())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted);
+}
+
+#[test]
+fn query_each_streams_rows_and_stops_at_the_callers_error() {
+    let store = SqliteStore::in_memory().expect("opens");
+    let alerts: Vec<_> = (0..50)
+        .map(|ms| sample_alert(sym("AAPL"), ms, AlertKind::High))
+        .collect();
+    assert!(run(store.insert(&alerts)).iter().all(Result::is_ok));
+    let query = AlertQuery {
+        order: Order::NewestFirst,
+        limit: 1_000,
+        ..AlertQuery::default()
+    };
+    let mut seen = Vec::new();
+    store
+        .query_each(&query, |stored| {
+            seen.push(stored.alert.timestamp);
+            Ok::<_, SqliteError>(())
+        })
+        .expect("query");
+    assert_eq!(seen.len(), 50);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    #[derive(Debug)]
+    enum Stop {
+        Enough,
+        Store,
+    }
+    impl From<SqliteError> for Stop {
+        fn from(_: SqliteError) -> Stop {
+            Stop::Store
+        }
+    }
+    let mut calls = 0;
+    let stopped = store.query_each(&query, |_| {
+        calls += 1;
+        if calls == 3 {
+            Err(Stop::Enough)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(matches!(stopped, Err(Stop::Enough)), "{stopped:?}");
+    assert_eq!(calls, 3, "no row is read after the caller stops");
+    assert_eq!(
+        store.count().expect("count"),
+        50,
+        "the store is usable again"
+    );
+}
+
+/// An error and its sources, as `{:#}` prints the chain: `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[test]
+fn database_errors_say_each_thing_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_a_database = dir.path().join("notes.db");
+    std::fs::write(&not_a_database, "x".repeat(4096)).expect("write");
+    let error = SqliteStore::open(&not_a_database).expect_err("refused");
+    assert_eq!(chain(&error), "sqlite: file is not a database");
+
+    let busy = SqliteError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        None,
+    ));
+    assert_eq!(chain(&busy), "sqlite: database is locked");
+    let with_message = SqliteError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("database is locked".into()),
+    ));
+    assert_eq!(chain(&with_message), "sqlite: database is locked");
+}
+
+#[test]
+fn a_database_made_by_something_else_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // (name, its SQL, the message)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "other_alerts.db",
+            "CREATE TABLE alerts (id INTEGER PRIMARY KEY, message TEXT);",
+            "not a tickwatch database (table alerts has an unexpected schema)",
+        ),
+        (
+            "other_state.db",
+            "CREATE TABLE symbol_state (symbol TEXT PRIMARY KEY, zone TEXT);",
+            "not a tickwatch database (table symbol_state has an unexpected schema)",
+        ),
+        (
+            "other_app.db",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);",
+            "not a tickwatch database (it has a table \"users\" that tickwatch does not make)",
+        ),
+        (
+            "same_version.db",
+            "CREATE TABLE alerts (id INTEGER PRIMARY KEY); PRAGMA user_version = 1;",
+            "not a tickwatch database (table alerts has an unexpected schema)",
+        ),
+        (
+            "empty_version_1.db",
+            "PRAGMA user_version = 1;",
+            "not a tickwatch database (its tables are missing)",
+        ),
+    ];
+    for (name, sql, expected) in cases {
+        let path = dir.path().join(name);
+        rusqlite::Connection::open(&path)
+            .expect("opens")
+            .execute_batch(sql)
+            .expect("foreign schema");
+        let schema = |path: &std::path::Path| -> (String, String) {
+            let connection = rusqlite::Connection::open(path).expect("opens");
+            let tables: Vec<String> = connection
+                .prepare("SELECT sql FROM sqlite_schema ORDER BY name")
+                .expect("prepare")
+                .query_map([], |row| row.get::<_, Option<String>>(0))
+                .expect("query")
+                .map(|sql| sql.expect("row").unwrap_or_default())
+                .collect();
+            let journal: String = connection
+                .pragma_query_value(None, "journal_mode", |row| row.get(0))
+                .expect("journal mode");
+            (tables.join("\n"), journal)
+        };
+        let before = schema(&path);
+        let error = SqliteStore::open(&path).expect_err("refused");
+        assert_eq!(chain(&error), *expected, "{name}");
+        assert_eq!(error.class(), ErrorClass::Permanent);
+        assert_eq!(schema(&path), before, "{name}: the file was changed");
+    }
+}
+
+#[test]
+fn a_fresh_database_is_created_whole_and_reopens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    drop(SqliteStore::open(&path).expect("creates"));
+    let connection = rusqlite::Connection::open(&path).expect("opens");
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 1);
+    drop(connection);
+    SqliteStore::open(&path).expect("reopens");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Mode, Rule, RuleSet};
-use crate::tick::Symbol;
+use crate::tick::{PRICE_MAX, Symbol, escape_controls, format_number, quote};
 
 /// Largest rules file or `RULES` value accepted, in bytes.
 pub const RULES_TEXT_BYTES_MAX: usize = 1024 * 1024;
@@ -46,7 +46,7 @@ pub struct RuleSpec {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{location}: {reason}")]
 pub struct RulesError {
-    /// Where: a line number and table (`line 7 [symbols.AAPL]`), or a key path.
+    /// Where: a line number, table and key (`line 7 [symbols.AAPL] low`), or a key path.
     pub location: String,
     /// What is wrong.
     pub reason: String,
@@ -65,12 +65,50 @@ impl RulesError {
     }
 }
 
+/// A rules file as read: every value with where it was written, so that an error can point at
+/// the line of the offending key rather than its table.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
-    default: Option<Spanned<RuleSpec>>,
+    default: Option<Spanned<SpecAt>>,
     #[serde(default)]
-    symbols: BTreeMap<Spanned<String>, Spanned<RuleSpec>>,
+    symbols: BTreeMap<Spanned<String>, Spanned<SpecAt>>,
+}
+
+/// A [`RuleSpec`] with the position of each number (the mode cannot fail once read).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecAt {
+    high: Option<Spanned<f64>>,
+    low: Option<Spanned<f64>>,
+    mode: Option<Mode>,
+    hysteresis: Option<Spanned<f64>>,
+}
+
+impl SpecAt {
+    fn spec(&self) -> RuleSpec {
+        RuleSpec {
+            high: self.high.as_ref().map(|v| *v.get_ref()),
+            low: self.low.as_ref().map(|v| *v.get_ref()),
+            mode: self.mode,
+            hysteresis: self.hysteresis.as_ref().map(|v| *v.get_ref()),
+        }
+    }
+
+    /// Where the key an error names was written: that key, or failing that the key it was
+    /// compared with (`low` must be below `high`, one of which may be inherited), if written here.
+    fn offset_of(&self, field: &str) -> Option<usize> {
+        let (high, low, hysteresis) = (&self.high, &self.low, &self.hysteresis);
+        let candidates = match field {
+            "high" => [high, &None, &None],
+            "low" => [low, high, &None],
+            "hysteresis" => [hysteresis, high, low],
+            _ => [&None, &None, &None],
+        };
+        candidates
+            .into_iter()
+            .find_map(|value| value.as_ref().map(|v| v.span().start))
+    }
 }
 
 fn check_size(text: &str, what: &str) -> Result<(), RulesError> {
@@ -86,6 +124,49 @@ fn check_size(text: &str, what: &str) -> Result<(), RulesError> {
     Ok(())
 }
 
+/// Checks each number on its own (finite, not negative, below the price bound) so that the error
+/// names the key that holds it; `Rule::new` then checks how they relate. Numbers are echoed in
+/// their short form (`1e300`).
+fn check_values(spec: &RuleSpec) -> Result<(), RulesError> {
+    let values = [
+        ("high", spec.high),
+        ("low", spec.low),
+        ("hysteresis", spec.hysteresis),
+    ];
+    for (name, value) in values {
+        let Some(value) = value else { continue };
+        let reason = if !value.is_finite() {
+            "must be a finite number"
+        } else if value < 0.0 {
+            "must not be negative"
+        } else if value >= PRICE_MAX {
+            "must be below 1e12"
+        } else {
+            continue;
+        };
+        return Err(RulesError::new(
+            name,
+            format!("{reason}, got {}", format_number(value)),
+        ));
+    }
+    Ok(())
+}
+
+/// `spec` over `base`, checked.
+fn apply(base: Rule, spec: &RuleSpec) -> Result<Rule, RulesError> {
+    check_values(spec)?;
+    base.with_spec(spec)
+}
+
+/// How a symbol's table is named in messages: as written when it is a valid symbol, quoted and
+/// escaped otherwise (it is input, and may hold anything).
+fn symbol_label(name: &str) -> String {
+    match Symbol::parse(name) {
+        Ok(_) => name.to_owned(),
+        Err(_) => quote(name),
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -95,7 +176,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl RuleSet {
-    /// Parses a TOML rules file over `base`. Errors name the line.
+    /// Parses a TOML rules file over `base`. Errors name the line of the offending key.
     pub fn from_toml(base: Rule, text: &str) -> Result<RuleSet, RulesError> {
         check_size(text, "rules file")?;
         let file: RulesFile = toml::from_str(text).map_err(|e| {
@@ -103,15 +184,21 @@ impl RuleSet {
                 || "rules file".to_owned(),
                 |span| format!("line {}", line_of(text, span.start)),
             );
-            RulesError::new(location, e.message().trim_end())
+            // The parser quotes keys and values as written: escape what a terminal would run.
+            RulesError::new(location, escape_controls(e.message().trim_end()))
         })?;
+        // The rule of one table over `base`; errors at the line of the key they name.
+        let table_rule = |base: Rule, spec: &Spanned<SpecAt>, table: &str| {
+            apply(base, &spec.get_ref().spec()).map_err(|e| {
+                let offset = spec
+                    .get_ref()
+                    .offset_of(&e.location)
+                    .unwrap_or(spec.span().start);
+                e.within(&format!("line {} [{table}]", line_of(text, offset)))
+            })
+        };
         let default = match &file.default {
-            Some(spec) => base.with_spec(spec.get_ref()).map_err(|e| {
-                e.within(&format!(
-                    "line {} [default]",
-                    line_of(text, spec.span().start)
-                ))
-            })?,
+            Some(spec) => table_rule(base, spec, "default")?,
             None => base,
         };
         if file.symbols.len() > RULE_OVERRIDES_MAX {
@@ -125,17 +212,14 @@ impl RuleSet {
         }
         let mut rules = RuleSet::uniform(default);
         for (name, spec) in &file.symbols {
-            let location = format!(
-                "line {} [symbols.{}]",
-                line_of(text, name.span().start),
-                name.get_ref()
-            );
-            let symbol = Symbol::parse(name.get_ref())
-                .map_err(|e| RulesError::new(&location, e.to_string()))?;
-            let rule = default
-                .with_spec(spec.get_ref())
-                .map_err(|e| e.within(&location))?;
-            rules = rules.with_override(symbol, rule);
+            let table = format!("symbols.{}", symbol_label(name.get_ref()));
+            let symbol = Symbol::parse(name.get_ref()).map_err(|e| {
+                RulesError::new(
+                    format!("line {} [{table}]", line_of(text, name.span().start)),
+                    e.to_string(),
+                )
+            })?;
+            rules = rules.with_override(symbol, table_rule(default, spec, &table)?);
         }
         Ok(rules)
     }
@@ -144,8 +228,8 @@ impl RuleSet {
     /// `what` names the source in errors (e.g. the environment variable).
     pub fn from_json_overrides(base: Rule, what: &str, text: &str) -> Result<RuleSet, RulesError> {
         check_size(text, what)?;
-        let specs: BTreeMap<String, RuleSpec> =
-            serde_json::from_str(text).map_err(|e| RulesError::new(what, e.to_string()))?;
+        let specs: BTreeMap<String, RuleSpec> = serde_json::from_str(text)
+            .map_err(|e| RulesError::new(what, escape_controls(&e.to_string())))?;
         if specs.len() > RULE_OVERRIDES_MAX {
             return Err(RulesError::new(
                 what,
@@ -157,10 +241,10 @@ impl RuleSet {
         }
         let mut rules = RuleSet::uniform(base);
         for (name, spec) in &specs {
-            let location = format!("{what}.{name}");
+            let location = format!("{what}.{}", symbol_label(name));
             let symbol =
                 Symbol::parse(name).map_err(|e| RulesError::new(&location, e.to_string()))?;
-            let rule = base.with_spec(spec).map_err(|e| e.within(&location))?;
+            let rule = apply(base, spec).map_err(|e| e.within(&location))?;
             rules = rules.with_override(symbol, rule);
         }
         Ok(rules)

@@ -131,21 +131,26 @@ impl Rule {
         if high >= PRICE_MAX {
             return Err(RulesError::new(
                 "high",
-                format!("must be below 1e12, got {high}"),
+                format!("must be below 1e12, got {}", format_number(high)),
             ));
         }
         if low >= high {
             return Err(RulesError::new(
                 "low",
-                format!("({low}) must be below high ({high})"),
+                format!(
+                    "({}) must be below high ({})",
+                    format_number(low),
+                    format_number(high)
+                ),
             ));
         }
         if hysteresis >= high - low {
             return Err(RulesError::new(
                 "hysteresis",
                 format!(
-                    "({hysteresis}) must be smaller than high - low ({})",
-                    high - low
+                    "({}) must be smaller than high - low ({})",
+                    format_number(hysteresis),
+                    format_number(high - low)
                 ),
             ));
         }

@@ -307,55 +307,111 @@ hysteresis = 2.5
 }
 
 #[test]
-fn rules_file_errors_name_the_line() {
+fn rules_file_errors_name_the_line_of_the_key() {
+    // (file, the whole message)
     let cases: &[(&str, &str)] = &[
         (
             "[default]\nhigh = 150\nlow = 150\n",
-            "line 1 [default] low: (150) must be below high (150)",
+            "line 3 [default] low: (150) must be below high (150)",
         ),
         (
             "[default]\nhigh = nan\n",
-            "line 1 [default] high: must be a finite number, got NaN",
+            "line 2 [default] high: must be a finite number, got NaN",
         ),
         (
             "[default]\nhigh = inf\n",
-            "high: must be a finite number, got inf",
+            "line 2 [default] high: must be a finite number, got inf",
         ),
-        ("[default]\nhgih = 150\n", "line 2: unknown field `hgih`"),
+        (
+            "[default]\nlow = -inf\n",
+            "line 2 [default] low: must be a finite number, got -inf",
+        ),
+        (
+            "[default]\nmode = \"level\"\n\nhigh = 1e300\n",
+            "line 4 [default] high: must be below 1e12, got 1e300",
+        ),
+        (
+            "[default]\nhigh = 100\nlow = 1e300\n",
+            "line 3 [default] low: must be below 1e12, got 1e300",
+        ),
+        (
+            "[default]\nhysteresis = -1e-300\n",
+            "line 2 [default] hysteresis: must not be negative, got -1e-300",
+        ),
+        (
+            "[default]\nhysteresis = 1e20\n",
+            "line 2 [default] hysteresis: must be below 1e12, got 1e20",
+        ),
+        (
+            "[default]\nhgih = 150\n",
+            "line 2: unknown field `hgih`, expected one of `high`, `low`, `mode`, `hysteresis`",
+        ),
         (
             "[defaults]\nhigh = 150\n",
-            "line 1: unknown field `defaults`",
+            "line 1: unknown field `defaults`, expected `default` or `symbols`",
         ),
         (
             "[default]\nmode = \"edge\"\n",
-            "line 2: unknown variant `edge`",
+            "line 2: unknown variant `edge`, expected `level` or `cross`",
         ),
         (
             "[default]\nhigh = \"150\"\n",
-            "line 2: invalid type: string",
+            "line 2: invalid type: string \"150\", expected f64",
         ),
         (
             "\n\n[symbols.AAPL]\nhigh = 100\nlow = 120\n",
-            "line 3 [symbols.AAPL] low: (120) must be below high (100)",
+            "line 5 [symbols.AAPL] low: (120) must be below high (100)",
+        ),
+        // `low` is inherited: the key it was compared with is the one to fix.
+        (
+            "[default]\nlow = 120\n\n[symbols.AAPL]\nmode = \"level\"\nhigh = 100\n",
+            "line 6 [symbols.AAPL] low: (120) must be below high (100)",
+        ),
+        // Neither is written in the table: its header line.
+        (
+            "[symbols.AAPL]\nmode = \"level\"\n\n[default]\nhigh = 40\n",
+            "line 5 [default] low: (50) must be below high (40)",
+        ),
+        (
+            "[symbols]\nAAPL = { mode = \"level\",\n  hysteresis = 200 }\n",
+            "line 3 [symbols.AAPL] hysteresis: (200) must be smaller than high - low (100)",
         ),
         (
             "[symbols.\"A$\"]\nhigh = 200\n",
-            "line 1 [symbols.A$]: symbol: has '$' at position 2",
+            "line 1 [symbols.\"A$\"]: symbol: has '$' at position 2",
         ),
         (
             "[symbols.AAPL]\nhigh = 200\nfoo = 1\n",
             "line 3: unknown field `foo`",
         ),
         ("[default\n", "line 1"),
+        // Input is echoed with control characters escaped.
+        (
+            "[symbols.\"A\\u001b[31m\"]\nhigh = 200\n",
+            "line 1 [symbols.\"A\\u{1b}[31m\"]: symbol: has U+001B at position 2",
+        ),
+        (
+            "[default]\n\"h\\u001bigh\" = 100\n",
+            "line 2: unknown field `h\\u{1b}igh`",
+        ),
+        (
+            "[default]\nmode = \"x\\u009by\"\n",
+            "line 2: unknown variant `x\\u{9b}y`",
+        ),
     ];
     for (text, expected) in cases {
         let error = RuleSet::from_toml(base(), text)
             .expect_err("should be refused")
             .to_string();
         assert!(
-            error.starts_with(expected) || error.contains(expected),
-            "{text:?}: {error:?} should contain {expected:?}"
+            error.starts_with(expected),
+            "{text:?}: {error:?} should start with {expected:?}"
         );
+        assert!(
+            !error.chars().any(char::is_control),
+            "{text:?}: {error:?} has a raw control character"
+        );
+        assert!(error.len() < 200, "{text:?}: {error:?} is long");
     }
 }
 
@@ -377,9 +433,25 @@ fn json_overrides_for_the_lambda() {
             "RULES.AAPL low: (120) must be below high (100)",
         ),
         (r#"{"AAPL":{"hi":100}}"#, "RULES: unknown field `hi`"),
-        (r#"{"A A":{"high":200}}"#, "RULES.A A: symbol:"),
+        (r#"{"A A":{"high":200}}"#, r#"RULES."A A": symbol:"#),
         (r#"["AAPL"]"#, "RULES: invalid type"),
         (r#"{"AAPL":{"high":1e999}}"#, "RULES:"),
+        (
+            r#"{"AAPL":{"high":1e300}}"#,
+            "RULES.AAPL high: must be below 1e12, got 1e300",
+        ),
+        (
+            r#"{"AAPL":{"low":-1e-300}}"#,
+            "RULES.AAPL low: must not be negative, got -1e-300",
+        ),
+        (
+            r#"{"A\u001b":{"high":200}}"#,
+            r#"RULES."A\u{1b}": symbol: has U+001B"#,
+        ),
+        (
+            r#"{"AAPL":{"h\u001b":1}}"#,
+            r#"RULES: unknown field `h\u{1b}`"#,
+        ),
     ];
     for (text, expected) in cases {
         let error = RuleSet::from_json_overrides(base(), "RULES", text)
@@ -388,6 +460,10 @@ fn json_overrides_for_the_lambda() {
         assert!(
             error.contains(expected),
             "{text}: {error:?} should contain {expected:?}"
+        );
+        assert!(
+            !error.chars().any(char::is_control),
+            "{text}: {error:?} has a raw control character"
         );
     }
 }

@@ -3,14 +3,22 @@
 //!
 //! Parsing goes in two stages. [`RawTick`] is what the bytes literally say (each known field as a
 //! loosely typed JSON value, plus structural problems such as duplicate keys); `Tick::try_from`
-//! turns it into domain types. Everything after this module takes `Tick` and never re-checks.
+//! turns it into domain types. CSV rows take [`Tick::from_csv_fields`] instead, which applies the
+//! same rules with messages that speak of text fields, not JSON. Everything after this module
+//! takes `Tick` and never re-checks.
+//!
+//! Error messages quote input back to the user, who may read them on a terminal: every quoted
+//! piece of input goes through [`quote`] or [`escape_controls`], so bytes such as terminal escape
+//! sequences are shown escaped (`\u{1b}`), never raw.
 
 mod fast;
 mod price;
 mod raw;
 mod symbol;
+mod text;
 mod timestamp;
 
+use std::borrow::Cow;
 use std::fmt;
 
 pub use price::{PRICE_MAX, PRICE_MIN, Price};
@@ -18,7 +26,7 @@ pub use raw::{JsonValue, RawTick};
 pub use symbol::{SYMBOL_LEN_MAX, Symbol};
 pub use timestamp::{TIMESTAMP_MS_END, TIMESTAMP_MS_MIN, Timestamp};
 
-pub(crate) use price::format_number;
+pub(crate) use price::{format_float, format_number};
 
 /// Largest tick body accepted, in bytes (the classic SQS message size limit).
 pub const TICK_BODY_BYTES_MAX: usize = 256 * 1024;
@@ -110,7 +118,13 @@ pub enum TickError {
     Malformed {
         /// The field whose value could not be read, if the error was inside one.
         field: Option<Field>,
-        /// The parser's description, with line and column.
+        /// The parser's description, with line and column (control characters escaped).
+        detail: String,
+    },
+    /// A CSV row cannot be split into the header's fields (wrong field count, an open quote).
+    #[error("{detail}")]
+    CsvRow {
+        /// What is wrong, a whole phrase: `row has 2 fields, the header has 3`.
         detail: String,
     },
     /// The body is valid JSON but not an object.
@@ -191,6 +205,7 @@ impl TickError {
                 field: Some(Field::Timestamp),
                 ..
             } => "timestamp.malformed",
+            TickError::CsvRow { .. } => "row.malformed",
             TickError::NotAnObject { .. } => "body.not_object",
             TickError::DuplicateField { .. } => "body.duplicate_field",
             TickError::TooManyFields => "body.too_many_fields",
@@ -210,14 +225,40 @@ impl TickError {
     }
 }
 
-/// Quotes text for an error message, escaping control and invisible characters and cutting it
-/// to [`VALUE_ECHO_CHARS_MAX`] characters.
-pub(crate) fn quote(text: &str) -> String {
-    let mut excerpt: String = text.chars().take(VALUE_ECHO_CHARS_MAX).collect();
-    if excerpt.len() < text.len() {
-        excerpt.push('…');
+/// Quotes input text for an error message: in double quotes, with control and invisible
+/// characters escaped as Rust's `{:?}` does (`"A\u{1b}[31m"`), cut to [`VALUE_ECHO_CHARS_MAX`]
+/// characters.
+pub fn quote(text: &str) -> String {
+    format!("{:?}", excerpt(text))
+}
+
+/// Escapes the characters of `text` that a terminal would not show as themselves (controls such
+/// as ESC, bidirectional overrides, zero-width characters) the way Rust's `{:?}` does, leaving
+/// everything else, quotes and backslashes included, as it is. For messages that embed input
+/// without quoting it (a parser's description of a key, say).
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    let hidden = |c: char| !matches!(c, '\\' | '"' | '\'') && c.escape_debug().len() > 1;
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
     }
-    format!("{excerpt:?}")
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// At most [`VALUE_ECHO_CHARS_MAX`] characters of `text`, with `…` if it was cut. Not escaped:
+/// callers quote it, or know it is harmless (a number's digits).
+pub(crate) fn excerpt(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(VALUE_ECHO_CHARS_MAX) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
 }
 
 impl TryFrom<RawTick<'_>> for Tick {
@@ -268,6 +309,21 @@ impl TryFrom<RawTick<'_>> for Tick {
             }
             Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(&text)?,
             Some(JsonValue::Int(ms)) => Timestamp::from_epoch_ms(ms)?,
+            Some(JsonValue::BigUint(ms)) => {
+                return Err(TickError::Timestamp {
+                    value: ms.to_string(),
+                    reason: timestamp::RANGE_MS_REASON.into(),
+                });
+            }
+            // Refused even when integral (`1767225600000.0`): a producer writing floats may have
+            // rounded the milliseconds away, and accepting them would make the same tick's time
+            // depend on how a number was spelled. The message shows it was a float.
+            Some(JsonValue::Float(ms)) => {
+                return Err(TickError::Timestamp {
+                    value: format_float(ms),
+                    reason: timestamp::NOT_INTEGER_REASON.into(),
+                });
+            }
             Some(other) => {
                 return Err(TickError::Timestamp {
                     value: other.describe(),

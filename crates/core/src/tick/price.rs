@@ -44,13 +44,30 @@ impl Price {
     }
 }
 
-/// Formats a number the way it would appear in JSON (shortest form that reads back the same).
+/// Magnitudes written out in plain digits; outside this range numbers take the exponent form, so
+/// that `1e300` is not echoed back as 301 digits (nor `1e-300` as 300 zeros).
+const PLAIN_DIGITS_RANGE: std::ops::Range<f64> = 1e-6..1e16;
+
+/// Formats a number the way it would appear in JSON: the shortest form that reads back the same,
+/// in plain digits (`151.25`, `0`) unless very large or small (`1e300`, `2.5e-9`).
 pub(crate) fn format_number(value: f64) -> String {
-    if value.is_finite() {
+    if !value.is_finite() {
+        format!("{value:?}")
+    } else if value == 0.0 || PLAIN_DIGITS_RANGE.contains(&value.abs()) {
         format!("{value}")
     } else {
-        format!("{value:?}")
+        format!("{value:e}")
     }
+}
+
+/// Like [`format_number`], but a float with an integral value keeps a `.0` (`1767225600000.0`),
+/// for messages where being a float is the problem.
+pub(crate) fn format_float(value: f64) -> String {
+    let mut text = format_number(value);
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        text.push_str(".0");
+    }
+    text
 }
 
 impl fmt::Display for Price {

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{Field, TICK_FIELDS_MAX, TickError, format_number, quote};
+use super::{Field, TICK_FIELDS_MAX, TickError, escape_controls, format_float, quote};
 
 /// One JSON value as far as tick validation cares: scalars are kept, containers only noted.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +52,7 @@ impl JsonValue<'_> {
             JsonValue::Bool(b) => b.to_string(),
             JsonValue::Int(n) => n.to_string(),
             JsonValue::BigUint(n) => n.to_string(),
-            JsonValue::Float(n) => format_number(*n),
+            JsonValue::Float(n) => format_float(*n),
             JsonValue::Str(s) => format!("string {}", quote(s)),
             JsonValue::Array => "an array".into(),
             JsonValue::Object => "an object".into(),
@@ -88,97 +88,13 @@ impl<'a> RawTick<'a> {
             .and_then(|body| deserializer.end().map(|()| body))
             .map_err(|e| TickError::Malformed {
                 field: failed_in.get(),
-                detail: e.to_string(),
+                detail: escape_controls(&e.to_string()).into_owned(),
             })?;
         match body {
             Body::Object(raw) => Ok(raw),
             Body::Other(found) => Err(TickError::NotAnObject { found }),
         }
     }
-
-    /// Builds a raw tick from three text fields (a CSV row). The price must be spelled as a JSON
-    /// number (so `NaN`, `inf` and `0x10` stay strings and are rejected); an all-digit timestamp
-    /// is epoch milliseconds.
-    pub fn from_text_fields(symbol: &'a str, price: &'a str, timestamp: &'a str) -> RawTick<'a> {
-        let price = match parse_json_number(price) {
-            Some(number) => number,
-            None => JsonValue::Str(Cow::Borrowed(price)),
-        };
-        let timestamp = match timestamp.parse::<i64>() {
-            Ok(ms) if is_json_integer(timestamp) => JsonValue::Int(ms),
-            _ => JsonValue::Str(Cow::Borrowed(timestamp)),
-        };
-        RawTick {
-            symbol: Some(JsonValue::Str(Cow::Borrowed(symbol))),
-            price: Some(price),
-            timestamp: Some(timestamp),
-            ..RawTick::default()
-        }
-    }
-}
-
-/// `-?(0|[1-9][0-9]*)`
-fn is_json_integer(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'))
-}
-
-/// Parses text that follows the JSON number grammar, as serde_json would read it.
-fn parse_json_number(text: &str) -> Option<JsonValue<'static>> {
-    let bytes = text.as_bytes();
-    let mut i = usize::from(bytes.first() == Some(&b'-'));
-    let int_start = i;
-    while i < bytes.len() && bytes[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int_len = i - int_start;
-    if int_len == 0 || (int_len > 1 && bytes[int_start] == b'0') {
-        return None;
-    }
-    let mut is_integer = true;
-    if i < bytes.len() && bytes[i] == b'.' {
-        is_integer = false;
-        i += 1;
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-    }
-    if i < bytes.len() && matches!(bytes[i], b'e' | b'E') {
-        is_integer = false;
-        i += 1;
-        if i < bytes.len() && matches!(bytes[i], b'+' | b'-') {
-            i += 1;
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-    }
-    if i != bytes.len() {
-        return None;
-    }
-    if is_integer {
-        if let Ok(n) = text.parse::<i64>() {
-            return Some(JsonValue::Int(n));
-        }
-        if let Ok(n) = text.parse::<u64>() {
-            return Some(JsonValue::BigUint(n));
-        }
-    }
-    // serde_json rejects numbers that overflow f64; so do we (the value stays a string).
-    text.parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite())
-        .map(JsonValue::Float)
 }
 
 enum Body<'a> {

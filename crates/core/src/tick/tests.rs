@@ -324,17 +324,43 @@ fn rejects_invalid_ticks_naming_the_field() {
         (
             r#"{"symbol":"X","price":2,"timestamp":18446744073709551615}"#,
             "timestamp.invalid",
-            "within 1970-2100",
+            "timestamp: must be between 1970-01-01 and 2100-01-01 (epoch milliseconds), got 18446744073709551615",
         ),
         (
             r#"{"symbol":"X","price":2,"timestamp":1.5}"#,
             "timestamp.invalid",
-            "integer of epoch milliseconds",
+            "timestamp: must be an integer of epoch milliseconds, not a float, got 1.5",
+        ),
+        // A float is refused even when integral, and the message shows it was one.
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1767225600000.0}"#,
+            "timestamp.invalid",
+            "timestamp: must be an integer of epoch milliseconds, not a float, got 1767225600000.0",
         ),
         (
             r#"{"symbol":"X","price":2,"timestamp":1e3}"#,
             "timestamp.invalid",
-            "integer of epoch milliseconds",
+            "must be an integer of epoch milliseconds, not a float, got 1000.0",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":-0.0}"#,
+            "timestamp.invalid",
+            "not a float, got -0.0",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1e300}"#,
+            "timestamp.invalid",
+            "not a float, got 1e300",
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":true}"#,
+            "timestamp.invalid",
+            "must be an RFC 3339 string or an integer of epoch milliseconds within 1970-2100, got true",
+        ),
+        (
+            r#"{"symbol":1.0,"price":2,"timestamp":1}"#,
+            "symbol.invalid",
+            "symbol: must be a string, got 1.0",
         ),
         (
             r#"{"symbol":"X","price":2,"timestamp":"1795703400123"}"#,
@@ -484,6 +510,118 @@ fn long_values_are_cut_in_messages() {
 }
 
 #[test]
+fn numbers_in_messages_are_compact() {
+    // (body, the whole message)
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"symbol":"X","price":1e300,"timestamp":1}"#,
+            "price: must be below 1e12, got 1e300",
+        ),
+        (
+            r#"{"symbol":"X","price":1e-300,"timestamp":1}"#,
+            "price: must be at least 1e-12, got 1e-300",
+        ),
+        (
+            r#"{"symbol":"X","price":2.5e-13,"timestamp":1}"#,
+            "price: must be at least 1e-12, got 2.5e-13",
+        ),
+        (
+            r#"{"symbol":"X","price":-1.7976931348623157e308,"timestamp":1}"#,
+            "price: must be greater than 0, got -1.7976931348623157e308",
+        ),
+        (
+            r#"{"symbol":"X","price":1234567890123456,"timestamp":1}"#,
+            "price: must be below 1e12, got 1234567890123456",
+        ),
+        (
+            r#"{"symbol":"X","price":-0.000001,"timestamp":1}"#,
+            "price: must be greater than 0, got -0.000001",
+        ),
+    ];
+    for &(body, expected) in cases {
+        assert_eq!(err(body.as_bytes()).to_string(), expected, "{body}");
+    }
+}
+
+#[test]
+fn input_is_quoted_with_control_characters_escaped() {
+    // JSON cannot carry a raw ESC inside a string, only the `\u001b` escape: once decoded, the
+    // character must come back escaped, never raw. (body, text the message must contain)
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"symbol":"A\u001b[31mX","price":2,"timestamp":1}"#,
+            r#"symbol: has U+001B at position 2; allowed are A-Z a-z 0-9 . _ - : /, got "A\u{1b}[31mX""#,
+        ),
+        (
+            r#"{"symbol":"X","price":"1\u001b[0m","timestamp":1}"#,
+            r#"price: must be a JSON number, got string "1\u{1b}[0m""#,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":"2026\u001b]0;pwned\u0007"}"#,
+            r#"got "2026\u{1b}]0;pwned\u{7}""#,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1,"k\u001b":1,"k\u001b":2}"#,
+            r#""k\u{1b}": key appears more than once"#,
+        ),
+        (
+            r#"{"symbol":"X","price":2,"timestamp":1,"k\u009b":1,"k\u009b":2}"#,
+            r#""k\u{9b}": key appears more than once"#,
+        ),
+        (
+            r#"{"symbol":"AAPL\u202e","price":2,"timestamp":1}"#,
+            r#"got "AAPL\u{202e}""#,
+        ),
+        // Raw control characters are a JSON syntax error, reported without echoing them.
+        (
+            "{\"symbol\":\"A\u{1b}[31m\",\"price\":2,\"timestamp\":1}",
+            "symbol: not valid JSON: control character",
+        ),
+    ];
+    for &(body, needle) in cases {
+        let message = err(body.as_bytes()).to_string();
+        assert!(
+            message.contains(needle),
+            "{body}: {message:?} should contain {needle:?}"
+        );
+        assert!(
+            !message.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{body}: {message:?} has a raw control character"
+        );
+    }
+}
+
+#[test]
+fn escaping_helpers() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "plain text, \"quotes\" and \\ stay",
+            "plain text, \"quotes\" and \\ stay",
+        ),
+        ("Börse €", "Börse €"),
+        ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
+        ("tab\there\nnewline", "tab\\there\\nnewline"),
+        ("\u{9b}31m", "\\u{9b}31m"),
+        ("rtl\u{202e}x\u{200b}", "rtl\\u{202e}x\\u{200b}"),
+        ("\u{feff}bom", "\\u{feff}bom"),
+    ];
+    for &(text, expected) in cases {
+        assert_eq!(escape_controls(text), expected, "{text:?}");
+    }
+    assert_eq!(quote("a\u{1b}b"), r#""a\u{1b}b""#);
+    let long = "é".repeat(VALUE_ECHO_CHARS_MAX + 1);
+    assert_eq!(
+        quote(&long),
+        format!("\"{}…\"", "é".repeat(VALUE_ECHO_CHARS_MAX))
+    );
+    assert_eq!(
+        quote(&long[2..]),
+        format!("{:?}", &long[2..]),
+        "exactly the limit is not cut"
+    );
+}
+
+#[test]
 fn csv_fields_follow_the_same_rules() {
     let cases: &[(&str, &str, &str, Result<(f64, i64), &str>)] = &[
         (
@@ -515,9 +653,15 @@ fn csv_fields_follow_the_same_rules() {
         ("AAPL", "2", "-5", Err("timestamp.invalid")),
         ("AAPL", "2", "007", Err("timestamp.invalid")),
         ("AAPL", "2", "yesterday", Err("timestamp.invalid")),
+        ("AAPL", "2", "1767225600000.0", Err("timestamp.invalid")),
+        ("AAPL", "2", "1e3", Err("timestamp.invalid")),
+        ("AAPL", "2", "-0", Ok((2.0, 0))),
+        ("AAPL", "18446744073709551616", "1", Err("price.invalid")),
+        ("AAPL", "1e-400", "1", Err("price.invalid")),
+        ("AAPL", "-1e400", "1", Err("price.invalid")),
     ];
     for (symbol, price, timestamp, expected) in cases {
-        let result = Tick::try_from(RawTick::from_text_fields(symbol, price, timestamp));
+        let result = Tick::from_csv_fields(symbol, price, timestamp);
         match (result, expected) {
             (Ok(tick), Ok((p, at))) => {
                 assert_eq!(

@@ -19,6 +19,13 @@ const FRACTION_DIGITS_MAX: usize = 9;
 
 const MS_PER_DAY: i64 = 86_400_000;
 
+/// Why epoch milliseconds outside the accepted range are refused.
+pub(super) const RANGE_MS_REASON: &str =
+    "must be between 1970-01-01 and 2100-01-01 (epoch milliseconds)";
+
+/// Why a number with a fraction or an exponent is refused as epoch milliseconds.
+pub(super) const NOT_INTEGER_REASON: &str = "must be an integer of epoch milliseconds, not a float";
+
 /// A UTC instant in milliseconds since the Unix epoch, within
 /// [[`TIMESTAMP_MS_MIN`], [`TIMESTAMP_MS_END`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +39,7 @@ impl Timestamp {
         } else {
             Err(TickError::Timestamp {
                 value: ms.to_string(),
-                reason: "must be between 1970-01-01 and 2100-01-01 (epoch milliseconds)".into(),
+                reason: RANGE_MS_REASON.into(),
             })
         }
     }
