@@ -706,3 +706,25 @@ async fn worker_stops_on_shutdown_and_on_a_missing_queue() {
     .expect_err("missing queue");
     assert!(error.to_string().contains("ReceiveMessage"), "{error}");
 }
+
+#[tokio::test]
+async fn operator_deletes_remove_an_alert_and_a_state() {
+    let env = env().await;
+    let store = env.store().await;
+    let high = alert("DEL", T0_MS + 1, AlertKind::High, 160.0);
+    assert_eq!(ok(store.insert(&[high]).await), [Inserted::New]);
+    let change = Advance {
+        symbol: sym("DEL"),
+        expected_last_seen: None,
+        next: state(Zone::High, T0_MS + 1, T0_MS + 1),
+        alerts: Vec::new(),
+    };
+    assert_eq!(ok(store.advance(&[change]).await), [Advanced::Applied]);
+
+    store.delete_alert(&high.key()).await.expect("deleted");
+    store.delete_state(&sym("DEL")).await.expect("deleted");
+    assert_eq!(ok(store.fetch(&[high.key()]).await), [None]);
+    assert_eq!(ok(store.load(&[sym("DEL")]).await), [None]);
+    // Deleting what is not there is not an error (a clean-up may run twice).
+    store.delete_alert(&high.key()).await.expect("idempotent");
+}
