@@ -9,7 +9,6 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, select};
-use tickwatch_core::pipeline::Step;
 use tickwatch_core::ports::{AlertStore, Clock, ErrorClass, Notifier, StateStore};
 use tickwatch_core::{Accepted, BatchStats, Outcome, Pipeline, Symbol, Tick, TickError, Timestamp};
 
@@ -198,7 +197,7 @@ fn log_outcome(
             }
         }
         Outcome::Failed(failure) => {
-            let step = step_name(failure.step);
+            let step = failure.step.as_str();
             match failure.class {
                 ErrorClass::Transient => tracing::warn!(
                     symbol, outcome = "failed", step, class = "transient", reason = %failure.reason,
@@ -212,10 +211,6 @@ fn log_outcome(
             true
         }
     }
-}
-
-fn step_name(step: Step) -> &'static str {
-    step.as_str()
 }
 
 /// Starts `call` unless `deadline` (on `clock`) has passed, and waits for it unless the deadline
@@ -246,7 +241,7 @@ mod tests {
 
     use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
     use tickwatch_core::retry::RetryPolicy;
-    use tickwatch_core::{Mode, PipelineConfig, Rule, RuleSet};
+    use tickwatch_core::{FailedSteps, Mode, PipelineConfig, Rule, RuleSet};
 
     use super::*;
     use crate::dead_letter::MemoryDeadLetterQueue;
@@ -349,6 +344,14 @@ mod tests {
         assert_eq!(
             result.stats.failed as usize,
             result.failed_message_ids.len()
+        );
+        // Each failure is counted at the step that failed it.
+        assert_eq!(
+            result.stats.failed_steps,
+            FailedSteps {
+                advance_state: result.stats.failed,
+                ..FailedSteps::default()
+            }
         );
     }
 

@@ -1,25 +1,9 @@
 //! SDK clients, built once per process with explicit timeouts and *no SDK retries*.
 //!
-//! # Who retries what
-//!
-//! Three layers could retry a failed AWS call; only two do, and they never multiply:
-//!
-//! 1. **The AWS SDK does not retry** ([`RetryConfig::disabled`]): one attempt per call, bounded by
-//!    [`CONNECT_TIMEOUT_MS`] to connect and [`ATTEMPT_TIMEOUT_MS`] for the whole attempt. Left on,
-//!    its 3 attempts would multiply with ours and could sleep past the Lambda deadline, which it
-//!    does not know.
-//! 2. **The core pipeline retries port calls** that failed transiently (throttling, 5xx, timeouts,
-//!    dropped connections, per-entry batch failures), only the items that failed, with exponential
-//!    backoff and full jitter ([`tickwatch_core::retry::RetryPolicy`]), and never schedules a retry
-//!    past the invocation deadline. Permanent errors are not retried. The adapters themselves only
-//!    re-send what a call explicitly left undone (DynamoDB `UnprocessedKeys`, a transaction
-//!    cancelled because one of its alerts already existed), a bounded number of times.
-//! 3. **SQS redelivers whole messages** reported as failures (or never answered for, if the function
-//!    dies), after the queue's visibility timeout; after `maxReceiveCount` (5) receives, its redrive
-//!    policy moves the message to the dead-letter queue. Every step is idempotent, so a redelivery
-//!    redoes only what is missing.
-//!
-//! Worst case for one message: `attempts_max` pipeline attempts per step, times 5 deliveries.
+//! The SDK retries nothing ([`RetryConfig::disabled`]): one attempt per call, bounded by
+//! [`CONNECT_TIMEOUT_MS`] to connect and [`ATTEMPT_TIMEOUT_MS`] for the whole attempt. Retrying is
+//! the core pipeline's job, with its deadline, and redelivery is SQS's; ARCHITECTURE.md ("Who
+//! retries what") says how the three layers are arranged so they never multiply.
 
 use std::time::Duration;
 
@@ -106,11 +90,19 @@ pub fn timeout_config() -> TimeoutConfig {
 /// `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_DYNAMODB` from the environment and profile), with our
 /// retry and timeout settings. Binaries call this once at start-up.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    load_sdk_config_in(None).await
+}
+
+/// [`load_sdk_config`], in `region` when one is given (whatever the environment or profile say),
+/// for tools that know where the stack they talk to is deployed.
+pub async fn load_sdk_config_in(region: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .load()
-        .await
+        .timeout_config(timeout_config());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    loader.load().await
 }
 
 /// An SDK configuration for an emulator or another fixed endpoint, with an explicit region and

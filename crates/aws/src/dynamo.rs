@@ -77,7 +77,6 @@ const TABLE_POLL_MS: u64 = 200;
 /// The DynamoDB reason code of a failed condition inside a cancelled transaction.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
-
 /// The alerts and state tables.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {

@@ -5,7 +5,9 @@
 //! runner shared by the Lambda function and the worker ([`batch::run_batch`]), the long-polling
 //! SQS worker ([`worker::run`]), metrics in CloudWatch Embedded Metric Format ([`metrics`]), SDK
 //! clients with explicit retry and timeout settings ([`config`], which also says who retries
-//! what), and the one place AWS errors are classified ([`error`]).
+//! what), the one place AWS errors are classified ([`error`]), and the wiring both binaries
+//! start from ([`deploy`]: resources and rules from the deployment's variables, adapters and
+//! pipeline built and checked by [`deploy::Deployment::connect`]).
 //!
 //! With the `testing` feature, [`testing`] starts the moto AWS emulator and a latency-injecting
 //! TCP proxy for tests and benchmarks.
@@ -13,10 +15,10 @@
 pub mod batch;
 pub mod config;
 pub mod dead_letter;
+pub mod deploy;
 pub mod dynamo;
 pub mod error;
 pub mod metrics;
-pub mod smoke;
 pub mod sns;
 pub mod worker;
 
@@ -26,6 +28,10 @@ pub mod testing;
 pub use batch::{BatchResult, SqsMessage, run_batch};
 pub use config::AwsClients;
 pub use dead_letter::{DeadLetter, DeadLetterQueue, MemoryDeadLetterQueue, SqsDeadLetterQueue};
+pub use deploy::{
+    ConnectError, Deployment, Resources, RuleSettings, SettingError, StartupPolicy,
+    TransientCheckFailure,
+};
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
 pub use sns::SnsNotifier;

@@ -69,6 +69,7 @@ pub fn emf_line(service: &str, at: Timestamp, metrics: &BatchMetrics) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickwatch_core::FailedSteps;
 
     #[test]
     fn emf_line_has_the_exact_shape() {
@@ -78,7 +79,11 @@ mod tests {
                 accepted: 20,
                 rejected: 3,
                 failed: 2,
-                failed_unstored: 1,
+                failed_steps: FailedSteps {
+                    advance_state: 1,
+                    publish: 1,
+                    ..FailedSteps::default()
+                },
                 alerts: 7,
                 unannounced: 0,
                 published: 8,

@@ -40,6 +40,10 @@ pub const DEADLINE_MARGIN_MS: u64 = 2_000;
 /// Shortest visibility timeout accepted, in seconds: enough for the margin and one batch.
 pub const VISIBILITY_TIMEOUT_S_MIN: u32 = 5;
 
+/// The visibility timeout `tickwatch sqs-worker` asks for unless told otherwise, in seconds: the
+/// function's timeout (60 s), so a batch has as long as it would have in Lambda.
+pub const VISIBILITY_TIMEOUT_S_DEFAULT: u32 = 60;
+
 /// Consecutive transient receive failures after which the worker gives up.
 pub const RECEIVE_FAILURES_MAX: u32 = 10;
 
@@ -120,14 +124,45 @@ pub struct WorkerReport {
     pub received: u64,
     /// Messages deleted (done: accepted, or rejected and dead-lettered).
     pub deleted: u64,
-    /// Messages left on the queue for redelivery (failed, or a delete that failed).
+    /// Messages left on the queue for redelivery (failed, or a delete that failed): the sum of
+    /// `stats.failed_steps`, `dead_letter_failures` and `delete_failures`.
     pub left_for_redelivery: u64,
     /// Deletes that failed (those messages will be delivered again and found done).
     pub delete_failures: u64,
     /// Rejected messages sent to the dead-letter queue.
     pub dead_lettered: u64,
-    /// The pipeline's counts over all batches.
+    /// Rejected messages the dead-letter queue refused (left for redelivery instead).
+    pub dead_letter_failures: u64,
+    /// The pipeline's counts over all batches (`stats.failed_steps`: messages left for
+    /// redelivery because a pipeline step failed, by step).
     pub stats: BatchStats,
+}
+
+impl WorkerReport {
+    /// Messages left for redelivery whose work is not done: a tick not yet evaluated or its alert
+    /// not known to be stored (`advance_state`, `insert_alert`, `fetch_alert`), or a rejected
+    /// tick not yet in the dead-letter queue. The rest of `left_for_redelivery` is stored, and its
+    /// redelivery only announces, marks or deletes.
+    pub fn left_unstored(&self) -> u64 {
+        self.stats.failed_unstored() + self.dead_letter_failures
+    }
+
+    /// Why messages were left for redelivery: each step that failed, with its count, in pipeline
+    /// order (`advance_state`, `insert_alert`, `fetch_alert`, `publish`, `mark_notified`), then
+    /// `dead_letter` and `delete`. Empty when nothing was left.
+    pub fn left_by_step(&self) -> Vec<(&'static str, u64)> {
+        self.stats
+            .failed_steps
+            .by_step()
+            .into_iter()
+            .map(|(step, count)| (step.as_str(), count))
+            .chain([
+                ("dead_letter", self.dead_letter_failures),
+                ("delete", self.delete_failures),
+            ])
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
 }
 
 /// Why the worker stopped early.
@@ -243,6 +278,7 @@ where
         report.delete_failures += delete_failures;
         report.left_for_redelivery += result.failed_message_ids.len() as u64 + delete_failures;
         report.dead_lettered += result.dead_lettered;
+        report.dead_letter_failures += result.dead_letter_failures;
         report.stats.add(&result.stats);
         tracing::info!(
             batch = report.batches,
@@ -335,6 +371,8 @@ async fn delete(sqs: &Client, queue_url: &str, done: Vec<(String, String)>) -> u
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_core::pipeline::Step;
+
     use super::*;
 
     fn options() -> WorkerOptions {
@@ -346,6 +384,30 @@ mod tests {
             run_until: RunUntil::Shutdown,
             metrics_service: None,
         }
+    }
+
+    #[test]
+    fn the_report_says_why_messages_were_left() {
+        let mut report = WorkerReport::default();
+        assert!(report.left_by_step().is_empty());
+        assert_eq!(report.left_unstored(), 0);
+        report.stats.failed_steps.count(Step::Publish);
+        report.stats.failed_steps.count(Step::Publish);
+        report.delete_failures = 1;
+        assert_eq!(report.left_by_step(), [("publish", 2), ("delete", 1)]);
+        assert_eq!(report.left_unstored(), 0, "stored, only announcing is left");
+        report.stats.failed_steps.count(Step::Advance);
+        report.dead_letter_failures = 1;
+        assert_eq!(
+            report.left_by_step(),
+            [
+                ("advance_state", 1),
+                ("publish", 2),
+                ("dead_letter", 1),
+                ("delete", 1)
+            ]
+        );
+        assert_eq!(report.left_unstored(), 2);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tickwatch_aws::worker::{
+    VISIBILITY_TIMEOUT_S_DEFAULT, VISIBILITY_TIMEOUT_S_MAX, VISIBILITY_TIMEOUT_S_MIN,
+    WAIT_TIME_S_MAX,
+};
 use tickwatch_local::Destination;
 
 /// Default database file.
@@ -167,7 +171,8 @@ pub(crate) struct GenerateArgs {
     pub(crate) output: Option<PathBuf>,
 }
 
-/// Where the worker finds its AWS resources (flags, or the Lambda function's variable names).
+/// Where the worker finds its AWS resources: each flag, or else the Lambda function's variable of
+/// the same meaning. Validated as the function validates them (table names, topic ARN, queue URL).
 #[derive(Debug, Args)]
 pub(crate) struct AwsResources {
     /// DynamoDB table of alerts.
@@ -184,28 +189,49 @@ pub(crate) struct AwsResources {
     pub(crate) dead_letter_queue_url: String,
 }
 
+/// `tickwatch sqs-worker`. The rules come from the function's variables (HIGH_THRESHOLD,
+/// LOW_THRESHOLD, ALERT_MODE, HYSTERESIS, RULES), read the way the function reads them; a flag
+/// given on the command line takes the place of its variable.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The rules come from the Lambda function's variables, read as the function \
+reads them: HIGH_THRESHOLD (150), LOW_THRESHOLD (50), ALERT_MODE (cross), HYSTERESIS (0) and RULES \
+(JSON per-symbol overrides). --mode takes the place of ALERT_MODE, --rules FILE that of RULES.\n\
+Exit codes: 0 every message done; 3 some left for redelivery, all stored (announcing or deleting \
+them failed); 4 some left for redelivery before their ticks were stored; 1 error; 2 usage."
+)]
 pub(crate) struct WorkerArgs {
     /// URL of the SQS queue of ticks.
     #[arg(long, env = "TICKS_QUEUE_URL")]
     pub(crate) queue_url: String,
     #[command(flatten)]
     pub(crate) resources: AwsResources,
-    /// TOML rules file (same format as `run --rules`).
+    /// TOML rules file (same format as `run --rules`), read over HIGH_THRESHOLD, LOW_THRESHOLD,
+    /// HYSTERESIS and ALERT_MODE; takes the place of RULES.
     #[arg(long)]
     pub(crate) rules: Option<PathBuf>,
-    /// Default rule mode when no rules file says otherwise.
-    #[arg(long, value_enum, default_value = "cross")]
-    pub(crate) mode: ModeArg,
+    /// Default rule mode; takes the place of ALERT_MODE (default cross).
+    #[arg(long, value_enum)]
+    pub(crate) mode: Option<ModeArg>,
     /// Stop once a receive comes back empty instead of polling until Ctrl-C.
     #[arg(long)]
     pub(crate) drain: bool,
-    /// Long-poll wait per receive, in seconds (0-20).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=20))]
+    /// Long-poll wait per receive, in seconds (at most SQS's limit).
+    #[arg(
+        long,
+        default_value_t = WAIT_TIME_S_MAX,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(WAIT_TIME_S_MAX))
+    )]
     pub(crate) wait_seconds: u32,
     /// Visibility timeout per receive, in seconds: a batch must finish within it, and failed
     /// ticks come back after it.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(5..=43_200))]
+    #[arg(
+        long,
+        default_value_t = VISIBILITY_TIMEOUT_S_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(VISIBILITY_TIMEOUT_S_MIN)..=i64::from(VISIBILITY_TIMEOUT_S_MAX)
+        )
+    )]
     pub(crate) visibility_timeout_seconds: u32,
 }
 

@@ -131,7 +131,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         if strict_stop.is_some() {
             break;
         }
-        if report.stats.failed_unstored > 0 {
+        if report.stats.failed_unstored() > 0 {
             // Stop: a later batch would move symbol state past the ticks that were not stored,
             // and re-running the input would then find them stale and raise nothing for them.
             unstored_from = first_line;
@@ -223,17 +223,17 @@ fn print_summary(
     eprintln!("  rejected   {}{rejected}", totals.rejected);
     eprintln!("  failed     {}", totals.failed);
     eprintln!("  database   {}", args.db.display());
-    let unannounced_ticks = totals.failed - totals.failed_unstored;
+    let unannounced_ticks = totals.failed - totals.failed_unstored();
     if unannounced_ticks > 0 {
         eprintln!(
             "  {unannounced_ticks} ticks have their alerts stored but not announced; `tickwatch notify --db {}` (or the next run) announces them",
             args.db.display()
         );
     }
-    if totals.failed_unstored > 0 {
+    if totals.failed_unstored() > 0 {
         eprintln!(
             "  {} ticks were NOT (completely) stored: run the same input again",
-            totals.failed_unstored
+            totals.failed_unstored()
         );
     }
 }

@@ -7,15 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tickwatch_aws::AwsClients;
-use tickwatch_aws::config::load_sdk_config;
-use tickwatch_aws::smoke::{self, Deployment};
-use tickwatch_aws::worker::{RunUntil, WorkerOptions};
+use tickwatch_aws::config::load_sdk_config_in;
+use tickwatch_aws::worker::{MESSAGES_PER_RECEIVE_MAX, RunUntil, WorkerOptions};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::ports::Clock;
 
 use crate::Completion;
-use crate::args::{AwsResources, ModeArg, SmokeArgs};
+use crate::args::{AwsResources, SmokeArgs};
 use crate::{config, worker};
+
+mod checks;
+
+use checks::Deployment;
 
 /// Visibility timeout of the in-process worker's receives, in seconds.
 const CONSUME_VISIBILITY_TIMEOUT_S: u32 = 30;
@@ -35,7 +38,9 @@ pub(crate) fn smoke(args: SmokeArgs) -> anyhow::Result<Completion> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        let clients = AwsClients::new(&load_sdk_config().await);
+        // The deployment's own region, not the environment's default: a stack in eu-west-1 is
+        // not found by asking us-east-1.
+        let clients = AwsClients::new(&load_sdk_config_in(deployment.aws_region.as_deref()).await);
         let now = SystemClock.now();
         let run_id = format!(
             "{:x}",
@@ -54,12 +59,14 @@ pub(crate) fn smoke(args: SmokeArgs) -> anyhow::Result<Completion> {
             let options = WorkerOptions {
                 queue_url: deployment.queue_url.clone(),
                 wait_time_s: CONSUME_WAIT_S,
-                messages_per_receive: 10,
+                messages_per_receive: MESSAGES_PER_RECEIVE_MAX,
                 visibility_timeout_s: CONSUME_VISIBILITY_TIMEOUT_S,
                 run_until: RunUntil::QueueEmpty,
                 metrics_service: None,
             };
-            let rules = config::rules(None, ModeArg::Cross).map_err(|e| format!("{e:#}"))?;
+            // The rule variables of the environment, read as the worker reads them.
+            let rules = config::worker_rules(None, None, |name| std::env::var(name).ok())
+                .map_err(|e| format!("{e:#}"))?;
             worker::consume(
                 &clients,
                 &resources,
@@ -71,7 +78,7 @@ pub(crate) fn smoke(args: SmokeArgs) -> anyhow::Result<Completion> {
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
         };
-        smoke::run(
+        checks::run(
             &clients,
             &deployment,
             &run_id,

@@ -19,6 +19,8 @@ pub mod rules;
 pub mod tick;
 
 pub use alert::{Alert, AlertId, AlertKey, AlertKind};
-pub use pipeline::{Accepted, BatchReport, BatchStats, Failure, Outcome, Pipeline, PipelineConfig};
+pub use pipeline::{
+    Accepted, BatchReport, BatchStats, FailedSteps, Failure, Outcome, Pipeline, PipelineConfig,
+};
 pub use rules::{Mode, Rule, RuleSet};
 pub use tick::{Price, Symbol, Tick, TickError, Timestamp};

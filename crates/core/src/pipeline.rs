@@ -138,6 +138,67 @@ impl Step {
     }
 }
 
+/// Failed messages counted by the pipeline step that failed them: what a message left for
+/// redelivery still needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailedSteps {
+    /// Committing symbol state with its alerts (cross mode): the tick is not evaluated yet.
+    pub advance_state: u64,
+    /// Storing level-mode alerts: the alert is not stored yet.
+    pub insert_alert: u64,
+    /// Looking up the alerts of redelivered ticks.
+    pub fetch_alert: u64,
+    /// Announcing alerts: stored, not announced.
+    pub publish: u64,
+    /// Recording announcements: stored and announced, not marked.
+    pub mark_notified: u64,
+}
+
+impl FailedSteps {
+    /// Counts one message that failed at `step`.
+    pub fn count(&mut self, step: Step) {
+        *self.slot(step) += 1;
+    }
+
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: &FailedSteps) {
+        for (step, count) in other.by_step() {
+            *self.slot(step) += count;
+        }
+    }
+
+    /// Every step with its count, in pipeline order.
+    pub fn by_step(&self) -> [(Step, u64); 5] {
+        [
+            (Step::Advance, self.advance_state),
+            (Step::Insert, self.insert_alert),
+            (Step::Fetch, self.fetch_alert),
+            (Step::Publish, self.publish),
+            (Step::MarkNotified, self.mark_notified),
+        ]
+    }
+
+    /// Messages that failed before everything they raise was known to be stored (the steps
+    /// where [`Step::leaves_alerts_stored`] is false); they must be processed again.
+    pub fn before_storing(&self) -> u64 {
+        self.by_step()
+            .into_iter()
+            .filter(|(step, _)| !step.leaves_alerts_stored())
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    fn slot(&mut self, step: Step) -> &mut u64 {
+        match step {
+            Step::Advance => &mut self.advance_state,
+            Step::Insert => &mut self.insert_alert,
+            Step::Fetch => &mut self.fetch_alert,
+            Step::Publish => &mut self.publish,
+            Step::MarkNotified => &mut self.mark_notified,
+        }
+    }
+}
+
 /// Why a message failed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
@@ -176,10 +237,8 @@ pub struct BatchStats {
     pub rejected: u64,
     /// Failed messages.
     pub failed: u64,
-    /// Failed messages whose failing step came before storing was complete
-    /// ([`Step::leaves_alerts_stored`] is false): they must be processed again. Included in
-    /// `failed`.
-    pub failed_unstored: u64,
+    /// Failed messages (included in `failed`) by the step that failed them.
+    pub failed_steps: FailedSteps,
     /// New alerts raised, stored and announced.
     pub alerts: u64,
     /// New alerts raised and stored, but not announced (their messages failed at publishing or
@@ -194,6 +253,11 @@ pub struct BatchStats {
 }
 
 impl BatchStats {
+    /// Failed messages whose results are not (completely) stored: they must be processed again.
+    pub fn failed_unstored(&self) -> u64 {
+        self.failed_steps.before_storing()
+    }
+
     fn count(&mut self, outcome: &Outcome) {
         self.messages += 1;
         match outcome {
@@ -215,7 +279,7 @@ impl BatchStats {
             Outcome::Rejected(_) => self.rejected += 1,
             Outcome::Failed(failure) => {
                 self.failed += 1;
-                self.failed_unstored += u64::from(!failure.step.leaves_alerts_stored());
+                self.failed_steps.count(failure.step);
             }
         }
     }
@@ -226,7 +290,7 @@ impl BatchStats {
         self.accepted += other.accepted;
         self.rejected += other.rejected;
         self.failed += other.failed;
-        self.failed_unstored += other.failed_unstored;
+        self.failed_steps.add(&other.failed_steps);
         self.alerts += other.alerts;
         self.unannounced += other.unannounced;
         self.published += other.published;

@@ -310,7 +310,7 @@ async fn a_redelivery_judged_stale_still_announces_the_stored_alerts() {
         .script([Some(Fault::Fail(ErrorClass::Permanent))]);
     let first = a.pipeline.process(messages(), None).await;
     assert_eq!(labels(&first.outcomes), ["failed"; 4]);
-    assert_eq!(first.stats.failed_unstored, 0, "only announcing failed");
+    assert_eq!(first.stats.failed_unstored(), 0, "only announcing failed");
     assert_eq!(first.stats.unannounced, 2);
     assert_eq!(world.stored_ids().len(), 2, "stored with the state");
     assert!(world.store.alerts().iter().all(|s| !s.notified));

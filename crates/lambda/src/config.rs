@@ -2,31 +2,26 @@
 //! [`FunctionConfig`]. A bad value fails init with a [`ConfigError`] naming the variable; nothing
 //! is checked per message.
 //!
+//! The resources (`ALERTS_TABLE_NAME`, `STATE_TABLE_NAME`, `ALERTS_TOPIC_ARN`,
+//! `DEAD_LETTER_QUEUE_URL`) and the rules (`HIGH_THRESHOLD`, `LOW_THRESHOLD`, `ALERT_MODE`,
+//! `HYSTERESIS`, `RULES`) are read by [`tickwatch_aws::deploy`], the one reader `tickwatch
+//! sqs-worker` uses too, so the worker and the function given the same environment evaluate the
+//! same way; its documentation has the table of those variables. Only the function reads:
+//!
 //! | Variable | Meaning | Default |
 //! |---|---|---|
-//! | `ALERTS_TABLE_NAME` | DynamoDB alerts table | required |
-//! | `STATE_TABLE_NAME` | DynamoDB state table (cross mode) | required |
-//! | `ALERTS_TOPIC_ARN` | SNS topic for alerts | required |
-//! | `DEAD_LETTER_QUEUE_URL` | SQS queue for rejected ticks | required |
-//! | `HIGH_THRESHOLD` | prices above it alert `HIGH` | 150 |
-//! | `LOW_THRESHOLD` | prices below it alert `LOW` | 50 |
-//! | `ALERT_MODE` | `cross` (alert on entering a zone) or `level` (every tick beyond) | `cross` |
-//! | `HYSTERESIS` | cross mode: how far back inside the band re-arms | 0 |
-//! | `RULES` | JSON per-symbol overrides, `{"AAPL": {"high": 200}}` | none |
 //! | `LOG_LEVEL` | `trace`, `debug`, `info`, `warn`, `error` or `off` | `info` |
+//! | `AWS_LAMBDA_FUNCTION_NAME` | set by Lambda: the metrics `Service` dimension | `tickwatch` |
 //!
 //! An optional variable set to the empty string counts as unset (deployment tools often write
-//! empty values rather than leaving a variable out). The function name for metrics comes from
-//! Lambda's own `AWS_LAMBDA_FUNCTION_NAME`.
+//! empty values rather than leaving a variable out).
 
-use tickwatch_core::rules::{HIGH_THRESHOLD_DEFAULT, LOW_THRESHOLD_DEFAULT, RulesError};
-use tickwatch_core::{Mode, Rule, RuleSet};
+use tickwatch_aws::deploy::{Resources, RuleSettings, optional};
+use tickwatch_core::RuleSet;
 use tracing::level_filters::LevelFilter;
 
-/// Shortest DynamoDB table name.
-const TABLE_NAME_LEN_MIN: usize = 3;
-/// Longest DynamoDB table name.
-const TABLE_NAME_LEN_MAX: usize = 255;
+/// A variable that cannot be used (the shared [`tickwatch_aws::SettingError`]).
+pub use tickwatch_aws::SettingError as ConfigError;
 
 /// The metrics `Service` dimension when `AWS_LAMBDA_FUNCTION_NAME` is not set.
 pub const SERVICE_NAME_DEFAULT: &str = "tickwatch";
@@ -34,14 +29,8 @@ pub const SERVICE_NAME_DEFAULT: &str = "tickwatch";
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FunctionConfig {
-    /// `ALERTS_TABLE_NAME`.
-    pub alerts_table: String,
-    /// `STATE_TABLE_NAME`.
-    pub state_table: String,
-    /// `ALERTS_TOPIC_ARN`.
-    pub topic_arn: String,
-    /// `DEAD_LETTER_QUEUE_URL`.
-    pub dead_letter_queue_url: String,
+    /// The tables, the topic and the dead-letter queue.
+    pub resources: Resources,
     /// The rules: thresholds, mode and hysteresis as the default, `RULES` as overrides.
     pub rules: RuleSet,
     /// `LOG_LEVEL`.
@@ -50,96 +39,22 @@ pub struct FunctionConfig {
     pub service: String,
 }
 
-/// A variable that cannot be used.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub variable: &'static str,
-    /// What is wrong, and what is expected.
-    pub reason: String,
-}
-
-fn error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        reason: reason.into(),
-    }
-}
-
 impl FunctionConfig {
     /// Reads the configuration through `lookup` (the process environment in `bootstrap`, a map in
     /// tests).
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<FunctionConfig, ConfigError> {
-        // Unset and empty are the same for optional variables.
-        let optional = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &'static str| {
-            optional(name)
-                .map(|v| v.trim().to_owned())
-                .ok_or_else(|| error(name, "is required but not set"))
-        };
-        let number = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
-            match optional(name) {
-                None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| error(name, format!("must be a finite number, got {text:?}"))),
-            }
-        };
-
-        let alerts_table = table_name("ALERTS_TABLE_NAME", required("ALERTS_TABLE_NAME")?)?;
-        let state_table = table_name("STATE_TABLE_NAME", required("STATE_TABLE_NAME")?)?;
-        let topic_arn = required("ALERTS_TOPIC_ARN")?;
-        if !(topic_arn.starts_with("arn:") && topic_arn.contains(":sns:")) {
-            return Err(error(
-                "ALERTS_TOPIC_ARN",
-                format!(
-                    "must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got {topic_arn:?}"
-                ),
-            ));
-        }
-        let dead_letter_queue_url = required("DEAD_LETTER_QUEUE_URL")?;
-        if !(dead_letter_queue_url.starts_with("https://")
-            || dead_letter_queue_url.starts_with("http://"))
-        {
-            return Err(error(
-                "DEAD_LETTER_QUEUE_URL",
-                format!("must be an SQS queue URL (https://...), got {dead_letter_queue_url:?}"),
-            ));
-        }
-
-        let high = number("HIGH_THRESHOLD", HIGH_THRESHOLD_DEFAULT)?;
-        let low = number("LOW_THRESHOLD", LOW_THRESHOLD_DEFAULT)?;
-        let hysteresis = number("HYSTERESIS", 0.0)?;
-        let mode = match optional("ALERT_MODE").map(|m| m.trim().to_ascii_lowercase()) {
-            None => Mode::Cross,
-            Some(text) => text.parse::<Mode>().map_err(|_| {
-                error(
-                    "ALERT_MODE",
-                    format!("must be \"cross\" or \"level\", got {text:?}"),
-                )
-            })?,
-        };
-        let base = Rule::new(high, low, hysteresis, mode).map_err(rule_error)?;
-        let rules = match optional("RULES") {
-            None => RuleSet::uniform(base),
-            Some(text) => RuleSet::from_json_overrides(base, "RULES", &text)
-                .map_err(|e| error("RULES", e.to_string()))?,
-        };
-
-        let log_level = match optional("LOG_LEVEL") {
+        let resources = Resources::from_variables(&lookup)?;
+        let rules = RuleSettings::from_variables(&lookup)?.into_rules();
+        let log_level = match optional(&lookup, "LOG_LEVEL") {
             None => LevelFilter::INFO,
             Some(text) => text
                 .trim()
                 .to_ascii_lowercase()
                 .parse::<LevelFilter>()
                 .map_err(|_| {
-                    error(
+                    ConfigError::new(
                         "LOG_LEVEL",
                         format!(
                             "must be one of trace, debug, info, warn, error, off; got {text:?}"
@@ -147,14 +62,11 @@ impl FunctionConfig {
                     )
                 })?,
         };
-        let service =
-            optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| SERVICE_NAME_DEFAULT.to_owned());
+        let service = optional(&lookup, "AWS_LAMBDA_FUNCTION_NAME")
+            .unwrap_or_else(|| SERVICE_NAME_DEFAULT.to_owned());
 
         Ok(FunctionConfig {
-            alerts_table,
-            state_table,
-            topic_arn,
-            dead_letter_queue_url,
+            resources,
             rules,
             log_level,
             service,
@@ -162,36 +74,11 @@ impl FunctionConfig {
     }
 }
 
-/// Names the variable behind a rule field (`Rule::new` names `high`, `low` or `hysteresis`).
-fn rule_error(e: RulesError) -> ConfigError {
-    const VARIABLES: [(&str, &str); 2] = [("low", "LOW_THRESHOLD"), ("hysteresis", "HYSTERESIS")];
-    let variable = VARIABLES
-        .iter()
-        .find(|(field, _)| *field == e.location)
-        .map_or("HIGH_THRESHOLD", |(_, variable)| variable);
-    error(variable, e.reason)
-}
-
-fn table_name(variable: &'static str, name: String) -> Result<String, ConfigError> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    if !(TABLE_NAME_LEN_MIN..=TABLE_NAME_LEN_MAX).contains(&name.len())
-        || !name.chars().all(allowed)
-    {
-        return Err(error(
-            variable,
-            format!(
-                "must be a DynamoDB table name ({TABLE_NAME_LEN_MIN}-{TABLE_NAME_LEN_MAX} characters of A-Z a-z 0-9 _ - .), got {name:?}"
-            ),
-        ));
-    }
-    Ok(name)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
-    use tickwatch_core::Symbol;
+    use tickwatch_core::{Mode, Symbol};
 
     use super::*;
 
@@ -223,10 +110,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let config = parse(&[]).expect("valid");
-        assert_eq!(config.alerts_table, "alerts-dev");
-        assert_eq!(config.state_table, "state-dev");
-        assert_eq!(config.topic_arn, TOPIC);
-        assert_eq!(config.dead_letter_queue_url, DLQ);
+        assert_eq!(config.resources.alerts_table(), "alerts-dev");
+        assert_eq!(config.resources.state_table(), "state-dev");
+        assert_eq!(config.resources.topic_arn(), TOPIC);
+        assert_eq!(config.resources.dead_letter_queue_url(), DLQ);
         let rule = config.rules.default_rule();
         assert_eq!(
             (rule.high(), rule.low(), rule.hysteresis()),
@@ -280,6 +167,8 @@ mod tests {
         assert_eq!(config.log_level, LevelFilter::INFO);
     }
 
+    /// Every variable's own rules are tested where they are read ([`tickwatch_aws::deploy`]);
+    /// here, that an error of each kind reaches init naming its variable.
     #[test]
     fn bad_values_name_their_variable() {
         let cases: &[(&[(&str, Option<&str>)], &str, &str)] = &[
@@ -289,69 +178,9 @@ mod tests {
                 "required",
             ),
             (
-                &[("STATE_TABLE_NAME", Some("  "))],
-                "STATE_TABLE_NAME",
-                "required",
-            ),
-            (
-                &[("ALERTS_TOPIC_ARN", None)],
-                "ALERTS_TOPIC_ARN",
-                "required",
-            ),
-            (
-                &[("DEAD_LETTER_QUEUE_URL", None)],
-                "DEAD_LETTER_QUEUE_URL",
-                "required",
-            ),
-            (
-                &[("ALERTS_TABLE_NAME", Some("a b"))],
-                "ALERTS_TABLE_NAME",
-                "table name",
-            ),
-            (
-                &[("STATE_TABLE_NAME", Some("ab"))],
-                "STATE_TABLE_NAME",
-                "table name",
-            ),
-            (
-                &[("ALERTS_TOPIC_ARN", Some("alerts"))],
-                "ALERTS_TOPIC_ARN",
-                "topic ARN",
-            ),
-            (
                 &[("DEAD_LETTER_QUEUE_URL", Some("dlq"))],
                 "DEAD_LETTER_QUEUE_URL",
                 "queue URL",
-            ),
-            (
-                &[("HIGH_THRESHOLD", Some("abc"))],
-                "HIGH_THRESHOLD",
-                "finite number",
-            ),
-            (
-                &[("HIGH_THRESHOLD", Some("inf"))],
-                "HIGH_THRESHOLD",
-                "finite number",
-            ),
-            (
-                &[("HIGH_THRESHOLD", Some("-5"))],
-                "HIGH_THRESHOLD",
-                "negative",
-            ),
-            (
-                &[("HIGH_THRESHOLD", Some("1e13"))],
-                "HIGH_THRESHOLD",
-                "below 1e12",
-            ),
-            (
-                &[("LOW_THRESHOLD", Some("NaN"))],
-                "LOW_THRESHOLD",
-                "finite number",
-            ),
-            (
-                &[("LOW_THRESHOLD", Some("150"))],
-                "LOW_THRESHOLD",
-                "must be below high",
             ),
             (
                 &[("HYSTERESIS", Some("100"))],
@@ -363,16 +192,10 @@ mod tests {
                 "ALERT_MODE",
                 "\"cross\" or \"level\"",
             ),
-            (&[("RULES", Some("{"))], "RULES", "EOF"),
             (
                 &[("RULES", Some(r#"{"AAPL": {"high": 10}}"#))],
                 "RULES",
-                "RULES.AAPL",
-            ),
-            (
-                &[("RULES", Some(r#"{"BAD SYMBOL": {}}"#))],
-                "RULES",
-                "RULES.BAD SYMBOL",
+                "AAPL",
             ),
             (
                 &[("LOG_LEVEL", Some("verbose"))],

@@ -1,8 +1,10 @@
 //! `bootstrap`: the tickwatch Lambda function (runtime `provided.al2023`).
 //!
-//! Init reads and validates the configuration, builds the SDK clients once and checks every AWS
-//! resource; any failure is reported to the Runtime API's `/init/error` (naming the variable) and
-//! ends the process. Then `lambda_runtime` feeds SQS events to the handler.
+//! Init reads and validates the configuration (the environment is read here and nowhere else),
+//! builds the SDK clients once and checks every AWS resource, through the same
+//! [`tickwatch_aws::deploy`] path as `tickwatch sqs-worker`; any failure is reported to the
+//! Runtime API's `/init/error` (naming the variable) and ends the process. Then `lambda_runtime`
+//! feeds SQS events to the handler.
 
 use anyhow::anyhow;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -32,8 +34,8 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(
         service = %config.service,
-        alerts_table = %config.alerts_table,
-        state_table = %config.state_table,
+        alerts_table = config.resources.alerts_table(),
+        state_table = config.resources.state_table(),
         "Function initialised."
     );
     let handler = &handler;

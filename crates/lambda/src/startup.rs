@@ -1,18 +1,21 @@
-//! Start-up: JSON logs, the adapters over clients built once, a check of every AWS resource at
-//! init (which also warms the connections, so the first message does not pay for the first
-//! handshake), and reporting init errors to the Lambda Runtime API.
+//! Start-up: JSON logs, the deployment (adapters over clients built once, the pipeline, and a
+//! check of every AWS resource at init, which also warms the connections so the first message
+//! does not pay for the first handshake), and reporting init errors to the Lambda Runtime API.
 //!
-//! A resource that answers with a permanent error (no such table, topic or queue; access denied)
-//! fails init with a message naming the variable. A transient one (a timeout, throttling) only
-//! logs a warning: the function may still work, and each message's own retries and SQS
-//! redelivery cover it.
+//! The deployment is built by [`tickwatch_aws::Deployment::connect`], the path `tickwatch
+//! sqs-worker` takes too; what is the function's own is its [`startup_policy`]. A resource that
+//! answers with a permanent error (no such table, topic or queue; access denied) fails init with a
+//! message naming the variable. A transient one (a timeout, throttling) only logs a warning: the
+//! function may still work, and each message's own retries and SQS redelivery cover it, while a
+//! failed init would cost a cold start per retry.
 
 use lambda_runtime::Diagnostic;
-use tickwatch_aws::config::SdkConfig;
-use tickwatch_aws::{AwsClients, AwsError, DynamoStore, SnsNotifier, SqsDeadLetterQueue};
+use tickwatch_aws::config::{SdkConfig, pipeline_retry_policy};
+use tickwatch_aws::{
+    AwsClients, AwsError, ConnectError, Deployment, DynamoStore, SnsNotifier, SqsDeadLetterQueue,
+    StartupPolicy, TransientCheckFailure,
+};
 use tickwatch_clock::SystemClock;
-use tickwatch_core::ports::{Classify, ErrorClass};
-use tickwatch_core::{Pipeline, PipelineConfig};
 use tracing::level_filters::LevelFilter;
 
 use crate::config::FunctionConfig;
@@ -48,6 +51,22 @@ impl StartupError {
     }
 }
 
+impl From<ConnectError> for StartupError {
+    fn from(error: ConnectError) -> StartupError {
+        match error {
+            ConnectError::Resource {
+                variable,
+                resource,
+                error,
+            } => StartupError::Resource {
+                variable,
+                resource,
+                error,
+            },
+        }
+    }
+}
+
 /// Installs the JSON log subscriber on stdout: our crates at `level`, dependencies at `warn`.
 /// Every line carries the spans it is in (the request id, the SQS message id).
 pub fn init_logging(level: LevelFilter) {
@@ -66,11 +85,12 @@ pub fn init_logging(level: LevelFilter) {
         .try_init();
 }
 
-/// The pipeline configuration for `config`.
-pub fn pipeline_config(config: &FunctionConfig, jitter_seed: u64) -> PipelineConfig {
-    PipelineConfig {
-        rules: config.rules.clone(),
-        retry: tickwatch_aws::config::pipeline_retry_policy(),
+/// How the function starts: a transient resource check failure is logged, not fatal; the AWS
+/// retry policy; `jitter_seed` for its backoff.
+pub fn startup_policy(jitter_seed: u64) -> StartupPolicy {
+    StartupPolicy {
+        transient_check_failure: TransientCheckFailure::Warn,
+        retry: pipeline_retry_policy(),
         jitter_seed,
     }
 }
@@ -82,79 +102,23 @@ pub async fn build(
     jitter_seed: u64,
 ) -> Result<LambdaHandler, StartupError> {
     let clients = AwsClients::new(sdk);
-    let store = DynamoStore::new(
-        clients.dynamodb.clone(),
-        &config.alerts_table,
-        &config.state_table,
-    );
-    let notifier = SnsNotifier::new(clients.sns.clone(), &config.topic_arn);
-    let dead_letters = SqsDeadLetterQueue::new(clients.sqs.clone(), &config.dead_letter_queue_url);
-    check_resources(config, &store, &notifier, &dead_letters).await?;
-    let pipeline = Pipeline::new(
-        pipeline_config(config, jitter_seed),
-        store,
-        notifier,
+    let Deployment {
+        pipeline,
+        dead_letters,
+    } = Deployment::connect(
+        &clients,
+        &config.resources,
+        config.rules.clone(),
+        &startup_policy(jitter_seed),
         SystemClock,
-    );
+    )
+    .await?;
     Ok(Handler::new(
         pipeline,
         dead_letters,
         SystemClock,
         &config.service,
     ))
-}
-
-/// Checks the tables, the topic and the dead-letter queue, side by side.
-pub async fn check_resources(
-    config: &FunctionConfig,
-    store: &DynamoStore,
-    notifier: &SnsNotifier,
-    dead_letters: &SqsDeadLetterQueue,
-) -> Result<(), StartupError> {
-    let (alerts, state, topic, queue) = tokio::join!(
-        store.check_alerts_table(),
-        store.check_state_table(),
-        notifier.check_topic(),
-        dead_letters.check_queue()
-    );
-    let checks = [
-        (
-            "ALERTS_TABLE_NAME",
-            format!("table {}", config.alerts_table),
-            alerts,
-        ),
-        (
-            "STATE_TABLE_NAME",
-            format!("table {}", config.state_table),
-            state,
-        ),
-        (
-            "ALERTS_TOPIC_ARN",
-            format!("topic {}", config.topic_arn),
-            topic,
-        ),
-        (
-            "DEAD_LETTER_QUEUE_URL",
-            format!("queue {}", config.dead_letter_queue_url),
-            queue,
-        ),
-    ];
-    for (variable, resource, result) in checks {
-        match result {
-            Ok(()) => tracing::debug!(variable, %resource, "Resource checked."),
-            Err(error) if error.class() == ErrorClass::Transient => {
-                tracing::warn!(variable, %resource, %error, "Resource check failed transiently; starting anyway.");
-            }
-            Err(error) => {
-                return Err(StartupError::Resource {
-                    variable,
-                    resource,
-                    error: Box::new(error),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Reports an init error to the Runtime API at `runtime_api` (`host:port`), as the Lambda service

@@ -177,6 +177,21 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 impl RuleSet {
     /// Parses a TOML rules file over `base`. Errors name the line of the offending key.
+    ///
+    /// ```
+    /// use tickwatch_core::{Mode, Rule, RuleSet, Symbol};
+    ///
+    /// let base = Rule::new(150.0, 50.0, 0.0, Mode::Cross)?;
+    /// let rules = RuleSet::from_toml(base, "[default]\nhysteresis = 0.5\n\n[symbols.AAPL]\nhigh = 200\nlow = 120\n")?;
+    /// let aapl = rules.rule_for(&Symbol::parse("AAPL").expect("valid"));
+    /// assert_eq!((aapl.high(), aapl.low(), aapl.hysteresis()), (200.0, 120.0, 0.5));
+    /// let other = rules.rule_for(&Symbol::parse("MSFT").expect("valid"));
+    /// assert_eq!((other.high(), other.low()), (150.0, 50.0));
+    ///
+    /// let refused = RuleSet::from_toml(base, "[symbols.AAPL]\nhigh = 100\nlow = 120\n").unwrap_err();
+    /// assert_eq!(refused.to_string(), "line 3 [symbols.AAPL] low: (120) must be below high (100)");
+    /// # Ok::<(), tickwatch_core::rules::RulesError>(())
+    /// ```
     pub fn from_toml(base: Rule, text: &str) -> Result<RuleSet, RulesError> {
         check_size(text, "rules file")?;
         let file: RulesFile = toml::from_str(text).map_err(|e| {

@@ -291,6 +291,29 @@ pub enum Verdict {
 
 /// Evaluates one tick. Returns the verdict and, in cross mode, the symbol's new state unless the
 /// tick is stale. Pure: the same inputs always give the same answer.
+///
+/// ```
+/// use tickwatch_core::rules::{Verdict, Zone, evaluate};
+/// use tickwatch_core::{AlertKind, Mode, Rule, Tick};
+///
+/// let rule = Rule::new(150.0, 50.0, 0.0, Mode::Cross)?;
+/// let tick = |price: f64, second: i64| {
+///     let body = format!(r#"{{"symbol":"AAPL","price":{price},"timestamp":{}}}"#, 1_795_703_400_000 + second * 1000);
+///     Tick::decode(body.as_bytes()).expect("valid tick")
+/// };
+///
+/// // Entering the high zone alerts once...
+/// let (verdict, state) = evaluate(&rule, None, &tick(151.0, 1));
+/// assert_eq!(verdict, Verdict::Alert(AlertKind::High));
+/// assert_eq!(state.map(|s| s.zone), Some(Zone::High));
+/// // ...staying there does not...
+/// let (verdict, state) = evaluate(&rule, state, &tick(160.0, 2));
+/// assert_eq!(verdict, Verdict::Quiet);
+/// // ...and a tick older than one already seen changes nothing.
+/// let (verdict, next) = evaluate(&rule, state, &tick(40.0, 1));
+/// assert_eq!((verdict, next), (Verdict::Stale, None));
+/// # Ok::<(), tickwatch_core::rules::RulesError>(())
+/// ```
 pub fn evaluate(
     rule: &Rule,
     prior: Option<SymbolState>,

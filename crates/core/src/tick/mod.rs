@@ -49,7 +49,29 @@ pub struct Tick {
 }
 
 impl Tick {
-    /// Decodes and validates one JSON tick body.
+    /// Decodes and validates one JSON tick body: the tick contract in one call. A valid tick
+    /// comes back typed; anything else is refused with a reason that names the field.
+    ///
+    /// ```
+    /// use tickwatch_core::Tick;
+    /// use tickwatch_core::tick::Field;
+    ///
+    /// let tick = Tick::decode(br#"{"symbol":"AAPL","price":151.25,"timestamp":"2026-11-26T14:30:00Z"}"#)?;
+    /// assert_eq!(tick.symbol.as_str(), "AAPL");
+    /// assert_eq!(tick.price.get(), 151.25);
+    /// assert_eq!(tick.at.epoch_ms(), 1_795_703_400_000);
+    ///
+    /// // Epoch milliseconds work too, and fields the contract does not know are ignored.
+    /// let tick = Tick::decode(br#"{"symbol":"MSFT","price":20,"timestamp":1795703400000,"venue":"XNAS"}"#)?;
+    /// assert_eq!(tick.at.epoch_ms(), 1_795_703_400_000);
+    ///
+    /// let refused = Tick::decode(br#"{"symbol":"AAPL","price":-1,"timestamp":1795703400000}"#)
+    ///     .unwrap_err();
+    /// assert_eq!(refused.field(), Some(Field::Price));
+    /// assert_eq!(refused.code(), "price.invalid");
+    /// assert!(refused.to_string().starts_with("price: "));
+    /// # Ok::<(), tickwatch_core::TickError>(())
+    /// ```
     pub fn decode(body: &[u8]) -> Result<Tick, TickError> {
         if body.len() > TICK_BODY_BYTES_MAX {
             return Err(TickError::TooLarge { bytes: body.len() });

@@ -1,5 +1,5 @@
 # A complete tickwatch deployment: the module with its defaults (the specified settings), tagged for
-# one environment.
+# one environment; the alert rules can be changed here.
 
 provider "aws" {
   region = var.aws_region
@@ -23,6 +23,14 @@ module "tickwatch" {
   lambda_zip_path    = var.lambda_zip_path
 
   lambda_architecture = var.lambda_architecture
+
+  # The alert rules, as the function's HIGH_THRESHOLD, LOW_THRESHOLD, ALERT_MODE, HYSTERESIS and
+  # RULES (the same variables `tickwatch sqs-worker` reads).
+  high_threshold = var.high_threshold
+  low_threshold  = var.low_threshold
+  alert_mode     = var.alert_mode
+  hysteresis     = var.hysteresis
+  rules          = var.rules
 
   alert_subscriptions = var.alert_subscriptions
   alarm_action_arns   = var.alarm_action_arns

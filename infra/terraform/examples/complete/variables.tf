@@ -75,6 +75,61 @@ variable "lambda_architecture" {
   }
 }
 
+variable "high_threshold" {
+  description = "HIGH_THRESHOLD: prices above it alert HIGH. The module validates it."
+  type        = number
+  default     = 150
+
+  validation {
+    condition     = var.high_threshold > 0
+    error_message = "high_threshold must be greater than 0."
+  }
+}
+
+variable "low_threshold" {
+  description = "LOW_THRESHOLD: prices below it alert LOW. The module validates it (below high_threshold)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.low_threshold >= 0
+    error_message = "low_threshold must be at least 0."
+  }
+}
+
+variable "alert_mode" {
+  description = "ALERT_MODE: \"cross\" (alert on entering a zone) or \"level\" (every tick beyond). The module validates it."
+  type        = string
+  default     = "cross"
+
+  validation {
+    condition     = contains(["cross", "level"], var.alert_mode)
+    error_message = "alert_mode must be \"cross\" or \"level\"."
+  }
+}
+
+variable "hysteresis" {
+  description = "HYSTERESIS: in cross mode, how far back inside the band a price must come before its symbol re-arms. The module validates it (at least 0, below high_threshold - low_threshold)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.hysteresis >= 0
+    error_message = "hysteresis must be at least 0."
+  }
+}
+
+variable "rules" {
+  description = "RULES: JSON per-symbol overrides, e.g. {\"AAPL\":{\"high\":200,\"low\":120}}; \"\" for none. The module validates it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.rules == "" || can(keys(jsondecode(var.rules)))
+    error_message = "rules must be \"\" or a JSON object."
+  }
+}
+
 variable "alert_subscriptions" {
   description = "Subscriptions to the alerts topic, e.g. [{ protocol = \"email\", endpoint = \"oncall@example.com\" }]."
   type = list(object({

@@ -10,8 +10,9 @@ resource "aws_cloudwatch_log_group" "processor" {
 }
 
 locals {
-  # Exactly the variables the function reads. RULES is set only when there are overrides, so
-  # "no overrides" has a single representation (absent) on the function.
+  # Exactly the variables the function reads (crates/lambda/src/config.rs and the shared reader,
+  # crates/aws/src/deploy.rs; `tickwatch sqs-worker` reads the same ones). RULES is set only when
+  # there are overrides, so "no overrides" has a single representation (absent) on the function.
   function_environment = merge(
     {
       ALERTS_TABLE_NAME     = aws_dynamodb_table.alerts.name
@@ -21,6 +22,7 @@ locals {
       HIGH_THRESHOLD        = tostring(var.high_threshold)
       LOW_THRESHOLD         = tostring(var.low_threshold)
       ALERT_MODE            = var.alert_mode
+      HYSTERESIS            = tostring(var.hysteresis)
       LOG_LEVEL             = var.log_level
     },
     var.rules == "" ? {} : { RULES = var.rules },

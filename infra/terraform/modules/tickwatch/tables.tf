@@ -1,6 +1,8 @@
-# Alerts raised (one item per alert) and per-symbol state (the last price seen, needed by
-# ALERT_MODE=cross to detect a crossing). Both on-demand, with point-in-time recovery, encrypted with
-# the stack's key, and deletable with the stack.
+# Alerts raised (one item per alert) and per-symbol state for cross mode: the zone the symbol is in
+# (low, normal or high), since when, and the time of the newest tick seen, which is the
+# compare-and-set version that makes older ticks stale (no price is kept; see
+# crates/aws/src/dynamo.rs). Both on-demand, with point-in-time recovery, encrypted with the
+# stack's key, and deletable with the stack.
 
 resource "aws_dynamodb_table" "alerts" {
   name                        = local.names.alerts_table

@@ -169,7 +169,7 @@ variable "low_threshold" {
 }
 
 variable "alert_mode" {
-  description = "ALERT_MODE: \"cross\" alerts when a price crosses a threshold (needs the previous price, kept in the state table); \"level\" alerts on every price beyond a threshold."
+  description = "ALERT_MODE: \"cross\" alerts when a symbol enters the high or low zone (needs the zone it was in, kept in the state table); \"level\" alerts on every price beyond a threshold."
   type        = string
   default     = "cross"
 
@@ -179,8 +179,21 @@ variable "alert_mode" {
   }
 }
 
+variable "hysteresis" {
+  description = "HYSTERESIS: in cross mode, how far back inside the band (below high_threshold, above low_threshold) a price must come before its symbol re-arms and can alert again. 0 re-arms as soon as the price is back inside."
+  type        = number
+  default     = 0
+
+  validation {
+    # Refers to other variables (Terraform >= 1.9): the function refuses a hysteresis that leaves
+    # no room to re-arm, so the plan does too.
+    condition     = var.hysteresis >= 0 && var.hysteresis < var.high_threshold - var.low_threshold
+    error_message = "hysteresis must be at least 0 and smaller than high_threshold - low_threshold (the width of the band)."
+  }
+}
+
 variable "rules" {
-  description = "RULES: optional JSON object of per-symbol threshold overrides, e.g. {\"AAPL\":{\"high\":200,\"low\":120}}. Empty string means none, and the variable is then not set on the function."
+  description = "RULES: optional JSON object of per-symbol overrides of the rule above, e.g. {\"AAPL\":{\"high\":200,\"low\":120},\"BRK.B\":{\"mode\":\"level\"}}; each may set high, low, mode and hysteresis, and the rest is inherited. Empty string means none, and the variable is then not set on the function."
   type        = string
   default     = ""
 
@@ -189,10 +202,10 @@ variable "rules" {
       can(keys(jsondecode(var.rules))) &&
       alltrue([
         for symbol, rule in try(jsondecode(var.rules), {}) :
-        can(keys(rule)) && alltrue([for key in try(keys(rule), []) : contains(["high", "low"], key)])
+        can(keys(rule)) && alltrue([for key in try(keys(rule), []) : contains(["high", "low", "mode", "hysteresis"], key)])
       ])
     )
-    error_message = "rules must be \"\" or a JSON object mapping symbols to objects with optional \"high\" and \"low\" numbers, e.g. {\"AAPL\":{\"high\":200,\"low\":120}}."
+    error_message = "rules must be \"\" or a JSON object mapping symbols to objects with optional \"high\", \"low\", \"mode\" and \"hysteresis\", e.g. {\"AAPL\":{\"high\":200,\"low\":120}}."
   }
 }
 

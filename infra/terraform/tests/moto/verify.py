@@ -29,7 +29,7 @@ BATCH_SIZE = 25
 MAX_RECEIVE_COUNT = 5
 ENV_VAR_NAMES = {
     "ALERTS_TABLE_NAME", "STATE_TABLE_NAME", "ALERTS_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL",
-    "HIGH_THRESHOLD", "LOW_THRESHOLD", "ALERT_MODE", "LOG_LEVEL",
+    "HIGH_THRESHOLD", "LOW_THRESHOLD", "ALERT_MODE", "HYSTERESIS", "LOG_LEVEL",
 }
 ALERTS_TABLE_ACTIONS = {
     "dynamodb:BatchGetItem",
@@ -146,7 +146,7 @@ def verify_deployed(out, team, cost_center, c):
         env = cfg.get("Environment", {}).get("Variables", {})
         c.check("environment has exactly the variables the function reads", set(env) == ENV_VAR_NAMES, sorted(env))
         c.check("environment points at this stack", env.get("ALERTS_TABLE_NAME") == out["alerts_table_name"] and env.get("STATE_TABLE_NAME") == out["state_table_name"] and env.get("ALERTS_TOPIC_ARN") == out["alerts_topic_arn"] and env.get("DEAD_LETTER_QUEUE_URL") == out["dead_letter_queue_url"], env)
-        c.check("default thresholds and mode", (env.get("HIGH_THRESHOLD"), env.get("LOW_THRESHOLD"), env.get("ALERT_MODE"), env.get("LOG_LEVEL")) == ("150", "50", "cross", "info"), env)
+        c.check("default thresholds, mode and hysteresis", (env.get("HIGH_THRESHOLD"), env.get("LOW_THRESHOLD"), env.get("ALERT_MODE"), env.get("HYSTERESIS"), env.get("LOG_LEVEL")) == ("150", "50", "cross", "0", "info"), env)
         reserved = lam.get_function_concurrency(FunctionName=out["function_name"]).get("ReservedConcurrentExecutions")
         c.check("reserved concurrency 5", reserved == RESERVED_CONCURRENCY, reserved)
         has_tags("function", lam.list_tags(Resource=cfg["FunctionArn"]).get("Tags", {}))

@@ -104,7 +104,7 @@ run "function" {
   assert {
     condition = keys(aws_lambda_function.processor.environment[0].variables) == tolist([
       "ALERTS_TABLE_NAME", "ALERTS_TOPIC_ARN", "ALERT_MODE", "DEAD_LETTER_QUEUE_URL",
-      "HIGH_THRESHOLD", "LOG_LEVEL", "LOW_THRESHOLD", "STATE_TABLE_NAME",
+      "HIGH_THRESHOLD", "HYSTERESIS", "LOG_LEVEL", "LOW_THRESHOLD", "STATE_TABLE_NAME",
     ])
     error_message = "The environment must hold exactly the variables the function reads (RULES only when set)."
   }
@@ -122,9 +122,10 @@ run "function" {
       aws_lambda_function.processor.environment[0].variables["HIGH_THRESHOLD"] == "150" &&
       aws_lambda_function.processor.environment[0].variables["LOW_THRESHOLD"] == "50" &&
       aws_lambda_function.processor.environment[0].variables["ALERT_MODE"] == "cross" &&
+      aws_lambda_function.processor.environment[0].variables["HYSTERESIS"] == "0" &&
       aws_lambda_function.processor.environment[0].variables["LOG_LEVEL"] == "info"
     )
-    error_message = "Default thresholds must be 150/50, mode cross, log level info."
+    error_message = "Default thresholds must be 150/50, mode cross, hysteresis 0, log level info."
   }
   assert {
     condition = (

@@ -98,6 +98,32 @@ run "negative_low_threshold" {
   expect_failures = [var.low_threshold]
 }
 
+run "negative_hysteresis" {
+  command = plan
+  variables {
+    hysteresis = -0.5
+  }
+  expect_failures = [var.hysteresis]
+}
+
+run "hysteresis_as_wide_as_the_band" {
+  command = plan
+  variables {
+    high_threshold = 120
+    low_threshold  = 80
+    hysteresis     = 40
+  }
+  expect_failures = [var.hysteresis]
+}
+
+run "hysteresis_wider_than_the_default_band" {
+  command = plan
+  variables {
+    hysteresis = 100.5
+  }
+  expect_failures = [var.hysteresis]
+}
+
 run "unknown_alert_mode" {
   command = plan
   variables {

@@ -1,6 +1,6 @@
-# Non-default inputs flow where they should: RULES appears only when set, the visibility timeout
-# follows the function timeout, extra tags are added without displacing the required ones,
-# alarm actions and subscriptions are wired.
+# Non-default inputs flow where they should: thresholds, mode and hysteresis reach the function,
+# RULES appears only when set, the visibility timeout follows the function timeout, extra tags are
+# added without displacing the required ones, alarm actions and subscriptions are wired.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -69,22 +69,24 @@ run "custom_rules_and_mode" {
     alert_mode          = "level"
     high_threshold      = 300.5
     low_threshold       = 10
-    rules               = "{\"AAPL\":{\"high\":200,\"low\":120},\"MSFT\":{\"high\":500}}"
+    hysteresis          = 2.5
+    rules               = "{\"AAPL\":{\"high\":200,\"low\":120},\"MSFT\":{\"high\":500,\"mode\":\"cross\",\"hysteresis\":4}}"
     log_level           = "debug"
     lambda_architecture = "x86_64"
   }
   assert {
-    condition     = aws_lambda_function.processor.environment[0].variables["RULES"] == "{\"AAPL\":{\"high\":200,\"low\":120},\"MSFT\":{\"high\":500}}"
-    error_message = "RULES must be passed through verbatim when set."
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES"] == "{\"AAPL\":{\"high\":200,\"low\":120},\"MSFT\":{\"high\":500,\"mode\":\"cross\",\"hysteresis\":4}}"
+    error_message = "RULES must be passed through verbatim when set, with every field the function accepts per symbol."
   }
   assert {
     condition = (
       aws_lambda_function.processor.environment[0].variables["ALERT_MODE"] == "level" &&
       aws_lambda_function.processor.environment[0].variables["HIGH_THRESHOLD"] == "300.5" &&
       aws_lambda_function.processor.environment[0].variables["LOW_THRESHOLD"] == "10" &&
+      aws_lambda_function.processor.environment[0].variables["HYSTERESIS"] == "2.5" &&
       aws_lambda_function.processor.environment[0].variables["LOG_LEVEL"] == "debug"
     )
-    error_message = "Mode, thresholds and log level must reach the function."
+    error_message = "Mode, thresholds, hysteresis and log level must reach the function."
   }
   assert {
     condition     = aws_lambda_function.processor.logging_config[0].application_log_level == "DEBUG"

@@ -20,38 +20,37 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Deserialize;
+use tickwatch_aws::{AwsClients, AwsError, DynamoStore, SnsNotifier};
 use tickwatch_core::ports::AlertStore;
 use tickwatch_core::{AlertKey, AlertKind, Symbol, Timestamp};
-
-use crate::config::AwsClients;
-use crate::dynamo::DynamoStore;
-use crate::error::AwsError;
-use crate::sns::SnsNotifier;
 
 /// Longest long-poll wait of one receive while polling for results, in seconds.
 const POLL_WAIT_S: i32 = 2;
 
 /// The deployment under test: what the smoke test needs from the flat outputs file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Deployment {
+pub(super) struct Deployment {
     /// The tick queue.
-    pub queue_url: String,
+    pub(super) queue_url: String,
     /// The dead-letter queue.
-    pub dead_letter_queue_url: String,
+    pub(super) dead_letter_queue_url: String,
     /// The alerts table.
-    pub alerts_table_name: String,
+    pub(super) alerts_table_name: String,
     /// The symbol state table.
-    pub state_table_name: String,
+    pub(super) state_table_name: String,
     /// The alerts topic.
-    pub alerts_topic_arn: String,
+    pub(super) alerts_topic_arn: String,
+    /// The region the stack is deployed in (the example root's `aws_region` output). The smoke
+    /// test talks to that region whatever the environment's default region is.
+    #[serde(default)]
+    pub(super) aws_region: Option<String>,
 }
 
 /// Why the smoke test could not run at all (as opposed to a failed check).
 #[derive(Debug, thiserror::Error)]
-pub enum SmokeError {
+pub(super) enum SmokeError {
     /// The outputs file lacks a key or is not flat JSON.
     #[error("flat outputs: {0}")]
     Outputs(String),
@@ -62,32 +61,32 @@ pub enum SmokeError {
 
 impl Deployment {
     /// Reads the flat outputs JSON (`{"queue_url": "...", ...}`; other keys are ignored).
-    pub fn from_flat_outputs(json: &str) -> Result<Deployment, SmokeError> {
+    pub(super) fn from_flat_outputs(json: &str) -> Result<Deployment, SmokeError> {
         serde_json::from_str(json).map_err(|e| SmokeError::Outputs(e.to_string()))
     }
 }
 
 /// One check and how it went.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
+pub(super) struct Check {
     /// What was checked.
-    pub name: String,
+    pub(super) name: String,
     /// Whether it held.
-    pub passed: bool,
+    pub(super) passed: bool,
     /// What was seen.
-    pub detail: String,
+    pub(super) detail: String,
 }
 
 /// Every check of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SmokeReport {
+pub(super) struct SmokeReport {
     /// In the order they were made.
-    pub checks: Vec<Check>,
+    pub(super) checks: Vec<Check>,
 }
 
 impl SmokeReport {
     /// Whether every check passed.
-    pub fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
     }
 
@@ -152,7 +151,7 @@ impl Probe {
 /// Runs the smoke test against `deployment`. `run_id` makes this run's symbols unique (letters,
 /// digits and `-`); `now` is the tick time; `consume` runs after the ticks are sent (pass a
 /// ready future when the deployment consumes by itself).
-pub async fn run<F>(
+pub(super) async fn run<F>(
     clients: &AwsClients,
     deployment: &Deployment,
     run_id: &str,
@@ -204,7 +203,7 @@ where
         &mut report,
     )
     .await;
-    let cleanup = cleanup(clients, deployment, &probe, &subscriber).await;
+    let cleanup = cleanup(clients, &store, &probe, &subscriber).await;
     report.check(
         "clean up",
         cleanup.is_ok(),
@@ -462,7 +461,7 @@ async fn delete(clients: &AwsClients, queue_url: &str, receipt: &str) -> Result<
 /// Removes everything this run created. Tries every step and reports the first failure.
 async fn cleanup(
     clients: &AwsClients,
-    deployment: &Deployment,
+    store: &DynamoStore,
     probe: &Probe,
     subscriber: &Subscriber,
 ) -> Result<(), AwsError> {
@@ -495,38 +494,8 @@ async fn cleanup(
             .map_err(|e| AwsError::from_sdk("DeleteQueue", &e)),
     );
     for key in [probe.high, probe.low, probe.normal] {
-        let alert_key = HashMap::from([
-            (
-                "symbol".to_owned(),
-                AttributeValue::S(key.symbol.to_string()),
-            ),
-            (
-                "timestamp".to_owned(),
-                AttributeValue::S(key.at.to_string()),
-            ),
-        ]);
-        note(
-            clients
-                .dynamodb
-                .delete_item()
-                .table_name(&deployment.alerts_table_name)
-                .set_key(Some(alert_key))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("DeleteItem", &e)),
-        );
-        note(
-            clients
-                .dynamodb
-                .delete_item()
-                .table_name(&deployment.state_table_name)
-                .key("symbol", AttributeValue::S(key.symbol.to_string()))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| AwsError::from_sdk("DeleteItem", &e)),
-        );
+        note(store.delete_alert(&key).await);
+        note(store.delete_state(&key.symbol).await);
     }
     first_error.map_or(Ok(()), Err)
 }
@@ -540,6 +509,13 @@ mod tests {
         let json = r#"{"queue_url":"q","dead_letter_queue_url":"d","alerts_table_name":"a","state_table_name":"s","alerts_topic_arn":"t","function_name":"f","alarm_names":"x,y"}"#;
         let deployment = Deployment::from_flat_outputs(json).expect("valid");
         assert_eq!(deployment.alerts_topic_arn, "t");
+        assert_eq!(
+            deployment.aws_region, None,
+            "an older outputs file has no region"
+        );
+        let with_region = json.replace('{', r#"{"aws_region":"eu-west-1","#);
+        let deployment = Deployment::from_flat_outputs(&with_region).expect("valid");
+        assert_eq!(deployment.aws_region.as_deref(), Some("eu-west-1"));
         let missing =
             Deployment::from_flat_outputs(r#"{"queue_url":"q"}"#).expect_err("incomplete");
         assert!(missing.to_string().contains("missing field"), "{missing}");
