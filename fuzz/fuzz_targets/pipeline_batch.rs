@@ -5,27 +5,15 @@
 //! whole input raises no alert and publishes nothing.
 #![no_main]
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
-use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
+use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op, block_on_ready};
 use tickwatch_core::ports::ErrorClass;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::{Accepted, Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
 
 /// Most rounds of redelivery before the target gives up (faults are finite, so it never should).
 const ROUNDS_MAX: usize = 50;
-
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else { return };
@@ -57,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         if pending.is_empty() {
             break;
         }
-        let report = run(pipeline.process(pending.clone(), None));
+        let report = block_on_ready(pipeline.process(pending.clone(), None));
         assert_eq!(report.outcomes.len(), pending.len());
         let mut failed = Vec::new();
         for ((id, outcome), (sent, body)) in report.outcomes.iter().zip(&pending) {
@@ -78,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     pipeline.store().heal();
     pipeline.notifier().heal();
     let published = pipeline.notifier().published().len();
-    let again = run(pipeline.process(bodies.iter().copied().enumerate().collect(), None));
+    let again = block_on_ready(pipeline.process(bodies.iter().copied().enumerate().collect(), None));
     for (_, outcome) in &again.outcomes {
         assert!(!matches!(outcome, Outcome::Accepted(Accepted::Alerted(_))), "redelivery raised {outcome:?}");
         assert!(!matches!(outcome, Outcome::Failed(_)), "no faults are left: {outcome:?}");

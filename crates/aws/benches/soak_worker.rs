@@ -26,6 +26,7 @@ use tickwatch_aws::{
 use tickwatch_clock::SystemClock;
 use tickwatch_core::generate::RandomWalk;
 use tickwatch_core::retry::RetryPolicy;
+use tickwatch_core::testing::ProcessMemory;
 use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
 
 /// Longest a soak runs, whatever the tick count.
@@ -45,18 +46,10 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// (VmRSS, RssAnon, VmHWM) of this process, in KiB.
+/// (VmRSS, RssAnon, VmHWM) of this process, in KiB (zeros where `/proc` cannot tell).
 fn memory() -> (u64, u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("RssAnon:"), field("VmHWM:"))
+    let m = ProcessMemory::read(None).unwrap_or_default();
+    (m.rss_kib, m.anon_kib, m.peak_kib)
 }
 
 fn mib(kib: u64) -> f64 {

@@ -239,17 +239,19 @@ async fn before_deadline<K: Clock, F: Future>(
 mod tests {
     use std::sync::Arc;
 
-    use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
     use tickwatch_core::retry::RetryPolicy;
+    use tickwatch_core::testing::{
+        Fault, ManualClock, MemoryNotifier, MemoryPipeline, MemoryRig, MemoryStore, Op,
+    };
     use tickwatch_core::{FailedSteps, Mode, PipelineConfig, Rule, RuleSet};
 
     use super::*;
-    use crate::dead_letter::MemoryDeadLetterQueue;
+    use crate::testing::MemoryDeadLetterQueue;
 
     const NOW_MS: i64 = 1_795_703_400_000;
 
     struct Harness {
-        pipeline: Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>,
+        pipeline: MemoryPipeline,
         store: Arc<MemoryStore>,
         notifier: Arc<MemoryNotifier>,
         clock: Arc<ManualClock>,
@@ -257,18 +259,19 @@ mod tests {
     }
 
     fn harness() -> Harness {
-        let store = Arc::new(MemoryStore::new());
-        let notifier = Arc::new(MemoryNotifier::new());
-        let clock = Arc::new(ManualClock::at(
-            Timestamp::from_epoch_ms(NOW_MS).expect("valid"),
-        ));
         let config = PipelineConfig {
             rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
             retry: RetryPolicy::new(2, 10, 20).expect("valid"),
             jitter_seed: 3,
         };
+        let MemoryRig {
+            pipeline,
+            store,
+            notifier,
+            clock,
+        } = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
         Harness {
-            pipeline: Pipeline::new(config, store.clone(), notifier.clone(), clock.clone()),
+            pipeline,
             store,
             notifier,
             clock,
@@ -370,7 +373,7 @@ mod tests {
     async fn a_dead_letter_send_cut_by_the_deadline_keeps_the_message() {
         struct Hanging;
         impl DeadLetterQueue for Hanging {
-            type Error = crate::dead_letter::InjectedDeadLetterFault;
+            type Error = crate::testing::InjectedDeadLetterFault;
             fn send(
                 &self,
                 _letters: &[DeadLetter],

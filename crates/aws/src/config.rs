@@ -104,18 +104,3 @@ pub async fn load_sdk_config_in(region: Option<&str>) -> SdkConfig {
     }
     loader.load().await
 }
-
-/// An SDK configuration for an emulator or another fixed endpoint, with an explicit region and
-/// static dummy credentials, so no credential provider chain runs: for tests and local set-ups.
-pub async fn emulator_sdk_config(endpoint_url: &str, region: &str) -> SdkConfig {
-    let credentials =
-        aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tickwatch-static");
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint_url)
-        .region(Region::new(region.to_owned()))
-        .credentials_provider(credentials)
-        .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .load()
-        .await
-}

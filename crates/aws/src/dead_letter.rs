@@ -3,19 +3,17 @@
 //!
 //! [`DeadLetterQueue`] is the small port the batch runner uses; [`SqsDeadLetterQueue`] sends with
 //! `SendMessageBatch` (at most [`SEND_BATCH_ENTRIES_MAX`] entries and [`SEND_BATCH_BYTES_MAX`]
-//! bytes per call), [`MemoryDeadLetterQueue`] keeps letters in memory for tests. Each letter is the
+//! bytes per call); tests use an in-memory one from `testing`. Each letter is the
 //! original body, with message attributes `reason` (the rejection, at most [`REASON_CHARS_MAX`]
 //! characters), `error_code` (e.g. `price.invalid`) and `source_message_id`.
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use futures_util::stream::{self, StreamExt};
 use tickwatch_core::TickError;
-use tickwatch_core::ports::{Classify, ErrorClass, PortError};
+use tickwatch_core::ports::PortError;
 
 use crate::error::{AwsError, truncate};
 
@@ -339,71 +337,6 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
     }
 }
 
-/// The error of [`MemoryDeadLetterQueue`]: always a scripted fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("injected {0:?} fault in the dead-letter queue")]
-pub struct InjectedDeadLetterFault(pub ErrorClass);
-
-impl Classify for InjectedDeadLetterFault {
-    fn class(&self) -> ErrorClass {
-        self.0
-    }
-}
-
-/// An in-memory dead-letter queue with scripted faults, for tests.
-#[derive(Debug, Default)]
-pub struct MemoryDeadLetterQueue {
-    inner: Mutex<MemoryInner>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryInner {
-    letters: Vec<DeadLetter>,
-    faults: VecDeque<Option<ErrorClass>>,
-}
-
-impl MemoryDeadLetterQueue {
-    /// An empty queue.
-    pub fn new() -> MemoryDeadLetterQueue {
-        MemoryDeadLetterQueue::default()
-    }
-
-    /// Scripts the next send calls: `Some(class)` fails every letter of that call, `None` behaves.
-    pub fn script(&self, calls: impl IntoIterator<Item = Option<ErrorClass>>) {
-        self.lock().faults.extend(calls);
-    }
-
-    /// Every letter received, in order.
-    pub fn letters(&self) -> Vec<DeadLetter> {
-        self.lock().letters.clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl DeadLetterQueue for MemoryDeadLetterQueue {
-    type Error = InjectedDeadLetterFault;
-
-    fn send(
-        &self,
-        letters: &[DeadLetter],
-    ) -> impl Future<Output = Vec<Result<(), InjectedDeadLetterFault>>> + Send {
-        let mut inner = self.lock();
-        let answers = match inner.faults.pop_front().flatten() {
-            Some(class) => vec![Err(InjectedDeadLetterFault(class)); letters.len()],
-            None => {
-                inner.letters.extend_from_slice(letters);
-                vec![Ok(()); letters.len()]
-            }
-        };
-        std::future::ready(answers)
-    }
-}
-
 impl<T: DeadLetterQueue> DeadLetterQueue for std::sync::Arc<T> {
     type Error = T::Error;
 
@@ -533,22 +466,5 @@ mod tests {
             letter(3, 300_000),
         ];
         assert_eq!(sizes(&big), [vec![0, 1], vec![2], vec![3]]);
-    }
-
-    #[tokio::test]
-    async fn memory_queue_follows_its_script() {
-        let queue = MemoryDeadLetterQueue::new();
-        queue.script([Some(ErrorClass::Transient), None]);
-        let letters = [letter(1, 1), letter(2, 1)];
-        let first = queue.send(&letters).await;
-        assert!(
-            first
-                .iter()
-                .all(|r| r == &Err(InjectedDeadLetterFault(ErrorClass::Transient)))
-        );
-        assert!(queue.letters().is_empty());
-        let second = queue.send(&letters).await;
-        assert!(second.iter().all(Result::is_ok));
-        assert_eq!(queue.letters(), letters);
     }
 }

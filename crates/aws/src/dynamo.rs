@@ -26,15 +26,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TransactWriteItem,
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use futures_util::stream::{self, StreamExt};
 use tickwatch_core::ports::{Advance, Advanced, AlertStore, Inserted, StateStore, StoredAlert};
@@ -44,6 +42,8 @@ use tickwatch_core::{Alert, AlertKey, AlertKind, Symbol};
 use crate::error::AwsError;
 
 mod item;
+#[cfg(feature = "testing")]
+mod testing;
 
 use item::{
     Item, Key, alert_item, alert_key, alert_key_item, attr, key_item, key_of, parse_alert,
@@ -67,12 +67,6 @@ pub const TRANSACT_ITEMS_MAX: usize = 100;
 /// How many times one state change is sent in all, dropping each time the alerts that turned out
 /// to exist already.
 pub const TRANSACT_ROUNDS_MAX: u32 = 3;
-
-/// How long [`DynamoStore::create_tables`] waits for new tables to become active, in milliseconds.
-pub const TABLE_ACTIVE_WAIT_MS_MAX: u64 = 60_000;
-
-/// Pause between two looks at a table's status while waiting for it, in milliseconds.
-const TABLE_POLL_MS: u64 = 200;
 
 /// The DynamoDB reason code of a failed condition inside a cancelled transaction.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
@@ -107,34 +101,6 @@ impl DynamoStore {
     /// The state table's name.
     pub fn state_table(&self) -> &str {
         &self.state_table
-    }
-
-    /// Reads the state of each symbol (`None` if it has none), with consistent reads. The pipeline
-    /// never needs this (a compare-and-set conflict brings the state back); it is for inspection
-    /// and tests.
-    pub async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, AwsError>> {
-        {
-            let mut distinct: Vec<Key> = Vec::new();
-            let mut seen = HashSet::new();
-            for symbol in symbols {
-                if seen.insert(*symbol) {
-                    distinct.push((symbol.to_string(), None));
-                }
-            }
-            let found = self.batch_get(&self.state_table, &distinct).await;
-            symbols
-                .iter()
-                .map(|symbol| {
-                    let answer = found
-                        .get(&(symbol.to_string(), None))
-                        .cloned()
-                        .unwrap_or(Ok(None))?;
-                    answer
-                        .map(|item| parse_state(&self.state_table, &item))
-                        .transpose()
-                })
-                .collect()
-        }
     }
 
     /// The state in an item returned by a failed condition (`None`: there was no item).
@@ -194,70 +160,6 @@ impl DynamoStore {
             .await
             .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
         Ok(())
-    }
-
-    /// Creates both tables (on-demand billing) and waits until they are active. For emulators,
-    /// tests and local set-ups; deployments create them with Terraform.
-    pub async fn create_tables(&self) -> Result<(), AwsError> {
-        let key = |name: &str, key_type: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(key_type)
-                .build()
-                .map_err(|e| AwsError::build("CreateTable", e))
-        };
-        let string_attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| AwsError::build("CreateTable", e))
-        };
-        self.client
-            .create_table()
-            .table_name(&self.alerts_table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(attr::SYMBOL, KeyType::Hash)?)
-            .key_schema(key(attr::TIMESTAMP, KeyType::Range)?)
-            .attribute_definitions(string_attribute(attr::SYMBOL)?)
-            .attribute_definitions(string_attribute(attr::TIMESTAMP)?)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateTable", &e))?;
-        self.client
-            .create_table()
-            .table_name(&self.state_table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(attr::SYMBOL, KeyType::Hash)?)
-            .attribute_definitions(string_attribute(attr::SYMBOL)?)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateTable", &e))?;
-        for table in [&self.alerts_table, &self.state_table] {
-            self.wait_active(table).await?;
-        }
-        Ok(())
-    }
-
-    async fn wait_active(&self, table: &str) -> Result<(), AwsError> {
-        let polls_max = TABLE_ACTIVE_WAIT_MS_MAX / TABLE_POLL_MS;
-        for _ in 0..polls_max {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
-            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(TABLE_POLL_MS)).await;
-        }
-        Err(AwsError::NoAnswer {
-            operation: "DescribeTable",
-            reason: format!("table {table} not active after {TABLE_ACTIVE_WAIT_MS_MAX} ms"),
-        })
     }
 
     async fn insert_one(&self, alert: &Alert) -> Result<Inserted, AwsError> {

@@ -9,8 +9,9 @@
 //! start from ([`deploy`]: resources and rules from the deployment's variables, adapters and
 //! pipeline built and checked by [`deploy::Deployment::connect`]).
 //!
-//! With the `testing` feature, [`testing`] starts the moto AWS emulator and a latency-injecting
-//! TCP proxy for tests and benchmarks.
+//! With the `testing` feature (test builds only), `testing` starts the moto AWS emulator, puts
+//! latency and fault proxies in front of it, creates emulator resources, and offers an in-memory
+//! dead-letter queue.
 
 pub mod batch;
 pub mod config;
@@ -27,7 +28,7 @@ pub mod testing;
 
 pub use batch::{BatchResult, SqsMessage, run_batch};
 pub use config::AwsClients;
-pub use dead_letter::{DeadLetter, DeadLetterQueue, MemoryDeadLetterQueue, SqsDeadLetterQueue};
+pub use dead_letter::{DeadLetter, DeadLetterQueue, SqsDeadLetterQueue};
 pub use deploy::{
     ConnectError, Deployment, Resources, RuleSettings, SettingError, StartupPolicy,
     TransientCheckFailure,

@@ -88,8 +88,8 @@ fn ok<T, E: std::fmt::Debug>(results: Vec<Result<T, E>>) -> Vec<T> {
 async fn the_dynamodb_store_keeps_the_port_contracts() {
     let env = env().await;
     let store = env.store().await;
-    tickwatch_core::contract::check_alert_store(&store, "D").await;
-    tickwatch_core::contract::check_state_store(&store, "D").await;
+    tickwatch_core::testing::contract::check_alert_store(&store, "D").await;
+    tickwatch_core::testing::contract::check_state_store(&store, "D").await;
 }
 
 #[tokio::test]
@@ -507,7 +507,7 @@ async fn errors_are_classified_permanent_or_transient() {
 
     // Nothing listens on port 1: the service may come back.
     let config =
-        tickwatch_aws::config::emulator_sdk_config("http://127.0.0.1:1", "us-east-1").await;
+        tickwatch_aws::testing::emulator_sdk_config("http://127.0.0.1:1", "us-east-1").await;
     let unreachable = AwsClients::new(&config);
     let store = DynamoStore::new(unreachable.dynamodb.clone(), "alerts", "state");
     let error = store

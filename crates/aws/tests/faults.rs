@@ -23,18 +23,18 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use futures_util::stream::{self, StreamExt};
 use tickwatch_aws::testing::{
-    Exchange, Fault, FaultProxy, Moto, Service, create_queue, create_topic, drain_queue,
-    fresh_store, queue_arn, queue_counts, send_bodies, subscribe_queue, unique_name,
+    Exchange, Fault, FaultProxy, Moto, Service, announced_copies, create_queue, create_topic,
+    drain_queue, fresh_store, queue_arn, queue_counts, send_bodies, subscribe_queue, unique_name,
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DynamoStore, RunUntil, SnsNotifier, SqsDeadLetterQueue, SqsMessage,
     WorkerOptions, WorkerReport, run_batch,
 };
 use tickwatch_clock::SystemClock;
-use tickwatch_core::memory::{ManualClock, MemoryNotifier, MemoryStore};
 use tickwatch_core::ports::{AlertStore, Classify, ErrorClass, Notifier};
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::Zone;
+use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore};
 use tickwatch_core::{
     AlertKey, AlertKind, Mode, Pipeline, PipelineConfig, Rule, RuleSet, Symbol, Timestamp,
 };
@@ -312,18 +312,14 @@ impl Rig {
 
     /// (zone, last_seen) of a symbol's state.
     async fn state(&self, symbol: &str) -> Option<(String, i64)> {
-        let item = self
-            .direct
-            .dynamodb
-            .get_item()
-            .table_name(&self.state_table)
-            .key("symbol", AttributeValue::S(symbol.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item?;
-        Some((text(&item, "zone"), text(&item, "last_seen").parse().ok()?))
+        let store = DynamoStore::new(
+            self.direct.dynamodb.clone(),
+            &self.alerts_table,
+            &self.state_table,
+        );
+        let state = store.load(&[Symbol::parse(symbol).expect("valid")]).await;
+        let state = state.into_iter().next()?.expect("state read")?;
+        Some((state.zone.as_str().to_owned(), state.last_seen.epoch_ms()))
     }
 }
 
@@ -441,16 +437,12 @@ async fn check_invariant(
     // Announcements: at least once each, never more often than SNS accepted them.
     let log = rig.proxy.log();
     let notifications = drain_queue(&rig.direct.sqs, &rig.subscriber_url, expected.len(), 1).await;
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for message in &notifications {
-        let alert: serde_json::Value =
-            serde_json::from_str(message.body().expect("body")).expect("alert JSON");
-        let id = alert["alert_id"].as_str().expect("alert_id").to_owned();
+    let copies = announced_copies(&notifications);
+    for id in copies.keys() {
         assert!(
-            expected.contains_key(&id),
-            "{what}: announced an alert that should not exist: {alert}"
+            expected.contains_key(id),
+            "{what}: announced an alert that should not exist: {id}"
         );
-        *copies.entry(id).or_default() += 1;
     }
     for id in expected.keys() {
         let n = copies.get(id).copied().unwrap_or(0);
@@ -1114,14 +1106,7 @@ async fn check_against_reference(
     );
     let log = rig.proxy.log();
     let notifications = drain_queue(&rig.direct.sqs, &rig.subscriber_url, expected.len(), 1).await;
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for message in &notifications {
-        let alert: serde_json::Value =
-            serde_json::from_str(message.body().expect("body")).expect("alert JSON");
-        *copies
-            .entry(alert["alert_id"].as_str().expect("id").to_owned())
-            .or_default() += 1;
-    }
+    let copies = announced_copies(&notifications);
     assert_eq!(
         copies.keys().cloned().collect::<HashSet<_>>(),
         expected,

@@ -580,7 +580,7 @@ fn usage_errors_say_what_is_wrong() {
 
 #[test]
 fn the_hostile_corpus_gets_its_expected_outcomes_in_the_local_mode() {
-    use tickwatch_core::hostile::{self, Expect};
+    use tickwatch_core::testing::hostile::{self, Expect};
     let corpus = include_str!("../../../testdata/hostile-ticks.json");
     let cases: Vec<_> = hostile::parse(corpus)
         .expect("corpus")

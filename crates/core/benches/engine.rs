@@ -1,15 +1,13 @@
 //! Engine throughput on one core: decoding, rule evaluation and the whole batch pipeline over the
 //! in-memory ports. Run with `cargo bench -p tickwatch-core --bench engine`; see BENCHMARKS.md.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::task::{Context, Poll, Waker};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tickwatch_core::generate::RandomWalk;
-use tickwatch_core::memory::{ManualClock, MemoryNotifier, MemoryStore};
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{SymbolState, evaluate};
+use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, block_on_ready};
 use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Symbol, Tick, Timestamp};
 
 const TICKS: usize = 100_000;
@@ -27,16 +25,6 @@ fn lines() -> Vec<Vec<u8>> {
             line
         })
         .collect()
-}
-
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-    }
 }
 
 fn engine(c: &mut Criterion) {
@@ -107,7 +95,7 @@ fn engine(c: &mut Criterion) {
                         .enumerate()
                         .map(|(i, l)| (i, l.as_slice()))
                         .collect();
-                    black_box(run(pipeline.process(batch, None)).stats);
+                    black_box(block_on_ready(pipeline.process(batch, None)).stats);
                 }
             })
         });

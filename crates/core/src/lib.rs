@@ -6,17 +6,20 @@
 //!
 //! Invariant: nothing in this crate does I/O, reads a clock or the environment, or spawns tasks.
 //! Time comes in through [`ports::Clock`], randomness through a seeded [`retry::Rng`].
+//!
+//! Test support (the in-memory ports, the store contract, the hostile-tick corpus) is in
+//! `testing`, compiled only with the `testing` feature that test builds enable.
 
 pub mod alert;
-pub mod contract;
 pub mod generate;
-pub mod hostile;
-pub mod memory;
 pub mod pipeline;
 pub mod ports;
 pub mod retry;
 pub mod rules;
 pub mod tick;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use alert::{Alert, AlertId, AlertKey, AlertKind};
 pub use pipeline::{

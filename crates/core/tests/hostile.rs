@@ -1,7 +1,7 @@
 //! Every case of the hostile-tick corpus gets exactly its expected outcome from the decoder.
 
 use tickwatch_core::Tick;
-use tickwatch_core::hostile::{self, Expect};
+use tickwatch_core::testing::hostile::{self, Expect};
 
 const CORPUS: &str = include_str!("../../../testdata/hostile-ticks.json");
 

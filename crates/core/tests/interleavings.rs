@@ -5,11 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore};
 use tickwatch_core::ports::{
     Advance, Advanced, AlertStore, ErrorClass, Inserted, Notifier, StateStore, StoredAlert,
 };
 use tickwatch_core::retry::RetryPolicy;
+use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryStore};
 use tickwatch_core::{
     Accepted, Alert, AlertKey, Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp,
 };

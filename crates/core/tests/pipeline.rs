@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
 use tickwatch_core::ports::ErrorClass::{Permanent, Transient};
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op};
 use tickwatch_core::{
     Accepted, Alert, AlertKind, Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Symbol,
     Timestamp,
@@ -30,15 +30,17 @@ fn harness(mode: Mode) -> Harness {
 }
 
 fn harness_with(rules: RuleSet) -> Harness {
-    let store = Arc::new(MemoryStore::new());
-    let notifier = Arc::new(MemoryNotifier::new());
-    let clock = Arc::new(ManualClock::at(ts(NOW_MS)));
     let config = PipelineConfig {
         rules,
         retry: RetryPolicy::new(3, 10, 200).expect("valid"),
         jitter_seed: 7,
     };
-    let pipeline = Pipeline::new(config, store.clone(), notifier.clone(), clock.clone());
+    let MemoryRig {
+        pipeline,
+        store,
+        notifier,
+        clock,
+    } = MemoryRig::new(config, ts(NOW_MS));
     Harness {
         pipeline,
         store,

@@ -1,45 +1,29 @@
 //! Property tests of the pipeline's delivery guarantees over the in-memory ports.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use proptest::prelude::*;
-use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
 use tickwatch_core::ports::ErrorClass;
 use tickwatch_core::retry::RetryPolicy;
+use tickwatch_core::testing::{
+    Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op, block_on_ready,
+};
 use tickwatch_core::{Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
-
-/// Drives a future whose every await is immediately ready (the in-memory ports never wait).
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-    }
-}
 
 type Memory = Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>;
 
 fn pipeline(mode: Mode) -> (Memory, Arc<MemoryStore>, Arc<MemoryNotifier>) {
-    let store = Arc::new(MemoryStore::new());
-    let notifier = Arc::new(MemoryNotifier::new());
-    let clock = Arc::new(ManualClock::at(
-        Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid"),
-    ));
     let config = PipelineConfig {
         rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
         retry: RetryPolicy::new(2, 10, 100).expect("valid"),
         jitter_seed: 1,
     };
-    (
-        Pipeline::new(config, store.clone(), notifier.clone(), clock),
-        store,
-        notifier,
-    )
+    let rig = MemoryRig::new(
+        config,
+        Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid"),
+    );
+    (rig.pipeline, rig.store, rig.notifier)
 }
 
 /// A tick body: one of four symbols, a price around the thresholds, a time in a small window (so
@@ -79,7 +63,7 @@ fn process(pipeline: &Memory, bodies: &[(usize, String)]) -> Vec<(usize, Outcome
         .iter()
         .map(|(id, body)| (*id, body.clone().into_bytes()))
         .collect();
-    run(pipeline.process(messages, None)).outcomes
+    block_on_ready(pipeline.process(messages, None)).outcomes
 }
 
 fn alert_ids(store: &MemoryStore) -> BTreeSet<String> {

@@ -310,7 +310,7 @@ async fn latency(settings: Settings) {
         let stub = StubAws::start(delay_ms).await;
         let env = stub_env();
         let config = FunctionConfig::from_lookup(|name| env.get(name).cloned()).expect("config");
-        let sdk = tickwatch_aws::config::emulator_sdk_config(&stub.endpoint, "us-east-1").await;
+        let sdk = tickwatch_aws::testing::emulator_sdk_config(&stub.endpoint, "us-east-1").await;
         let handler = tickwatch_lambda::startup::build(&config, &sdk, 1)
             .await
             .expect("handler");
@@ -329,7 +329,7 @@ async fn latency(settings: Settings) {
         let resources = resources(moto).await;
         let config =
             FunctionConfig::from_lookup(|name| resources.env.get(name).cloned()).expect("config");
-        let sdk = tickwatch_aws::config::emulator_sdk_config(&proxy.endpoint(), "us-east-1").await;
+        let sdk = tickwatch_aws::testing::emulator_sdk_config(&proxy.endpoint(), "us-east-1").await;
         let handler = tickwatch_lambda::startup::build(&config, &sdk, 1)
             .await
             .expect("handler");

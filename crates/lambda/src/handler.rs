@@ -151,11 +151,11 @@ mod tests {
     use std::sync::Arc;
 
     use lambda_runtime::Context;
-    use tickwatch_aws::MemoryDeadLetterQueue;
     use tickwatch_aws::testing::LogSink;
-    use tickwatch_core::memory::{Fault, ManualClock, MemoryNotifier, MemoryStore, Op};
+    use tickwatch_aws::testing::MemoryDeadLetterQueue;
     use tickwatch_core::ports::ErrorClass;
     use tickwatch_core::retry::RetryPolicy;
+    use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op};
     use tickwatch_core::{AlertKind, Mode, PipelineConfig, Rule, RuleSet};
 
     use super::*;
@@ -188,18 +188,18 @@ mod tests {
         // Every test installs (or waits for) the log subscriber before anything logs, so no
         // callsite's interest is computed without it.
         captured_logs();
-        let store = Arc::new(MemoryStore::new());
-        let notifier = Arc::new(MemoryNotifier::new());
         let dead_letters = Arc::new(MemoryDeadLetterQueue::new());
-        let clock = Arc::new(ManualClock::at(
-            Timestamp::from_epoch_ms(NOW_MS).expect("valid"),
-        ));
         let config = PipelineConfig {
             rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
             retry: RetryPolicy::new(3, 10, 100).expect("valid"),
             jitter_seed: 5,
         };
-        let pipeline = Pipeline::new(config, store.clone(), notifier.clone(), clock.clone());
+        let MemoryRig {
+            pipeline,
+            store,
+            notifier,
+            clock,
+        } = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
         Harness {
             handler: Handler::new(pipeline, dead_letters.clone(), clock, "tickwatch-test"),
             store,

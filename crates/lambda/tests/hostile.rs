@@ -28,12 +28,13 @@ use lambda_runtime::{Context, LambdaEvent};
 use runtime_api::RuntimeApi;
 use serde_json::{Value, json};
 use stack::{ANSWER_WAIT, FUNCTION_TIMEOUT, Function, Stack, failed_ids};
+use tickwatch_aws::DeadLetter;
+use tickwatch_aws::testing::MemoryDeadLetterQueue;
 use tickwatch_aws::testing::message_attribute;
-use tickwatch_aws::{DeadLetter, MemoryDeadLetterQueue};
-use tickwatch_core::hostile::{self, Expect, HostileCase};
-use tickwatch_core::memory::{ManualClock, MemoryNotifier, MemoryStore};
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
+use tickwatch_core::testing::hostile::{self, Expect, HostileCase};
+use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryRig, MemoryStore};
+use tickwatch_core::{Mode, PipelineConfig, Rule, RuleSet, Timestamp};
 use tickwatch_lambda::Handler;
 
 const CORPUS: &str = include_str!("../../../testdata/hostile-ticks.json");
@@ -100,20 +101,14 @@ type MemoryHandler =
     Handler<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>, Arc<MemoryDeadLetterQueue>>;
 
 fn memory_handler(mode: Mode) -> MemoryHandler {
-    let clock = Arc::new(ManualClock::at(
-        Timestamp::from_epoch_ms(NOW_MS).expect("valid"),
-    ));
     let config = PipelineConfig {
         rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
         retry: RetryPolicy::new(3, 10, 100).expect("valid"),
         jitter_seed: 11,
     };
-    let pipeline = Pipeline::new(
-        config,
-        Arc::new(MemoryStore::new()),
-        Arc::new(MemoryNotifier::new()),
-        clock.clone(),
-    );
+    let MemoryRig {
+        pipeline, clock, ..
+    } = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
     Handler::new(
         pipeline,
         Arc::new(MemoryDeadLetterQueue::new()),

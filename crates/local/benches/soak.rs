@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tickwatch_core::testing::ProcessMemory;
+
 /// Ticks between two memory samples.
 const SAMPLE_EVERY_TICKS: u64 = 1_000_000;
 
@@ -79,30 +81,9 @@ const SCENARIOS: [Scenario; 3] = [
     },
 ];
 
-/// One reading of `/proc/PID/status`, in KiB.
-#[derive(Clone, Copy, Debug, Default)]
-struct Memory {
-    rss: u64,
-    anon: u64,
-    file: u64,
-    peak: u64,
-}
-
-fn memory(pid: u32) -> Option<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    Some(Memory {
-        rss: field("VmRSS:")?,
-        anon: field("RssAnon:")?,
-        file: field("RssFile:")?,
-        peak: field("VmHWM:")?,
-    })
+/// One reading of the `tickwatch` process's memory.
+fn memory(pid: u32) -> Option<ProcessMemory> {
+    ProcessMemory::read(Some(pid))
 }
 
 fn tickwatch_binary() -> PathBuf {
@@ -213,7 +194,7 @@ fn soak(binary: &Path, scenario: &Scenario, scale: u64) -> bool {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(&input).expect("input"));
     let mut line = Vec::with_capacity(256);
     let mut fed = 0u64;
-    let mut samples: Vec<(u64, Memory, Duration)> = Vec::new();
+    let mut samples: Vec<(u64, ProcessMemory, Duration)> = Vec::new();
     let started = Instant::now();
     println!(
         "  {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
@@ -233,10 +214,10 @@ fn soak(binary: &Path, scenario: &Scenario, scale: u64) -> bool {
             let at = started.elapsed();
             println!(
                 "  {fed:>12} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.1}",
-                m.rss as f64 / 1024.0,
-                m.anon as f64 / 1024.0,
-                m.file as f64 / 1024.0,
-                m.peak as f64 / 1024.0,
+                m.rss_kib as f64 / 1024.0,
+                m.anon_kib as f64 / 1024.0,
+                m.file_kib as f64 / 1024.0,
+                m.peak_kib as f64 / 1024.0,
                 at.as_secs_f64()
             );
             samples.push((fed, m, at));
@@ -271,7 +252,7 @@ fn soak(binary: &Path, scenario: &Scenario, scale: u64) -> bool {
         elapsed.as_secs_f64(),
         ticks as f64 / elapsed.as_secs_f64(),
         db_bytes as f64 / 1e6,
-        last.peak as f64 / 1024.0
+        last.peak_kib as f64 / 1024.0
     );
 
     // Flat: from the first tenth (warm-up: the first batches' buffers) to the end, the heap may
@@ -282,14 +263,14 @@ fn soak(binary: &Path, scenario: &Scenario, scale: u64) -> bool {
         .map(|s| s.1)
         .unwrap_or(last);
     let end = samples.last().map(|s| s.1).unwrap_or(last);
-    let growth = end.anon.saturating_sub(warm.anon);
+    let growth = end.anon_kib.saturating_sub(warm.anon_kib);
     let cache = (db_bytes / 1024).min(SQLITE_CACHE_KIB);
     let flat = growth <= cache + GROWTH_SLACK_KIB;
     println!(
         "  heap after {}: {:.1} MiB; at the end: {:.1} MiB; growth {:.1} MiB, page cache at most {:.1} MiB ({})",
         ticks / 10,
-        warm.anon as f64 / 1024.0,
-        end.anon as f64 / 1024.0,
+        warm.anon_kib as f64 / 1024.0,
+        end.anon_kib as f64 / 1024.0,
         growth as f64 / 1024.0,
         cache as f64 / 1024.0,
         if flat { "flat" } else { "GROWS" }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tickwatch_core::contract::sample_alert;
 use tickwatch_core::ports::{Classify, ErrorClass, Notifier};
+use tickwatch_core::testing::contract::sample_alert;
 use tickwatch_core::{Alert, AlertKind, Symbol};
 use tickwatch_local::notify::{NotifyError, WEBHOOK_CONCURRENCY_MAX, WEBHOOK_TIMEOUTS_TO_OPEN};
 use tickwatch_local::{Destination, LocalNotifier};

@@ -1,26 +1,12 @@
 //! The SQLite store against the port contracts, on disk, with two writers and across reopenings.
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
-use tickwatch_core::contract::{check_alert_store, check_state_store, sample_alert};
 use tickwatch_core::ports::{Advance, Advanced, AlertStore, Classify, ErrorClass, StateStore};
 use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::testing::block_on_ready;
+use tickwatch_core::testing::contract::{check_alert_store, check_state_store, sample_alert};
 use tickwatch_core::{AlertKind, Symbol, Timestamp};
 use tickwatch_local::sqlite::SqliteError;
 use tickwatch_local::{AlertQuery, Order, SqliteStore};
-
-/// SQLite calls complete inline, so their futures are ready on the first poll.
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("SQLite store calls never wait"),
-    }
-}
 
 fn sym(text: &str) -> Symbol {
     Symbol::parse(text).expect("valid")
@@ -33,13 +19,13 @@ fn ts(ms: i64) -> Timestamp {
 #[test]
 fn keeps_the_port_contracts_in_memory_and_on_disk() {
     let memory = SqliteStore::in_memory().expect("opens");
-    run(check_alert_store(&memory, "M"));
-    run(check_state_store(&memory, "M"));
+    block_on_ready(check_alert_store(&memory, "M"));
+    block_on_ready(check_state_store(&memory, "M"));
 
     let dir = tempfile::tempdir().expect("temp dir");
     let disk = SqliteStore::open(&dir.path().join("t.db")).expect("opens");
-    run(check_alert_store(&disk, "D"));
-    run(check_state_store(&disk, "D"));
+    block_on_ready(check_alert_store(&disk, "D"));
+    block_on_ready(check_state_store(&disk, "D"));
 }
 
 #[test]
@@ -61,10 +47,10 @@ fn everything_survives_reopening() {
             alerts: vec![alert],
         };
         assert!(matches!(
-            run(store.advance(&[change]))[0],
+            block_on_ready(store.advance(&[change]))[0],
             Ok(Advanced::Applied)
         ));
-        assert!(run(store.mark_notified(&[alert.key()]))[0].is_ok());
+        assert!(block_on_ready(store.mark_notified(&[alert.key()]))[0].is_ok());
     }
     let store = SqliteStore::open(&path).expect("reopens");
     assert_eq!(store.states().expect("readable"), [(sym("AAPL"), state)]);
@@ -105,10 +91,10 @@ fn two_writers_on_one_file_cannot_both_win() {
             },
         )],
     };
-    let a = run(first.advance(&[change(Zone::High, 10)]))
+    let a = block_on_ready(first.advance(&[change(Zone::High, 10)]))
         .remove(0)
         .expect("no error");
-    let b = run(second.advance(&[change(Zone::Low, 11)]))
+    let b = block_on_ready(second.advance(&[change(Zone::Low, 11)]))
         .remove(0)
         .expect("no error");
     assert_eq!(
@@ -135,8 +121,12 @@ fn queries_filter_and_order_by_tick_time() {
         sample_alert(sym("AAPL"), 20, AlertKind::Low),
         sample_alert(sym("NVDA"), 40, AlertKind::High),
     ];
-    assert!(run(store.insert(&alerts)).iter().all(Result::is_ok));
-    assert!(run(store.mark_notified(&[alerts[0].key()]))[0].is_ok());
+    assert!(
+        block_on_ready(store.insert(&alerts))
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert!(block_on_ready(store.mark_notified(&[alerts[0].key()]))[0].is_ok());
     let base = 1_795_700_000_000;
     let query = |q: AlertQuery| -> Vec<String> {
         store
@@ -224,7 +214,11 @@ fn alerts_of_one_instant_list_newest_first_by_id() {
         .into_iter()
         .map(|s| sample_alert(sym(s), 7, AlertKind::High))
         .collect();
-    assert!(run(store.insert(&alerts)).iter().all(Result::is_ok));
+    assert!(
+        block_on_ready(store.insert(&alerts))
+            .iter()
+            .all(Result::is_ok)
+    );
     let ids: Vec<String> = store
         .query(&AlertQuery {
             order: Order::NewestFirst,
@@ -246,7 +240,11 @@ fn query_each_streams_rows_and_stops_at_the_callers_error() {
     let alerts: Vec<_> = (0..50)
         .map(|ms| sample_alert(sym("AAPL"), ms, AlertKind::High))
         .collect();
-    assert!(run(store.insert(&alerts)).iter().all(Result::is_ok));
+    assert!(
+        block_on_ready(store.insert(&alerts))
+            .iter()
+            .all(Result::is_ok)
+    );
     let query = AlertQuery {
         order: Order::NewestFirst,
         limit: 1_000,
@@ -433,12 +431,12 @@ fn rows_edited_into_nonsense_are_reported_not_trusted() {
     let path = dir.path().join("t.db");
     let store = SqliteStore::open(&path).expect("opens");
     let alert = sample_alert(sym("AAPL"), 1, AlertKind::High);
-    assert!(run(store.insert(&[alert]))[0].is_ok());
+    assert!(block_on_ready(store.insert(&[alert]))[0].is_ok());
     rusqlite::Connection::open(&path)
         .expect("opens")
         .execute("UPDATE alerts SET alert_id = 'not-an-id'", [])
         .expect("edits");
-    let error = run(store.fetch(&[alert.key()]))
+    let error = block_on_ready(store.fetch(&[alert.key()]))
         .remove(0)
         .expect_err("bad row");
     assert!(error.to_string().contains("alert_id"), "{error}");

@@ -32,6 +32,9 @@ pub(super) const NOT_INTEGER_REASON: &str = "must be an integer of epoch millise
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// The last valid timestamp: one millisecond before [`TIMESTAMP_MS_END`].
+    pub const LAST: Timestamp = Timestamp(TIMESTAMP_MS_END - 1);
+
     /// Validates epoch milliseconds.
     pub fn from_epoch_ms(ms: i64) -> Result<Self, TickError> {
         if (TIMESTAMP_MS_MIN..TIMESTAMP_MS_END).contains(&ms) {

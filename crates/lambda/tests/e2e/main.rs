@@ -433,7 +433,7 @@ async fn startup_checks_every_resource_and_tolerates_only_transient_failures() {
 
     // Nothing answers at all: transient, so the function starts and lets each message retry.
     let unreachable =
-        tickwatch_aws::config::emulator_sdk_config("http://127.0.0.1:1", "us-east-1").await;
+        tickwatch_aws::testing::emulator_sdk_config("http://127.0.0.1:1", "us-east-1").await;
     assert!(
         build(
             &config_with(missing[3].0, Some(missing[3].1)),

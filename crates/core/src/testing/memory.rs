@@ -18,7 +18,7 @@ use crate::ports::{
     StoredAlert,
 };
 use crate::rules::SymbolState;
-use crate::tick::{Symbol, Timestamp};
+use crate::tick::{Symbol, TIMESTAMP_MS_END, Timestamp};
 
 /// A port operation, for scripting faults and counting calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -365,10 +365,15 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward, stopping at the last valid timestamp (so [`Clock::now`] never
+    /// fails, whatever a test sleeps).
     pub fn advance(&self, duration: Duration) {
         let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        self.now_ms.fetch_add(ms, Ordering::SeqCst);
+        let _ = self
+            .now_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(ms).min(TIMESTAMP_MS_END - 1))
+            });
     }
 
     /// Every sleep so far, in milliseconds.
@@ -382,9 +387,8 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        let ms = self.now_ms.load(Ordering::SeqCst);
-        Timestamp::from_epoch_ms(ms)
-            .unwrap_or_else(|_| panic!("manual clock ran out of range: {ms} ms"))
+        // In range by construction: `at` takes a valid timestamp and `advance` stops at the end.
+        Timestamp::from_epoch_ms(self.now_ms.load(Ordering::SeqCst)).unwrap_or(Timestamp::LAST)
     }
 
     // Lazy: time moves only if the sleep is actually awaited (a deadline timer that loses its race
@@ -401,21 +405,21 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::block_on_ready;
 
-    fn run<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-                return output;
-            }
-        }
+    #[test]
+    fn the_manual_clock_stops_at_the_last_timestamp() {
+        let clock = ManualClock::at(Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid"));
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), Timestamp::LAST);
+        block_on_ready(clock.sleep(Duration::from_secs(1)));
+        assert_eq!(clock.now(), Timestamp::LAST);
     }
 
     #[test]
     fn the_memory_store_keeps_the_port_contracts() {
         let store = MemoryStore::new();
-        run(crate::contract::check_alert_store(&store, "M"));
-        run(crate::contract::check_state_store(&store, "M"));
+        block_on_ready(crate::testing::contract::check_alert_store(&store, "M"));
+        block_on_ready(crate::testing::contract::check_state_store(&store, "M"));
     }
 }

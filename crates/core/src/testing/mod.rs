@@ -1,0 +1,108 @@
+//! Test support: the in-memory ports (the reference implementation of the port contracts), the
+//! store contract every store adapter's tests run, the hostile-tick corpus reader, and the small
+//! helpers tests and benchmarks share. Compiled only for this crate's tests and with the `testing`
+//! feature, which test, bench and fuzz builds enable; it is no part of the production API.
+
+pub mod contract;
+pub mod hostile;
+pub mod memory;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+pub use memory::{Fault, InjectedFault, ManualClock, MemoryNotifier, MemoryStore, Op};
+
+use crate::{Pipeline, PipelineConfig, Timestamp};
+
+/// Most polls [`block_on_ready`] makes before it decides the future waits on something real.
+pub const READY_POLLS_MAX: u64 = 10_000_000;
+
+/// Drives a future whose every await is immediately ready, as with the in-memory ports, on the
+/// calling thread and without a runtime: what the property tests, fuzz targets and benchmarks
+/// use to run the pipeline fast and deterministically.
+///
+/// # Panics
+/// If the future is still pending after [`READY_POLLS_MAX`] polls: it waits on a real timer or
+/// I/O, which this executor never wakes.
+pub fn block_on_ready<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    for _ in 0..READY_POLLS_MAX {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
+    panic!(
+        "a future stayed pending for {READY_POLLS_MAX} polls: it waits on more than in-memory ports"
+    )
+}
+
+/// The pipeline over the in-memory ports.
+pub type MemoryPipeline = Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>;
+
+/// A pipeline over fresh in-memory ports, with handles on each port to script faults and look
+/// inside.
+pub struct MemoryRig {
+    /// The pipeline.
+    pub pipeline: MemoryPipeline,
+    /// Its store.
+    pub store: Arc<MemoryStore>,
+    /// Its notifier.
+    pub notifier: Arc<MemoryNotifier>,
+    /// Its clock, showing `now` until something sleeps on it or a test moves it.
+    pub clock: Arc<ManualClock>,
+}
+
+impl MemoryRig {
+    /// A pipeline with `config` over empty in-memory ports, its clock at `now`.
+    pub fn new(config: PipelineConfig, now: Timestamp) -> MemoryRig {
+        let store = Arc::new(MemoryStore::new());
+        let notifier = Arc::new(MemoryNotifier::new());
+        let clock = Arc::new(ManualClock::at(now));
+        MemoryRig {
+            pipeline: Pipeline::new(config, store.clone(), notifier.clone(), clock.clone()),
+            store,
+            notifier,
+            clock,
+        }
+    }
+}
+
+/// A process's memory as `/proc/PID/status` tells it, in KiB (Linux only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Resident set size (`VmRSS`).
+    pub rss_kib: u64,
+    /// Resident anonymous memory: heap and stacks (`RssAnon`).
+    pub anon_kib: u64,
+    /// Resident file-backed memory: mapped files, the binary (`RssFile`).
+    pub file_kib: u64,
+    /// Peak resident set size (`VmHWM`).
+    pub peak_kib: u64,
+}
+
+impl ProcessMemory {
+    /// Reads it for `pid` (`None`: this process). `None` when the process is gone or the system
+    /// has no `/proc`. Benchmarks only: this is I/O, which the engine itself never does.
+    pub fn read(pid: Option<u32>) -> Option<ProcessMemory> {
+        let path = match pid {
+            Some(pid) => format!("/proc/{pid}/status"),
+            None => "/proc/self/status".to_owned(),
+        };
+        let status = std::fs::read_to_string(path).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|value| value.parse::<u64>().ok())
+        };
+        Some(ProcessMemory {
+            rss_kib: field("VmRSS:")?,
+            anon_kib: field("RssAnon:")?,
+            file_kib: field("RssFile:")?,
+            peak_kib: field("VmHWM:")?,
+        })
+    }
+}
