@@ -148,7 +148,6 @@ async fn soak() -> bool {
                     &options,
                     &pipeline,
                     &dead_letters,
-                    &SystemClock,
                     std::future::pending(),
                 )
             });

@@ -5,11 +5,9 @@
 //! redelivery every failed message and every rejected one whose dead-letter send failed, so no
 //! message is ever dropped. It logs one line per message inside a span carrying the SQS message id.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::future::{Either, select};
-use tickwatch_core::ports::{AlertStore, Clock, ErrorClass, Notifier, StateStore};
+use tickwatch_core::ports::{AlertStore, Clock, ErrorClass, Notifier, StateStore, before_deadline};
 use tickwatch_core::{Accepted, BatchStats, Outcome, Pipeline, Symbol, Tick, TickError, Timestamp};
 
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
@@ -56,10 +54,9 @@ impl BatchResult {
 
 /// Runs one batch: the pipeline, then the dead-letter queue for rejected messages. Nothing is
 /// started past `deadline`; a dead-letter send the deadline cuts short counts as failed.
-pub async fn run_batch<S, N, C, D, K>(
+pub async fn run_batch<S, N, C, D>(
     pipeline: &Pipeline<S, N, C>,
     dead_letters: &D,
-    clock: &K,
     messages: Vec<SqsMessage>,
     deadline: Option<Timestamp>,
 ) -> BatchResult
@@ -68,7 +65,6 @@ where
     N: Notifier,
     C: Clock,
     D: DeadLetterQueue,
-    K: Clock,
 {
     let started = Instant::now();
     let mut symbols: Vec<Option<Symbol>> = Vec::with_capacity(messages.len());
@@ -99,7 +95,7 @@ where
     let sent: Vec<Result<(), String>> = if letters.is_empty() {
         Vec::new()
     } else {
-        match before_deadline(clock, deadline, || dead_letters.send(&letters)).await {
+        match before_deadline(pipeline.clock(), deadline, || dead_letters.send(&letters)).await {
             Some(answers) => answers
                 .into_iter()
                 .map(|a| a.map_err(|e| e.to_string()))
@@ -200,38 +196,16 @@ fn log_outcome(
             let step = failure.step.as_str();
             match failure.class {
                 ErrorClass::Transient => tracing::warn!(
-                    symbol, outcome = "failed", step, class = "transient", reason = %failure.reason,
+                    symbol, outcome = "failed", step, class = ErrorClass::Transient.as_str(), reason = %failure.reason,
                     "Message failed; left for redelivery."
                 ),
                 ErrorClass::Permanent => tracing::error!(
-                    symbol, outcome = "failed", step, class = "permanent", reason = %failure.reason,
+                    symbol, outcome = "failed", step, class = ErrorClass::Permanent.as_str(), reason = %failure.reason,
                     "Message failed on a permanent error; left for redelivery and the queue's redrive policy."
                 ),
             }
             true
         }
-    }
-}
-
-/// Starts `call` unless `deadline` (on `clock`) has passed, and waits for it unless the deadline
-/// passes first.
-async fn before_deadline<K: Clock, F: Future>(
-    clock: &K,
-    deadline: Option<Timestamp>,
-    call: impl FnOnce() -> F,
-) -> Option<F::Output> {
-    let Some(deadline) = deadline else {
-        return Some(call().await);
-    };
-    let remaining_ms = clock.now().ms_until(deadline);
-    if remaining_ms == 0 {
-        return None;
-    }
-    let call = call();
-    let timer = clock.sleep(Duration::from_millis(remaining_ms));
-    match select(std::pin::pin!(call), std::pin::pin!(timer)).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
     }
 }
 
@@ -295,7 +269,7 @@ mod tests {
     const BAD: &str = r#"{"symbol":"AAPL","price":"x","timestamp":1000}"#;
 
     async fn run(h: &Harness, bodies: &[&str], deadline: Option<Timestamp>) -> BatchResult {
-        run_batch(&h.pipeline, &h.dlq, &h.clock, messages(bodies), deadline).await
+        run_batch(&h.pipeline, &h.dlq, messages(bodies), deadline).await
     }
 
     #[tokio::test]
@@ -383,14 +357,7 @@ mod tests {
         }
         let h = harness();
         let deadline = Timestamp::from_epoch_ms(NOW_MS + 5_000).expect("valid");
-        let result = run_batch(
-            &h.pipeline,
-            &Hanging,
-            &h.clock,
-            messages(&[BAD]),
-            Some(deadline),
-        )
-        .await;
+        let result = run_batch(&h.pipeline, &Hanging, messages(&[BAD]), Some(deadline)).await;
         assert_eq!(result.failed_message_ids, ["m0"]);
         assert_eq!(h.clock.now(), deadline, "waited exactly until the deadline");
     }

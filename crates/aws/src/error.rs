@@ -58,7 +58,7 @@ pub fn is_transient_code(code: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     /// An SDK call failed as a whole.
-    #[error("{operation} failed ({}){}: {message}", class_name(*class), code_suffix(code.as_deref()))]
+    #[error("{operation} failed ({}){}: {message}", class, code_suffix(code.as_deref()))]
     Call {
         /// The API operation, e.g. `PutItem`.
         operation: &'static str,
@@ -71,7 +71,11 @@ pub enum AwsError {
     },
     /// One entry of a batch call (`PublishBatch`, `SendMessageBatch`, `DeleteMessageBatch`, a
     /// transaction item) failed while the call as a whole succeeded.
-    #[error("{operation} entry failed ({}){}: {message}", class_name(*class), code_suffix(Some(code)))]
+    #[error(
+        "{operation} entry failed ({}){}: {message}",
+        class,
+        code_suffix(Some(code))
+    )]
     Entry {
         /// The API operation.
         operation: &'static str,
@@ -126,13 +130,6 @@ pub enum AwsError {
         /// What happened.
         reason: String,
     },
-}
-
-fn class_name(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::Permanent => "permanent",
-        ErrorClass::Transient => "transient",
-    }
 }
 
 fn code_suffix(code: Option<&str>) -> String {

@@ -183,12 +183,11 @@ pub enum WorkerError {
 
 /// Polls `options.queue_url` and runs every batch through `pipeline`, until `options.run_until`
 /// or `shutdown` resolves (the batch in hand is finished first).
-pub async fn run<S, N, C, D, K>(
+pub async fn run<S, N, C, D>(
     sqs: &Client,
     options: &WorkerOptions,
     pipeline: &Pipeline<S, N, C>,
     dead_letters: &D,
-    clock: &K,
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerReport, WorkerError>
 where
@@ -196,8 +195,8 @@ where
     N: Notifier,
     C: Clock,
     D: DeadLetterQueue,
-    K: Clock,
 {
+    let clock = pipeline.clock();
     options.validate()?;
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut report = WorkerReport::default();
@@ -259,7 +258,7 @@ where
             })
             .unzip();
         let ids: Vec<String> = batch.iter().map(|m| m.message_id.clone()).collect();
-        let result = run_batch(pipeline, dead_letters, clock, batch, Some(deadline)).await;
+        let result = run_batch(pipeline, dead_letters, batch, Some(deadline)).await;
         if let Some(service) = &options.metrics_service {
             println!("{}", emf_line(service, clock.now(), &result.metrics()));
         }

@@ -67,7 +67,7 @@ async fn regression_a_rejected_body_near_the_sqs_size_limit_is_dead_lettered_wit
             message_id: format!("near-limit-{bytes}"),
             body: rejected_body(bytes),
         };
-        let result = run_batch(&pipeline, &dead_letters, &SystemClock, vec![message], None).await;
+        let result = run_batch(&pipeline, &dead_letters, vec![message], None).await;
         assert_eq!(result.stats.rejected, 1, "{what}: rejected");
         let letters = drain_queue(&clients.sqs, &dlq_url, 1, 1).await;
         // A body of exactly the limit leaves no room for any attribute: it is dead-lettered

@@ -583,7 +583,6 @@ async fn worker_drains_the_queue_deletes_what_succeeded_and_dead_letters_rejects
         &worker_options(&queue),
         &pipeline,
         &dlq,
-        &SystemClock,
         std::future::pending(),
     )
     .await
@@ -641,7 +640,6 @@ async fn worker_leaves_failed_messages_for_redelivery() {
         &options,
         &pipeline,
         &dlq,
-        &SystemClock,
         std::future::pending(),
     )
     .await
@@ -686,7 +684,6 @@ async fn worker_stops_on_shutdown_and_on_a_missing_queue() {
         &options,
         &pipeline,
         &dlq,
-        &SystemClock,
         std::future::ready(()),
     )
     .await
@@ -699,7 +696,6 @@ async fn worker_stops_on_shutdown_and_on_a_missing_queue() {
         &options,
         &pipeline,
         &dlq,
-        &SystemClock,
         std::future::pending(),
     )
     .await

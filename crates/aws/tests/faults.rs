@@ -255,7 +255,6 @@ impl Rig {
             options,
             pipeline,
             &self.dead_letters(),
-            &SystemClock,
             std::future::pending(),
         )
         .await
@@ -967,7 +966,6 @@ async fn a_worker_killed_mid_batch_and_restarted_loses_nothing() {
                     &options,
                     &pipeline,
                     &dead_letters,
-                    &SystemClock,
                     std::future::pending(),
                 )
                 .await
@@ -1148,8 +1146,8 @@ async fn the_same_batch_given_to_two_pipelines_at_once_stores_each_alert_once() 
     for batch in &batches {
         let deadline = Some(SystemClock.now_plus(Duration::from_secs(10)));
         let (a, b) = tokio::join!(
-            run_batch(&one, &dead_letters, &SystemClock, batch.clone(), deadline),
-            run_batch(&two, &dead_letters, &SystemClock, batch.clone(), deadline),
+            run_batch(&one, &dead_letters, batch.clone(), deadline),
+            run_batch(&two, &dead_letters, batch.clone(), deadline),
         );
         // Whichever lost a race found the other's work: a stale tick or a duplicate.
         conflicts_seen += a.stats.stale + b.stats.stale + a.stats.duplicates + b.stats.duplicates;
@@ -1169,7 +1167,7 @@ async fn the_same_batch_given_to_two_pipelines_at_once_stores_each_alert_once() 
                 .filter(|m| failed.contains(&m.message_id))
                 .cloned()
                 .collect();
-            failed = run_batch(&one, &dead_letters, &SystemClock, again, deadline)
+            failed = run_batch(&one, &dead_letters, again, deadline)
                 .await
                 .failed_message_ids;
         }
@@ -1371,14 +1369,7 @@ async fn shuffled_batches_leave_dynamodb_exactly_where_the_reference_store_ends(
         let dead_letters = rig.dead_letters();
         for batch in &batches {
             let deadline = Some(SystemClock.now_plus(Duration::from_secs(10)));
-            let result = run_batch(
-                &pipeline,
-                &dead_letters,
-                &SystemClock,
-                batch.clone(),
-                deadline,
-            )
-            .await;
+            let result = run_batch(&pipeline, &dead_letters, batch.clone(), deadline).await;
             assert!(result.failed_message_ids.is_empty(), "{result:?}");
         }
         let (store, notifier) = reference(&batches).await;

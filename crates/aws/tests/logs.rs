@@ -96,7 +96,6 @@ fn run_logged(level: Level, credentials: &[String; 3], bodies: &[String]) -> Str
                 &options,
                 &pipeline,
                 &SqsDeadLetterQueue::new(clients.sqs.clone(), dlq),
-                &SystemClock,
                 std::future::pending(),
             )
             .await

@@ -96,16 +96,9 @@ pub(crate) async fn consume(
     } = Deployment::connect(clients, &resources, rules, &startup_policy(), SystemClock)
         .await
         .map_err(connect_error)?;
-    worker::run(
-        &clients.sqs,
-        options,
-        &pipeline,
-        &dead_letters,
-        &SystemClock,
-        shutdown,
-    )
-    .await
-    .context("the SQS worker stopped")
+    worker::run(&clients.sqs, options, &pipeline, &dead_letters, shutdown)
+        .await
+        .context("the SQS worker stopped")
 }
 
 /// The exit code of `report` (see the module documentation).

@@ -25,14 +25,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use futures_util::future::{Either, select};
 
 use crate::alert::{Alert, AlertId, AlertKey};
 use crate::ports::{
     Advance, Advanced, AlertStore, Clock, ErrorClass, Inserted, Notifier, PortError, StateStore,
-    StoredAlert,
+    StoredAlert, before_deadline,
 };
 use crate::retry::{RetryPolicy, Rng};
 use crate::rules::{Mode, Rule, RuleSet, SymbolState, Verdict, evaluate};
@@ -213,14 +210,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let class = match self.class {
-            ErrorClass::Permanent => "permanent",
-            ErrorClass::Transient => "transient",
-        };
         write!(
             f,
-            "{} failed ({class}): {}",
+            "{} failed ({}): {}",
             self.step.as_str(),
+            self.class,
             self.reason
         )
     }
@@ -415,6 +409,39 @@ where
     }
 
     /// Decodes JSON bodies and processes them. No step is started or retried past `deadline`.
+    ///
+    /// One outcome per message comes back, in input order. Here over the in-memory ports of
+    /// `testing` (the adapters plug in SQLite or DynamoDB and a notifier in their place):
+    ///
+    /// ```
+    /// use tickwatch_core::testing::{MemoryRig, block_on_ready};
+    /// use tickwatch_core::{Accepted, Mode, Outcome, PipelineConfig, Rule, RuleSet, Timestamp};
+    /// use tickwatch_core::retry::RetryPolicy;
+    /// use tickwatch_core::tick::Field;
+    ///
+    /// let config = PipelineConfig {
+    ///     rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross)?),
+    ///     retry: RetryPolicy::new(3, 50, 1_000).expect("valid policy"),
+    ///     jitter_seed: 1,
+    /// };
+    /// let rig = MemoryRig::new(config, Timestamp::parse_rfc3339("2026-11-26T14:31:00Z").expect("valid"));
+    /// let batch = vec![
+    ///     ("m1", r#"{"symbol":"AAPL","price":151.25,"timestamp":"2026-11-26T14:30:00Z"}"#),
+    ///     ("m2", r#"{"symbol":"AAPL","price":152.00,"timestamp":"2026-11-26T14:30:01Z"}"#),
+    ///     ("m3", r#"{"symbol":"AAPL","price":"high","timestamp":"2026-11-26T14:30:02Z"}"#),
+    /// ];
+    /// let report = block_on_ready(rig.pipeline.process(batch, None));
+    ///
+    /// // The first tick enters the high zone: stored, announced. The second stays there. The
+    /// // third is not a tick at all, and says which field is wrong.
+    /// assert!(matches!(&report.outcomes[0].1, Outcome::Accepted(Accepted::Alerted(_))));
+    /// assert_eq!(report.outcomes[1].1, Outcome::Accepted(Accepted::Quiet));
+    /// assert!(matches!(&report.outcomes[2].1, Outcome::Rejected(e) if e.field() == Some(Field::Price)));
+    /// assert_eq!((report.stats.alerts, report.stats.rejected), (1, 1));
+    /// assert_eq!(rig.notifier.published().len(), 1);
+    /// assert!(rig.store.alerts().iter().all(|stored| stored.notified));
+    /// # Ok::<(), tickwatch_core::rules::RulesError>(())
+    /// ```
     pub async fn process<Id, B>(
         &self,
         messages: Vec<(Id, B)>,
@@ -818,7 +845,8 @@ where
         while !pending.is_empty() {
             attempts_done += 1;
             let subset = pending.iter().map(|&i| items[i].clone()).collect();
-            let Some(answers) = self.before_deadline(call(subset), deadline).await else {
+            let Some(answers) = before_deadline(&self.clock, deadline, || call(subset)).await
+            else {
                 for &i in &pending {
                     results[i] = Some(Err(StepError::Deadline));
                 }
@@ -856,26 +884,6 @@ where
             .into_iter()
             .map(|r| r.expect("every item was attempted"))
             .collect()
-    }
-
-    /// Runs `call` unless the deadline passes first (then it is dropped and `None` returned).
-    async fn before_deadline<F: Future>(
-        &self,
-        call: F,
-        deadline: Option<Timestamp>,
-    ) -> Option<F::Output> {
-        let Some(deadline) = deadline else {
-            return Some(call.await);
-        };
-        let remaining_ms = self.clock.now().ms_until(deadline);
-        if remaining_ms == 0 {
-            return None;
-        }
-        let timer = self.clock.sleep(Duration::from_millis(remaining_ms));
-        match select(std::pin::pin!(call), std::pin::pin!(timer)).await {
-            Either::Left((output, _)) => Some(output),
-            Either::Right(_) => None,
-        }
     }
 }
 

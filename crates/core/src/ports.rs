@@ -8,6 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::future::{Either, select};
+
 use crate::alert::{Alert, AlertKey};
 use crate::rules::SymbolState;
 use crate::tick::{Symbol, Timestamp};
@@ -19,6 +21,22 @@ pub enum ErrorClass {
     Permanent,
     /// The call may succeed later (throttling, timeouts, 5xx, dropped connections).
     Transient,
+}
+
+impl ErrorClass {
+    /// `permanent` or `transient`, for messages, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Transient => "transient",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Errors that know whether retrying can help. The pipeline acts on this and nothing else.
@@ -141,6 +159,32 @@ pub trait Clock: Send + Sync {
 
     /// Waits for `duration`.
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Starts `call` unless `deadline` (read on `clock`) has passed, and waits for it unless the
+/// deadline passes first; then the call is dropped, not finished, and the answer is `None`. With
+/// no deadline it simply runs. `call` is a closure so that nothing of it runs once the deadline is
+/// gone (a port may do work when called, before its future is polled). The one way every step of
+/// a batch, in the core and in the adapters' batch runner, respects the invocation deadline:
+/// computed and enforced on the same clock.
+pub async fn before_deadline<C: Clock, F: Future>(
+    clock: &C,
+    deadline: Option<Timestamp>,
+    call: impl FnOnce() -> F,
+) -> Option<F::Output> {
+    let Some(deadline) = deadline else {
+        return Some(call().await);
+    };
+    let remaining_ms = clock.now().ms_until(deadline);
+    if remaining_ms == 0 {
+        return None;
+    }
+    let call = call();
+    let timer = clock.sleep(Duration::from_millis(remaining_ms));
+    match select(std::pin::pin!(call), std::pin::pin!(timer)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
 }
 
 // Shared ports: several pipelines (or tasks) may use one store or notifier.

@@ -34,11 +34,10 @@ pub enum HandlerError {
     },
 }
 
-/// The function: the pipeline, the dead-letter queue, the clock and the metrics dimension.
+/// The function: the pipeline (and its clock), the dead-letter queue and the metrics dimension.
 pub struct Handler<S, N, C, D> {
     pipeline: Pipeline<S, N, C>,
     dead_letters: D,
-    clock: C,
     service: String,
 }
 
@@ -49,17 +48,11 @@ where
     C: Clock,
     D: DeadLetterQueue,
 {
-    /// Builds the handler. `clock` must be the pipeline's clock (a clone of it).
-    pub fn new(
-        pipeline: Pipeline<S, N, C>,
-        dead_letters: D,
-        clock: C,
-        service: impl Into<String>,
-    ) -> Self {
+    /// Builds the handler. Deadlines are computed and enforced on the pipeline's one clock.
+    pub fn new(pipeline: Pipeline<S, N, C>, dead_letters: D, service: impl Into<String>) -> Self {
         Handler {
             pipeline,
             dead_letters,
-            clock,
             service: service.into(),
         }
     }
@@ -104,17 +97,14 @@ where
             });
         }
         let deadline = answer_by(deadline_ms);
-        let result = run_batch(
-            &self.pipeline,
-            &self.dead_letters,
-            &self.clock,
-            messages,
-            deadline,
-        )
-        .await;
+        let result = run_batch(&self.pipeline, &self.dead_letters, messages, deadline).await;
         println!(
             "{}",
-            emf_line(&self.service, self.clock.now(), &result.metrics())
+            emf_line(
+                &self.service,
+                self.pipeline.clock().now(),
+                &result.metrics()
+            )
         );
         let failed = result.failed_message_ids.len();
         tracing::info!(
@@ -198,10 +188,10 @@ mod tests {
             pipeline,
             store,
             notifier,
-            clock,
+            ..
         } = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
         Harness {
-            handler: Handler::new(pipeline, dead_letters.clone(), clock, "tickwatch-test"),
+            handler: Handler::new(pipeline, dead_letters.clone(), "tickwatch-test"),
             store,
             notifier,
             dead_letters,

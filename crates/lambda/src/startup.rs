@@ -113,12 +113,7 @@ pub async fn build(
         SystemClock,
     )
     .await?;
-    Ok(Handler::new(
-        pipeline,
-        dead_letters,
-        SystemClock,
-        &config.service,
-    ))
+    Ok(Handler::new(pipeline, dead_letters, &config.service))
 }
 
 /// Reports an init error to the Runtime API at `runtime_api` (`host:port`), as the Lambda service

@@ -106,13 +106,10 @@ fn memory_handler(mode: Mode) -> MemoryHandler {
         retry: RetryPolicy::new(3, 10, 100).expect("valid"),
         jitter_seed: 11,
     };
-    let MemoryRig {
-        pipeline, clock, ..
-    } = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
+    let rig = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
     Handler::new(
-        pipeline,
+        rig.pipeline,
         Arc::new(MemoryDeadLetterQueue::new()),
-        clock,
         "tickwatch-hostile",
     )
 }

@@ -190,7 +190,6 @@ async fn the_worker_and_the_function_raise_the_same_alerts_from_the_same_environ
             &options,
             &deployment.pipeline,
             &deployment.dead_letters,
-            &SystemClock,
             std::future::pending(),
         )
         .await
