@@ -11,6 +11,8 @@ pub mod notify;
 pub mod prefetch;
 pub mod source;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use lock::{AnnounceLock, LockError};
 pub use notify::{Destination, LocalNotifier};

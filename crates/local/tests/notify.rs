@@ -2,11 +2,6 @@
 //! answers, a disk that fills up mid-write, a file left mid-line by a crash, files that cannot be
 //! synced.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,6 +9,7 @@ use tickwatch_core::ports::{Classify, ErrorClass, Notifier};
 use tickwatch_core::testing::contract::sample_alert;
 use tickwatch_core::{Alert, AlertKind, Symbol};
 use tickwatch_local::notify::{NotifyError, WEBHOOK_CONCURRENCY_MAX, WEBHOOK_TIMEOUTS_TO_OPEN};
+use tickwatch_local::testing::{BlackHole, Redirector, Tmpfs};
 use tickwatch_local::{Destination, LocalNotifier};
 
 /// `count` distinct alerts, ticks `first..first + count` of AAPL.
@@ -31,106 +27,12 @@ fn errors(results: Vec<Result<(), NotifyError>>) -> Vec<NotifyError> {
         .collect()
 }
 
-/// Reads one HTTP/1.1 request (head and content-length body) and returns its request line.
-fn read_request(stream: &TcpStream) -> Option<String> {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(request_line.trim_end().to_owned())
-}
-
-/// An HTTP server that answers every POST with 302 to `/final` and everything else with 200,
-/// recording each request line: a client that follows the redirect shows up as a GET.
-struct Redirector {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Redirector {
-    fn start() -> Redirector {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&stream) else {
-                    continue;
-                };
-                let answer = if request.starts_with("POST ") {
-                    format!("302 Found\r\nlocation: http://127.0.0.1:{port}/final")
-                } else {
-                    "200 OK".to_owned()
-                };
-                log.lock().expect("log").push(request);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            }
-        });
-        Redirector { port, requests }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/alerts", self.port)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("log").clone()
-    }
-}
-
-/// A server that accepts connections and never answers, holding them open.
-struct BlackHole {
-    port: u16,
-    accepted: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl BlackHole {
-    fn start() -> BlackHole {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let held = accepted.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                held.lock().expect("held").push(stream);
-            }
-        });
-        BlackHole { port, accepted }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/alerts", self.port)
-    }
-
-    fn connections(&self) -> usize {
-        self.accepted.lock().expect("held").len()
-    }
-}
-
 #[tokio::test]
 async fn a_redirecting_webhook_fails_the_publish_and_is_not_followed() {
     let server = Redirector::start();
     let notifier = LocalNotifier::open(&Destination::Webhook(server.url())).expect("opens");
     let failures = errors(notifier.publish(&alerts(1, 2)).await);
-    let location = format!("http://127.0.0.1:{}/final", server.port);
+    let location = server.target();
     for failure in &failures {
         let message = failure.to_string();
         assert!(
@@ -186,36 +88,6 @@ async fn a_webhook_that_never_answers_opens_the_circuit() {
         "{failures:?}"
     );
     assert_eq!(server.connections(), connections, "nothing more was sent");
-}
-
-/// A tmpfs of `size_kib` mounted on `path` until dropped (even when the test panics).
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size_kib: u32) -> Tmpfs {
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
-            .arg(path)
-            .status();
-        assert!(
-            matches!(&status, Ok(s) if s.success()),
-            "this test fills a small tmpfs and must run as root (or with CAP_SYS_ADMIN): \
-             `mount -t tmpfs` on {} failed: {status:?}",
-            path.display()
-        );
-        Tmpfs {
-            path: path.to_owned(),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: the mount goes even if something still holds a file open on it.
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
 }
 
 /// Every line of `text` is a JSON object and the text ends with a whole line; returns the count.

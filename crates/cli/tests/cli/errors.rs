@@ -3,13 +3,9 @@
 //! input, repeated CSV columns, float timestamps, rules-file and database errors, listing order
 //! and memory, and two processes announcing from one database.
 
-// Each test binary uses a different part of the shared helpers.
-#[allow(dead_code)]
-mod support;
-
 use std::io::{BufRead, BufReader};
 
-use support::{Dir, Webhook, tick};
+use crate::support::{Dir, Webhook, tick};
 use tickwatch_local::AnnounceLock;
 
 /// Stderr must never carry a raw control character other than the line breaks between messages:
@@ -349,22 +345,7 @@ fn alerts_are_listed_newest_first_and_the_limit_keeps_the_newest() {
     );
     dir.tickwatch(&["run", "--input", "t.ndjson"])
         .assert_exit(0);
-    let listed = |args: &[&str]| -> Vec<String> {
-        let mut full = vec!["alerts", "--format", "json"];
-        full.extend_from_slice(args);
-        let out = dir.tickwatch(&full);
-        out.assert_exit(0);
-        out.stdout_json_lines()
-            .iter()
-            .map(|a| {
-                format!(
-                    "{}:{}",
-                    a["symbol"].as_str().unwrap_or(""),
-                    a["kind"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    };
+    let listed = |args: &[&str]| dir.listed_alerts(args);
     assert_eq!(
         listed(&[]),
         ["AAPL:LOW", "NVDA:HIGH", "MSFT:LOW", "AAPL:HIGH"]

@@ -74,6 +74,24 @@ impl Dir {
         std::fs::write(self.path(name), contents).expect("write test file");
     }
 
+    /// `tickwatch alerts --format json ARGS` as `SYMBOL:KIND`, in the order listed.
+    pub(crate) fn listed_alerts(&self, args: &[&str]) -> Vec<String> {
+        let mut full = vec!["alerts", "--format", "json"];
+        full.extend_from_slice(args);
+        let out = self.tickwatch(&full);
+        out.assert_exit(0);
+        out.stdout_json_lines()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}:{}",
+                    a["symbol"].as_str().unwrap_or(""),
+                    a["kind"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
     }

@@ -2,100 +2,14 @@
 //! redirects, one that never answers, and `file:` destinations that are not regular files. Each
 //! runs the built `tickwatch` binary as a user runs it.
 
-// Each test binary uses its own part of the shared helpers.
-#[allow(dead_code)]
-mod support;
-
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::{Dir, Webhook, tick};
 use serde_json::Value;
-use support::{Dir, Webhook, tick};
-
-/// Reads one HTTP/1.1 request (head and content-length body) and returns its request line.
-fn read_request(stream: &TcpStream) -> Option<String> {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(request_line.trim_end().to_owned())
-}
-
-/// An HTTP server that answers every POST with 302 to `/final` and everything else with 200,
-/// recording each request line: a client that follows the redirect shows up as a GET.
-struct Redirector {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Redirector {
-    fn start() -> Redirector {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&stream) else {
-                    continue;
-                };
-                let answer = if request.starts_with("POST ") {
-                    format!("302 Found\r\nlocation: {}", Redirector::target(port))
-                } else {
-                    "200 OK".to_owned()
-                };
-                log.lock().expect("log").push(request);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            }
-        });
-        Redirector { port, requests }
-    }
-
-    fn target(port: u16) -> String {
-        format!("http://127.0.0.1:{port}/final")
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/alerts", self.port)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("log").clone()
-    }
-}
-
-/// A server that accepts connections and never answers, holding them open until the test
-/// process ends.
-fn black_hole() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    std::thread::spawn(move || {
-        let held: Vec<TcpStream> = listener.incoming().flatten().collect();
-        drop(held);
-    });
-    format!("http://127.0.0.1:{port}/alerts")
-}
+use tickwatch_local::testing::{BlackHole, Redirector};
 
 /// The stored alerts, as `tickwatch alerts --format json` prints them.
 fn stored_alerts(dir: &Dir) -> Vec<Value> {
@@ -123,7 +37,7 @@ fn a_redirecting_webhook_leaves_the_alerts_unannounced() {
     let expected = format!(
         "webhook answered HTTP 302 redirect to {}: redirects are not followed, point --notify at \
          the final URL",
-        Redirector::target(server.port)
+        server.target()
     );
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
 
@@ -154,7 +68,8 @@ fn a_webhook_that_never_answers_cannot_stall_a_run() {
         .collect();
     dir.write("ticks.ndjson", &ticks.join("\n"));
 
-    let url = black_hole();
+    let black_hole = BlackHole::start();
+    let url = black_hole.url();
     let child = dir.spawn_tickwatch(&[
         "run",
         "--input",

@@ -1,10 +1,8 @@
-//! End-to-end tests: the built `tickwatch` binary, run as a user runs it, in a temporary
-//! directory, with its stdout, stderr, exit code and database checked afterwards.
+//! The everyday commands (`run`, `alerts`, `notify`, `generate`) in a temporary directory, with
+//! their stdout, stderr, exit code and database checked afterwards.
 
-mod support;
-
+use crate::support::{Dir, Webhook, tick};
 use serde_json::Value;
-use support::{Dir, Webhook, tick};
 
 #[test]
 fn run_stores_and_announces_alerts_then_a_rerun_adds_nothing() {
@@ -403,22 +401,7 @@ fn alerts_query_filters() {
     );
     dir.tickwatch(&["run", "--input", "t.ndjson"])
         .assert_exit(0);
-    let symbols = |args: &[&str]| -> Vec<String> {
-        let mut full = vec!["alerts", "--format", "json"];
-        full.extend_from_slice(args);
-        let out = dir.tickwatch(&full);
-        out.assert_exit(0);
-        out.stdout_json_lines()
-            .iter()
-            .map(|a| {
-                format!(
-                    "{}:{}",
-                    a["symbol"].as_str().unwrap_or(""),
-                    a["kind"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    };
+    let symbols = |args: &[&str]| dir.listed_alerts(args);
     assert_eq!(
         symbols(&[]),
         ["AAPL:LOW", "NVDA:HIGH", "MSFT:LOW", "AAPL:HIGH"]
@@ -581,7 +564,7 @@ fn usage_errors_say_what_is_wrong() {
 #[test]
 fn the_hostile_corpus_gets_its_expected_outcomes_in_the_local_mode() {
     use tickwatch_core::testing::hostile::{self, Expect};
-    let corpus = include_str!("../../../testdata/hostile-ticks.json");
+    let corpus = include_str!("../../../../testdata/hostile-ticks.json");
     let cases: Vec<_> = hostile::parse(corpus)
         .expect("corpus")
         .into_iter()

@@ -4,54 +4,11 @@
 //!
 //! The disk is a small tmpfs, so these tests need root (as CI has); without it they fail.
 
-// Each test binary uses a part of the shared helpers.
-#[allow(dead_code)]
-mod support;
-
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{Dir, tick};
+use tickwatch_local::testing::Tmpfs;
 
-/// A tmpfs mounted for one test, unmounted when dropped (even when the test panics).
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size_kib: u64) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
-            .arg(path)
-            .status()
-            .expect("running mount");
-        assert!(
-            status.success(),
-            "mounting a {size_kib} KiB tmpfs at {} failed ({status}): this test needs root",
-            path.display()
-        );
-        Tmpfs {
-            path: path.to_path_buf(),
-        }
-    }
-
-    fn resize(&self, size_kib: u64) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size_kib}k")])
-            .arg(&self.path)
-            .status()
-            .expect("running mount");
-        assert!(status.success(), "remounting the tmpfs failed ({status})");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
+use crate::support::{Dir, tick};
 
 fn alert_ids(json_lines: &str) -> Vec<String> {
     json_lines
@@ -80,7 +37,7 @@ fn a_full_disk_under_the_database_stops_the_run_with_exit_4_and_a_rerun_complete
         .collect();
     dir.write("ticks.ndjson", &input);
     let disk = Tmpfs::mount(&dir.path("disk"), 512);
-    let db = disk.path.join("alerts.db");
+    let db = disk.path().join("alerts.db");
     let db = db.to_str().expect("utf-8 path");
     let input_path = dir.path("ticks.ndjson");
     let input_path = input_path.to_str().expect("utf-8 path");
