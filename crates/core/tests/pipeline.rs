@@ -8,8 +8,8 @@ use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{SymbolState, Zone};
 use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op};
 use tickwatch_core::{
-    Accepted, Alert, AlertKind, Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Symbol,
-    Timestamp,
+    Accepted, Alert, AlertKind, BatchReport, Mode, Outcome, Pipeline, PipelineConfig, Rule,
+    RuleSet, Symbol, Timestamp,
 };
 
 const NOW_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
@@ -21,6 +21,13 @@ struct Harness {
     store: Arc<MemoryStore>,
     notifier: Arc<MemoryNotifier>,
     clock: Arc<ManualClock>,
+}
+
+impl Harness {
+    /// Processes one batch of `(message id, body)` with no deadline.
+    async fn process(&self, items: &[(&str, String)]) -> BatchReport<String> {
+        self.pipeline.process(batch(items), None).await
+    }
 }
 
 fn harness(mode: Mode) -> Harness {
@@ -167,9 +174,7 @@ async fn a_mixed_batch_gets_one_outcome_per_message_in_order() {
 #[tokio::test]
 async fn alerts_carry_the_rule_and_the_injected_clock() {
     let h = harness(Mode::Cross);
-    h.pipeline
-        .process(batch(&[("m1", body("AAPL", 151.25, 1))]), None)
-        .await;
+    h.process(&[("m1", body("AAPL", 151.25, 1))]).await;
     let alert = h.notifier.published()[0];
     assert_eq!(alert.symbol, sym("AAPL"));
     assert_eq!(alert.kind, AlertKind::High);
@@ -218,11 +223,7 @@ async fn the_same_tick_twice_in_one_batch_is_one_alert() {
     for mode in [Mode::Cross, Mode::Level] {
         let h = harness(mode);
         let report = h
-            .pipeline
-            .process(
-                batch(&[("a", body("AAPL", 160.0, 1)), ("b", body("AAPL", 160.0, 1))]),
-                None,
-            )
+            .process(&[("a", body("AAPL", 160.0, 1)), ("b", body("AAPL", 160.0, 1))])
             .await;
         let expected = ["a=A:HIGH", "b=D"];
         assert_eq!(summary(&report.outcomes), expected, "{mode:?}");
@@ -236,18 +237,14 @@ async fn ticks_of_a_symbol_are_evaluated_in_arrival_order_and_older_ones_are_sta
     // arrived before it is stale, inside a batch as across batches.
     let h = harness(Mode::Cross);
     let report = h
-        .pipeline
-        .process(
-            batch(&[
-                ("late", body("AAPL", 40.0, 3)),
-                ("first", body("AAPL", 160.0, 1)),
-                ("middle", body("AAPL", 100.0, 2)),
-                ("other", body("MSFT", 160.0, 1)),
-                ("next", body("AAPL", 100.0, 4)),
-                ("after", body("AAPL", 170.0, 5)),
-            ]),
-            None,
-        )
+        .process(&[
+            ("late", body("AAPL", 40.0, 3)),
+            ("first", body("AAPL", 160.0, 1)),
+            ("middle", body("AAPL", 100.0, 2)),
+            ("other", body("MSFT", 160.0, 1)),
+            ("next", body("AAPL", 100.0, 4)),
+            ("after", body("AAPL", 170.0, 5)),
+        ])
         .await;
     assert_eq!(
         summary(&report.outcomes),
@@ -281,15 +278,9 @@ async fn ticks_of_a_symbol_are_evaluated_in_arrival_order_and_older_ones_are_sta
 #[tokio::test]
 async fn cross_mode_state_carries_over_batches_and_stale_ticks_change_nothing() {
     let h = harness(Mode::Cross);
-    h.pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 10))]), None)
-        .await;
+    h.process(&[("a", body("AAPL", 160.0, 10))]).await;
     let report = h
-        .pipeline
-        .process(
-            batch(&[("b", body("AAPL", 170.0, 11)), ("c", body("AAPL", 40.0, 5))]),
-            None,
-        )
+        .process(&[("b", body("AAPL", 170.0, 11)), ("c", body("AAPL", 40.0, 5))])
         .await;
     // b: still high (no second alert); c: older than the newest tick seen, and its low price never
     // raised an alert, so it is stale rather than a duplicate.
@@ -312,16 +303,12 @@ async fn per_symbol_overrides_apply_in_the_pipeline() {
     );
     let h = harness_with(rules);
     let report = h
-        .pipeline
-        .process(
-            batch(&[
-                ("a1", body("AAPL", 160.0, 1)),
-                ("a2", body("AAPL", 110.0, 2)),
-                ("a3", body("AAPL", 110.0, 3)),
-                ("m1", body("MSFT", 160.0, 1)),
-            ]),
-            None,
-        )
+        .process(&[
+            ("a1", body("AAPL", 160.0, 1)),
+            ("a2", body("AAPL", 110.0, 2)),
+            ("a3", body("AAPL", 110.0, 3)),
+            ("m1", body("MSFT", 160.0, 1)),
+        ])
         .await;
     assert_eq!(
         summary(&report.outcomes),
@@ -393,10 +380,7 @@ async fn an_unreachable_store_fails_every_valid_message_and_publishes_nothing() 
 async fn permanent_errors_are_not_retried() {
     let h = harness(Mode::Level);
     h.store.script(Op::Insert, [Some(Fault::Fail(Permanent))]);
-    let report = h
-        .pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    let report = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     let Outcome::Failed(failure) = &report.outcomes[0].1 else {
         panic!("should fail")
     };
@@ -419,10 +403,7 @@ async fn transient_errors_are_retried_within_the_batch() {
             [Some(Fault::Fail(Transient)), Some(Fault::Fail(Transient))],
         );
         h.notifier.script([Some(Fault::Fail(Transient))]);
-        let report = h
-            .pipeline
-            .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-            .await;
+        let report = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
         assert_eq!(summary(&report.outcomes), ["a=A:HIGH"], "{mode:?}");
         assert_eq!(published_ids(&h).len(), 1);
         let sleeps = h.clock.sleeps_ms();
@@ -483,10 +464,7 @@ async fn a_commit_whose_answer_is_lost_is_completed_by_redelivery() {
         // The write lands but every answer is lost, on every attempt.
         h.store
             .script(step, [Some(Fault::FailAfterApplying(Transient)); 3]);
-        let first = h
-            .pipeline
-            .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-            .await;
+        let first = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
         assert!(
             matches!(first.outcomes[0].1, Outcome::Failed(_)),
             "{mode:?}"
@@ -494,10 +472,7 @@ async fn a_commit_whose_answer_is_lost_is_completed_by_redelivery() {
         assert_eq!(stored_count(&h), 1);
         assert!(h.notifier.published().is_empty());
 
-        let second = h
-            .pipeline
-            .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-            .await;
+        let second = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
         assert_eq!(summary(&second.outcomes), ["a=D*"], "{mode:?}");
         assert_eq!(published_ids(&h).len(), 1);
         assert!(all_notified(&h));
@@ -511,19 +486,11 @@ async fn a_lost_mark_means_one_extra_publication_at_most() {
     let h = harness(Mode::Cross);
     h.store
         .script(Op::MarkNotified, [Some(Fault::Fail(Transient)); 3]);
-    let first = h
-        .pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    let first = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     assert_eq!(summary(&first.outcomes), ["a=F:mark_notified"]);
-    let second = h
-        .pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    let second = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     assert_eq!(summary(&second.outcomes), ["a=D*"]);
-    h.pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     let ids = published_ids(&h);
     assert_eq!(ids.len(), 2);
     assert_eq!(
@@ -543,16 +510,10 @@ async fn a_failure_for_one_symbol_does_not_fail_the_others() {
 
     // A permanent failure of a publish fails only the symbols in that call.
     let h = harness(Mode::Level);
-    h.pipeline
-        .process(batch(&[("x", body("MSFT", 40.0, 1))]), None)
-        .await;
+    h.process(&[("x", body("MSFT", 40.0, 1))]).await;
     h.notifier.script([Some(Fault::Fail(Permanent))]);
     let report = h
-        .pipeline
-        .process(
-            batch(&[("a", body("AAPL", 160.0, 1)), ("m", body("MSFT", 100.0, 2))]),
-            None,
-        )
+        .process(&[("a", body("AAPL", 160.0, 1)), ("m", body("MSFT", 100.0, 2))])
         .await;
     assert_eq!(summary(&report.outcomes), ["a=F:publish", "m=Q"]);
 }
@@ -577,10 +538,7 @@ async fn no_call_outlives_the_deadline() {
         "waited exactly until the deadline, no longer"
     );
     // The alert is stored; the redelivery publishes it.
-    let report = h
-        .pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    let report = h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     assert_eq!(summary(&report.outcomes), ["a=D*"]);
 }
 
@@ -621,10 +579,7 @@ async fn a_lost_compare_and_set_race_re_evaluates_against_the_winner() {
     };
     h.store
         .interfere_before_advance(vec![(sym("AAPL"), winner)], 1);
-    let report = h
-        .pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 10))]), None)
-        .await;
+    let report = h.process(&[("a", body("AAPL", 160.0, 10))]).await;
     assert_eq!(
         summary(&report.outcomes),
         ["a=Q"],
@@ -666,10 +621,7 @@ async fn endless_races_fail_the_message_for_redelivery() {
     for s in states {
         h.store.interfere_before_advance(s, 1);
     }
-    let report = h
-        .pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 10))]), None)
-        .await;
+    let report = h.process(&[("a", body("AAPL", 160.0, 10))]).await;
     assert_eq!(summary(&report.outcomes), ["a=F:advance_state"]);
     assert_eq!(
         h.store.calls(Op::Advance),
@@ -693,11 +645,7 @@ async fn an_empty_batch_is_fine() {
 async fn stored_alerts_can_be_announced_later() {
     let h = harness(Mode::Level);
     h.notifier.script([Some(Fault::Fail(Permanent))]);
-    h.pipeline
-        .process(
-            batch(&[("a", body("AAPL", 160.0, 1)), ("b", body("MSFT", 40.0, 1))]),
-            None,
-        )
+    h.process(&[("a", body("AAPL", 160.0, 1)), ("b", body("MSFT", 40.0, 1))])
         .await;
     let pending: Vec<Alert> = h
         .store
@@ -728,20 +676,14 @@ async fn stored_alerts_can_be_announced_later() {
 #[tokio::test]
 async fn a_warm_pipeline_guesses_the_state_it_wrote_itself() {
     let h = harness(Mode::Cross);
-    h.pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     assert_eq!(
         h.store.calls(Op::Advance),
         1,
         "no state: the first guess was right"
     );
     let report = h
-        .pipeline
-        .process(
-            batch(&[("b", body("AAPL", 100.0, 2)), ("c", body("AAPL", 170.0, 3))]),
-            None,
-        )
+        .process(&[("b", body("AAPL", 100.0, 2)), ("c", body("AAPL", 170.0, 3))])
         .await;
     assert_eq!(summary(&report.outcomes), ["b=R", "c=A:HIGH"]);
     assert_eq!(
@@ -755,9 +697,7 @@ async fn a_warm_pipeline_guesses_the_state_it_wrote_itself() {
 #[tokio::test]
 async fn a_remembered_state_that_went_stale_costs_a_retry_not_a_wrong_answer() {
     let h = harness(Mode::Cross);
-    h.pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     // Another worker re-armed AAPL at t=5; this pipeline still remembers "high since t=1".
     let rearmed = SymbolState {
         zone: Zone::Normal,
@@ -765,10 +705,7 @@ async fn a_remembered_state_that_went_stale_costs_a_retry_not_a_wrong_answer() {
         last_seen: ts(1_795_700_005_000),
     };
     h.store.set_state(sym("AAPL"), rearmed);
-    let report = h
-        .pipeline
-        .process(batch(&[("b", body("AAPL", 160.0, 10))]), None)
-        .await;
+    let report = h.process(&[("b", body("AAPL", 160.0, 10))]).await;
     assert_eq!(
         summary(&report.outcomes),
         ["b=A:HIGH"],
@@ -780,32 +717,21 @@ async fn a_remembered_state_that_went_stale_costs_a_retry_not_a_wrong_answer() {
         "one conflict, then the write"
     );
     // And a stale remembered state never lets an old tick through: t=3 is older than the store's t=10.
-    let report = h
-        .pipeline
-        .process(batch(&[("c", body("AAPL", 40.0, 3))]), None)
-        .await;
+    let report = h.process(&[("c", body("AAPL", 40.0, 3))]).await;
     assert_eq!(summary(&report.outcomes), ["c=S"]);
 }
 
 #[tokio::test]
 async fn a_failed_commit_forgets_the_remembered_state() {
     let h = harness(Mode::Cross);
-    h.pipeline
-        .process(batch(&[("a", body("AAPL", 160.0, 1))]), None)
-        .await;
+    h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     // The write lands but its answer is lost: what the store holds is unknown to the pipeline.
     h.store
         .script(Op::Advance, [Some(Fault::FailAfterApplying(Transient)); 3]);
-    let report = h
-        .pipeline
-        .process(batch(&[("b", body("AAPL", 100.0, 2))]), None)
-        .await;
+    let report = h.process(&[("b", body("AAPL", 100.0, 2))]).await;
     assert!(matches!(report.outcomes[0].1, Outcome::Failed(_)));
     let advances = h.store.calls(Op::Advance);
-    let report = h
-        .pipeline
-        .process(batch(&[("b", body("AAPL", 100.0, 2))]), None)
-        .await;
+    let report = h.process(&[("b", body("AAPL", 100.0, 2))]).await;
     // The guess (no state) conflicts and brings back what the lost write stored: t=2 was
     // applied, so its redelivery is stale.
     assert_eq!(summary(&report.outcomes), ["b=S"]);

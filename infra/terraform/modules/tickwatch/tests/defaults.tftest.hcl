@@ -6,7 +6,9 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-# The second resource of each type gets its own ARN, so the IAM test can tell them apart.
+# The second resource of each type gets its own ARN, so the IAM test can tell them apart. These
+# overrides stay here, in the one file whose runs need them: in a mock data file they are not
+# applied (checked: with them there, giving both queues one ARN fails no run).
 override_resource {
   target = aws_sqs_queue.dead_letter
   values = {

@@ -6,20 +6,6 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-# The second resource of each type gets its own ARN, so the IAM test can tell them apart.
-override_resource {
-  target = aws_sqs_queue.dead_letter
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:tickwatch-ticks-dlq-unit"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/tickwatch-ticks-dlq-unit"
-  }
-}
-
-override_resource {
-  target = aws_dynamodb_table.state
-  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-state-unit" }
-}
-
 variables {
   environment_suffix = "variant-1"
   team               = "market-data"
