@@ -26,8 +26,8 @@ use tickwatch_aws::{
 use tickwatch_clock::SystemClock;
 use tickwatch_core::generate::RandomWalk;
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::testing::ProcessMemory;
-use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
+use tickwatch_core::testing::{ProcessMemory, spec_config};
+use tickwatch_core::{Mode, Pipeline, Timestamp};
 
 /// Longest a soak runs, whatever the tick count.
 const SOAK_TIME_MAX: Duration = Duration::from_secs(1_200);
@@ -91,11 +91,11 @@ async fn soak() -> bool {
     let queue = create_queue(&clients.sqs, &unique_name("ticks"), &[]).await;
     let dlq = create_queue(&clients.sqs, &unique_name("dlq"), &[]).await;
     let pipeline = Pipeline::new(
-        PipelineConfig {
-            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-            retry: RetryPolicy::new(4, 50, 1_000).expect("valid"),
-            jitter_seed: 1,
-        },
+        spec_config(
+            Mode::Cross,
+            RetryPolicy::new(4, 50, 1_000).expect("valid"),
+            1,
+        ),
         store,
         SnsNotifier::new(clients.sns.clone(), &topic),
         SystemClock,

@@ -215,9 +215,9 @@ mod tests {
 
     use tickwatch_core::retry::RetryPolicy;
     use tickwatch_core::testing::{
-        Fault, ManualClock, MemoryNotifier, MemoryPipeline, MemoryRig, MemoryStore, Op,
+        Fault, ManualClock, MemoryNotifier, MemoryPipeline, MemoryRig, MemoryStore, Op, spec_config,
     };
-    use tickwatch_core::{FailedSteps, Mode, PipelineConfig, Rule, RuleSet};
+    use tickwatch_core::{FailedSteps, Mode};
 
     use super::*;
     use crate::testing::MemoryDeadLetterQueue;
@@ -233,11 +233,7 @@ mod tests {
     }
 
     fn harness() -> Harness {
-        let config = PipelineConfig {
-            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-            retry: RetryPolicy::new(2, 10, 20).expect("valid"),
-            jitter_seed: 3,
-        };
+        let config = spec_config(Mode::Cross, RetryPolicy::new(2, 10, 20).expect("valid"), 3);
         let MemoryRig {
             pipeline,
             store,

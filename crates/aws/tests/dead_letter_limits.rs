@@ -12,7 +12,8 @@ use tickwatch_aws::testing::{Moto, create_queue, drain_queue, message_attribute,
 use tickwatch_aws::{DynamoStore, SnsNotifier, SqsDeadLetterQueue, SqsMessage, run_batch};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet};
+use tickwatch_core::testing::spec_config;
+use tickwatch_core::{Mode, Pipeline};
 
 /// The classic SQS message size limit, which the tick queue keeps (Terraform's default).
 const SQS_MESSAGE_BYTES_MAX: usize = 256 * 1024;
@@ -34,11 +35,7 @@ async fn regression_a_rejected_body_near_the_sqs_size_limit_is_dead_lettered_wit
     let dlq_url = create_queue(&clients.sqs, &unique_name("dlq"), &[]).await;
     // No alert can come of a rejected tick: the store and topic are never called.
     let pipeline = Pipeline::new(
-        PipelineConfig {
-            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-            retry: RetryPolicy::new(2, 10, 20).expect("valid"),
-            jitter_seed: 1,
-        },
+        spec_config(Mode::Cross, RetryPolicy::new(2, 10, 20).expect("valid"), 1),
         DynamoStore::new(clients.dynamodb.clone(), "unused", "unused"),
         SnsNotifier::new(
             clients.sns.clone(),

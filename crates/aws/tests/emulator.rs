@@ -13,7 +13,7 @@ use tickwatch_aws::testing::{
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DeadLetter, DeadLetterQueue, DynamoStore, RunUntil, SnsNotifier,
-    SqsDeadLetterQueue, WorkerOptions,
+    SqsDeadLetterQueue, WorkerOptions, WorkerReport,
 };
 use tickwatch_clock::SystemClock;
 use tickwatch_core::ports::{
@@ -22,10 +22,10 @@ use tickwatch_core::ports::{
 };
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::testing::spec_config;
 use tickwatch_core::tick::Field;
 use tickwatch_core::{
-    Alert, AlertKey, AlertKind, Mode, Pipeline, PipelineConfig, Price, Rule, RuleSet, Symbol,
-    TickError, Timestamp,
+    Alert, AlertKey, AlertKind, Mode, Pipeline, Price, Symbol, TickError, Timestamp,
 };
 
 const T0_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
@@ -525,16 +525,35 @@ async fn errors_are_classified_permanent_or_transient() {
     assert_eq!(error.class(), ErrorClass::Transient, "{error}");
 }
 
+/// Runs the worker until its options say stop (no shutdown signal).
+async fn run_worker<S, N, D>(
+    env: &Env,
+    options: &WorkerOptions,
+    pipeline: &Pipeline<S, N, SystemClock>,
+    dlq: &D,
+) -> WorkerReport
+where
+    S: AlertStore + StateStore,
+    N: Notifier,
+    D: DeadLetterQueue,
+{
+    tickwatch_aws::worker::run(
+        &env.clients.sqs,
+        options,
+        pipeline,
+        dlq,
+        std::future::pending(),
+    )
+    .await
+    .expect("worker runs")
+}
+
 fn pipeline<S, N>(store: S, notifier: N) -> Pipeline<S, N, SystemClock>
 where
     S: AlertStore + StateStore,
     N: Notifier,
 {
-    let config = PipelineConfig {
-        rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-        retry: RetryPolicy::new(3, 10, 100).expect("valid"),
-        jitter_seed: 1,
-    };
+    let config = spec_config(Mode::Cross, RetryPolicy::new(3, 10, 100).expect("valid"), 1);
     Pipeline::new(config, store, notifier, SystemClock)
 }
 
@@ -578,15 +597,7 @@ async fn worker_drains_the_queue_deletes_what_succeeded_and_dead_letters_rejects
         SnsNotifier::new(env.clients.sns.clone(), &topic),
     );
     let dlq = SqsDeadLetterQueue::new(env.clients.sqs.clone(), &dlq_url);
-    let report = tickwatch_aws::worker::run(
-        &env.clients.sqs,
-        &worker_options(&queue),
-        &pipeline,
-        &dlq,
-        std::future::pending(),
-    )
-    .await
-    .expect("worker runs");
+    let report = run_worker(&env, &worker_options(&queue), &pipeline, &dlq).await;
     assert_eq!(report.received, 15);
     assert_eq!(report.deleted, 15);
     assert_eq!(report.left_for_redelivery, 0);
@@ -635,15 +646,7 @@ async fn worker_leaves_failed_messages_for_redelivery() {
     let dlq = SqsDeadLetterQueue::new(env.clients.sqs.clone(), &dlq_url);
     let mut options = worker_options(&queue);
     options.run_until = RunUntil::Batches(1);
-    let report = tickwatch_aws::worker::run(
-        &env.clients.sqs,
-        &options,
-        &pipeline,
-        &dlq,
-        std::future::pending(),
-    )
-    .await
-    .expect("worker runs");
+    let report = run_worker(&env, &options, &pipeline, &dlq).await;
     assert_eq!(report.batches, 1);
     assert_eq!(report.deleted, 0);
     assert_eq!(report.left_for_redelivery, 3);

@@ -34,7 +34,7 @@ use tickwatch_clock::SystemClock;
 use tickwatch_core::ports::{AlertStore, Classify, ErrorClass, Notifier};
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::Zone;
-use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore};
+use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, spec_config};
 use tickwatch_core::{
     AlertKey, AlertKind, Mode, Pipeline, PipelineConfig, Rule, RuleSet, Symbol, Timestamp,
 };
@@ -322,6 +322,14 @@ impl Rig {
     }
 }
 
+/// The ticks that alert, by the id of the alert each must raise.
+fn by_alert_id(ticks: &[TestTick]) -> HashMap<String, &TestTick> {
+    ticks
+        .iter()
+        .filter_map(|t| t.key().map(|k| (k.id().to_string(), t)))
+        .collect()
+}
+
 fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
     match item.get(name) {
         Some(AttributeValue::S(v)) | Some(AttributeValue::N(v)) => v.clone(),
@@ -404,10 +412,7 @@ async fn check_invariant(
     );
 
     // Alerts: exactly the expected ones, once each, all marked announced.
-    let expected: HashMap<String, &TestTick> = ticks
-        .iter()
-        .filter_map(|t| t.key().map(|k| (k.id().to_string(), t)))
-        .collect();
+    let expected: HashMap<String, &TestTick> = by_alert_id(ticks);
     let items = rig.alert_items().await;
     let mut stored: HashMap<String, usize> = HashMap::new();
     for item in &items {
@@ -1051,11 +1056,7 @@ fn messages(ticks: &[TestTick], prefix: &str) -> Vec<SqsMessage> {
 async fn reference(batches: &[Vec<SqsMessage>]) -> (MemoryStore, MemoryNotifier) {
     let store = Arc::new(MemoryStore::new());
     let notifier = Arc::new(MemoryNotifier::new());
-    let config = PipelineConfig {
-        rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-        retry: RetryPolicy::new(1, 1, 1).expect("valid"),
-        jitter_seed: 1,
-    };
+    let config = spec_config(Mode::Cross, RetryPolicy::new(1, 1, 1).expect("valid"), 1);
     let clock = ManualClock::at(Timestamp::from_epoch_ms(T0_MS).expect("valid"));
     let pipeline = Pipeline::new(config, store.clone(), notifier.clone(), clock);
     for batch in batches {
@@ -1295,10 +1296,7 @@ async fn ticks_out_of_order_across_batches_never_move_state_backwards() {
         );
     }
     // Every alert stored once, announced once, and is what its tick says.
-    let by_id: HashMap<String, &TestTick> = ticks
-        .iter()
-        .filter_map(|t| t.key().map(|k| (k.id().to_string(), t)))
-        .collect();
+    let by_id: HashMap<String, &TestTick> = by_alert_id(&ticks);
     let items = rig.alert_items().await;
     let ids: HashSet<String> = items.iter().map(|i| text(i, "alert_id")).collect();
     assert_eq!(ids.len(), items.len(), "no duplicate alerts");

@@ -7,8 +7,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tickwatch_core::generate::RandomWalk;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{SymbolState, evaluate};
-use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, block_on_ready};
-use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Symbol, Tick, Timestamp};
+use tickwatch_core::testing::{
+    ManualClock, MemoryNotifier, MemoryStore, block_on_ready, spec_config,
+};
+use tickwatch_core::{Mode, Pipeline, Rule, Symbol, Tick, Timestamp};
 
 const TICKS: usize = 100_000;
 const SYMBOLS: usize = 50;
@@ -77,11 +79,7 @@ fn engine(c: &mut Criterion) {
     for mode in [Mode::Cross, Mode::Level] {
         group.bench_function(format!("pipeline_memory_{mode}"), |b| {
             b.iter(|| {
-                let config = PipelineConfig {
-                    rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
-                    retry: RetryPolicy::no_retry(),
-                    jitter_seed: 0,
-                };
+                let config = spec_config(mode, RetryPolicy::no_retry(), 0);
                 let now = Timestamp::parse_rfc3339("2026-11-26T00:00:00Z").expect("valid");
                 let pipeline = Pipeline::new(
                     config,

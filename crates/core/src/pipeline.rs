@@ -697,19 +697,10 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let mut alerts = Vec::new();
-        let mut owners = Vec::new();
-        let mut seen = HashSet::new();
-        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
-            for fate in &group.fates {
-                if let Fate::Level(alert) = fate
-                    && seen.insert(alert.key())
-                {
-                    alerts.push(**alert);
-                    owners.push(g);
-                }
-            }
-        }
+        let (alerts, owners) = owned_items(groups, |fate| match fate {
+            Fate::Level(alert) => Some((alert.key(), **alert)),
+            _ => None,
+        });
         let results = self
             .attempt(&alerts, deadline, rng, |a| async move {
                 AlertStore::insert(&self.store, &a).await
@@ -747,20 +738,10 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let mut keys = Vec::new();
-        let mut owners = Vec::new();
-        let mut seen = HashSet::new();
-        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
-            for fate in &group.fates {
-                if let Fate::Candidate(key) = fate
-                    && !known.contains_key(key)
-                    && seen.insert(**key)
-                {
-                    keys.push(**key);
-                    owners.push(g);
-                }
-            }
-        }
+        let (keys, owners) = owned_items(groups, |fate| match fate {
+            Fate::Candidate(key) if !known.contains_key(key) => Some((**key, **key)),
+            _ => None,
+        });
         let results = self
             .attempt(&keys, deadline, rng, |k| async move {
                 self.store.fetch(&k).await
@@ -790,26 +771,18 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) -> HashSet<AlertKey> {
-        let mut alerts = Vec::new();
-        let mut owners = Vec::new();
-        let mut seen = HashSet::new();
-        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
-            for fate in &group.fates {
-                let key = match fate {
-                    Fate::Raised(alert) | Fate::Level(alert) => alert.key(),
-                    Fate::Candidate(key) => **key,
-                    _ => continue,
-                };
-                let pending = matches!(
-                    known.get(&key),
-                    Some(Known::New | Known::Existing { notified: false })
-                );
-                if pending && seen.insert(key) {
-                    alerts.push(stored[&key]);
-                    owners.push(g);
-                }
-            }
-        }
+        let (alerts, owners) = owned_items(groups, |fate| {
+            let key = match fate {
+                Fate::Raised(alert) | Fate::Level(alert) => alert.key(),
+                Fate::Candidate(key) => **key,
+                _ => return None,
+            };
+            let pending = matches!(
+                known.get(&key),
+                Some(Known::New | Known::Existing { notified: false })
+            );
+            pending.then(|| (key, stored[&key]))
+        });
         let results = self.publish_and_mark(&alerts, deadline, rng).await;
         let mut announced = HashSet::new();
         for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
@@ -975,6 +948,28 @@ fn report<Id>(
         })
         .collect();
     BatchReport { outcomes, stats }
+}
+
+/// What `pick` finds in the fates of the healthy groups, each item once (by its key), with the
+/// group that first carried it: the group that fails if the item's step fails.
+fn owned_items<K: Eq + std::hash::Hash, T>(
+    groups: &[Group],
+    mut pick: impl FnMut(&Fate) -> Option<(K, T)>,
+) -> (Vec<T>, Vec<usize>) {
+    let mut items = Vec::new();
+    let mut owners = Vec::new();
+    let mut seen = HashSet::new();
+    for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
+        for fate in &group.fates {
+            if let Some((key, item)) = pick(fate)
+                && seen.insert(key)
+            {
+                items.push(item);
+                owners.push(g);
+            }
+        }
+    }
+    (items, owners)
 }
 
 /// Evaluates a cross-mode group from `prior`. Returns each tick's fate and the new state, if the

@@ -9,10 +9,8 @@ use tickwatch_core::ports::{
     Advance, Advanced, AlertStore, ErrorClass, Inserted, Notifier, StateStore, StoredAlert,
 };
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryStore};
-use tickwatch_core::{
-    Accepted, Alert, AlertKey, Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp,
-};
+use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryStore, spec_config};
+use tickwatch_core::{Accepted, Alert, AlertKey, Mode, Outcome, Pipeline, Timestamp};
 use tokio::sync::oneshot;
 
 const NOW_MS: i64 = 1_795_703_400_000;
@@ -115,11 +113,11 @@ impl World {
 
     fn consumer(&self, seed: u64) -> Consumer {
         let (before_advance, before_fetch, before_publish) = Default::default();
-        let config = PipelineConfig {
-            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-            retry: RetryPolicy::new(3, 10, 200).expect("valid"),
-            jitter_seed: seed,
-        };
+        let config = spec_config(
+            Mode::Cross,
+            RetryPolicy::new(3, 10, 200).expect("valid"),
+            seed,
+        );
         let store = GatedStore {
             inner: self.store.clone(),
             before_advance: Arc::clone(&before_advance),

@@ -7,18 +7,14 @@ use proptest::prelude::*;
 use tickwatch_core::ports::ErrorClass;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::testing::{
-    Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op, block_on_ready,
+    Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op, block_on_ready, spec_config,
 };
-use tickwatch_core::{Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
+use tickwatch_core::{Mode, Outcome, Pipeline, Timestamp};
 
 type Memory = Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>;
 
 fn pipeline(mode: Mode) -> (Memory, Arc<MemoryStore>, Arc<MemoryNotifier>) {
-    let config = PipelineConfig {
-        rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
-        retry: RetryPolicy::new(2, 10, 100).expect("valid"),
-        jitter_seed: 1,
-    };
+    let config = spec_config(mode, RetryPolicy::new(2, 10, 100).expect("valid"), 1);
     let rig = MemoryRig::new(
         config,
         Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid"),
@@ -209,11 +205,7 @@ proptest! {
         let notifier = Arc::new(MemoryNotifier::new());
         let clock = Arc::new(ManualClock::at(Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid")));
         let worker = |seed| {
-            let config = PipelineConfig {
-                rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-                retry: RetryPolicy::new(2, 10, 100).expect("valid"),
-                jitter_seed: seed,
-            };
+            let config = spec_config(Mode::Cross, RetryPolicy::new(2, 10, 100).expect("valid"), seed);
             Pipeline::new(config, store.clone(), notifier.clone(), clock.clone())
         };
         let (one, two) = (worker(1), worker(2));

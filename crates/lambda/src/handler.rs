@@ -145,8 +145,10 @@ mod tests {
     use tickwatch_aws::testing::MemoryDeadLetterQueue;
     use tickwatch_core::ports::ErrorClass;
     use tickwatch_core::retry::RetryPolicy;
-    use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op};
-    use tickwatch_core::{AlertKind, Mode, PipelineConfig, Rule, RuleSet};
+    use tickwatch_core::testing::{
+        Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op, spec_config,
+    };
+    use tickwatch_core::{AlertKind, Mode};
 
     use super::*;
 
@@ -179,11 +181,7 @@ mod tests {
         // callsite's interest is computed without it.
         captured_logs();
         let dead_letters = Arc::new(MemoryDeadLetterQueue::new());
-        let config = PipelineConfig {
-            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid")),
-            retry: RetryPolicy::new(3, 10, 100).expect("valid"),
-            jitter_seed: 5,
-        };
+        let config = spec_config(Mode::Cross, RetryPolicy::new(3, 10, 100).expect("valid"), 5);
         let MemoryRig {
             pipeline,
             store,

@@ -33,8 +33,8 @@ use tickwatch_aws::testing::MemoryDeadLetterQueue;
 use tickwatch_aws::testing::message_attribute;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::testing::hostile::{self, Expect, HostileCase};
-use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryRig, MemoryStore};
-use tickwatch_core::{Mode, PipelineConfig, Rule, RuleSet, Timestamp};
+use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryRig, MemoryStore, spec_config};
+use tickwatch_core::{Mode, Timestamp};
 use tickwatch_lambda::Handler;
 
 const CORPUS: &str = include_str!("../../../testdata/hostile-ticks.json");
@@ -101,11 +101,7 @@ type MemoryHandler =
     Handler<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>, Arc<MemoryDeadLetterQueue>>;
 
 fn memory_handler(mode: Mode) -> MemoryHandler {
-    let config = PipelineConfig {
-        rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
-        retry: RetryPolicy::new(3, 10, 100).expect("valid"),
-        jitter_seed: 11,
-    };
+    let config = spec_config(mode, RetryPolicy::new(3, 10, 100).expect("valid"), 11);
     let rig = MemoryRig::new(config, Timestamp::from_epoch_ms(NOW_MS).expect("valid"));
     Handler::new(
         rig.pipeline,

@@ -398,9 +398,9 @@ impl WebhookNotifier {
     }
 }
 
-/// An error and its causes ("error sending request: ...: operation timed out"): reqwest's own
-/// message leaves out what actually happened.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes, `a: b: c` as anyhow's `{:#}` prints them ("error sending request:
+/// ...: operation timed out"): reqwest's own message leaves out what actually happened.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

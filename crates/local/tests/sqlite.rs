@@ -5,6 +5,7 @@ use tickwatch_core::rules::{SymbolState, Zone};
 use tickwatch_core::testing::block_on_ready;
 use tickwatch_core::testing::contract::{check_alert_store, check_state_store, sample_alert};
 use tickwatch_core::{AlertKind, Symbol, Timestamp};
+use tickwatch_local::notify::error_chain;
 use tickwatch_local::sqlite::SqliteError;
 use tickwatch_local::{AlertQuery, Order, SqliteStore};
 
@@ -288,36 +289,24 @@ fn query_each_streams_rows_and_stops_at_the_callers_error() {
     );
 }
 
-/// An error and its sources, as `{:#}` prints the chain: `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[test]
 fn database_errors_say_each_thing_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let not_a_database = dir.path().join("notes.db");
     std::fs::write(&not_a_database, "x".repeat(4096)).expect("write");
     let error = SqliteStore::open(&not_a_database).expect_err("refused");
-    assert_eq!(chain(&error), "sqlite: file is not a database");
+    assert_eq!(error_chain(&error), "sqlite: file is not a database");
 
     let busy = SqliteError::Sqlite(rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
         None,
     ));
-    assert_eq!(chain(&busy), "sqlite: database is locked");
+    assert_eq!(error_chain(&busy), "sqlite: database is locked");
     let with_message = SqliteError::Sqlite(rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
         Some("database is locked".into()),
     ));
-    assert_eq!(chain(&with_message), "sqlite: database is locked");
+    assert_eq!(error_chain(&with_message), "sqlite: database is locked");
 }
 
 #[test]
@@ -373,7 +362,7 @@ fn a_database_made_by_something_else_is_refused_and_left_untouched() {
         };
         let before = schema(&path);
         let error = SqliteStore::open(&path).expect_err("refused");
-        assert_eq!(chain(&error), *expected, "{name}");
+        assert_eq!(error_chain(&error), *expected, "{name}");
         assert_eq!(error.class(), ErrorClass::Permanent);
         assert_eq!(schema(&path), before, "{name}: the file was changed");
     }

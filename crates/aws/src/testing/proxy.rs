@@ -165,31 +165,22 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// An error answer with `status` and AWS error `code`.
+    pub const fn error(status: u16, code: &'static str) -> Fault {
+        Fault::Error { status, code }
+    }
+
     /// DynamoDB's `ProvisionedThroughputExceededException` (HTTP 400).
-    pub const DYNAMODB_THROUGHPUT_EXCEEDED: Fault = Fault::Error {
-        status: 400,
-        code: "ProvisionedThroughputExceededException",
-    };
+    pub const DYNAMODB_THROUGHPUT_EXCEEDED: Fault =
+        Fault::error(400, "ProvisionedThroughputExceededException");
     /// The `ThrottlingException` DynamoDB's control and data planes answer (HTTP 400).
-    pub const DYNAMODB_THROTTLING: Fault = Fault::Error {
-        status: 400,
-        code: "ThrottlingException",
-    };
+    pub const DYNAMODB_THROTTLING: Fault = Fault::error(400, "ThrottlingException");
     /// DynamoDB's `InternalServerError` (HTTP 500).
-    pub const DYNAMODB_INTERNAL: Fault = Fault::Error {
-        status: 500,
-        code: "InternalServerError",
-    };
+    pub const DYNAMODB_INTERNAL: Fault = Fault::error(500, "InternalServerError");
     /// SNS's `Throttling` (HTTP 400).
-    pub const SNS_THROTTLING: Fault = Fault::Error {
-        status: 400,
-        code: "Throttling",
-    };
+    pub const SNS_THROTTLING: Fault = Fault::error(400, "Throttling");
     /// SNS's and SQS's `InternalError` (HTTP 500).
-    pub const INTERNAL_ERROR: Fault = Fault::Error {
-        status: 500,
-        code: "InternalError",
-    };
+    pub const INTERNAL_ERROR: Fault = Fault::error(500, "InternalError");
 }
 
 /// One request as the [`FaultProxy`] saw it.

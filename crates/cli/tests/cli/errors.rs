@@ -331,42 +331,6 @@ fn varint(mut value: u64) -> Vec<u8> {
 }
 
 #[test]
-fn alerts_are_listed_newest_first_and_the_limit_keeps_the_newest() {
-    let dir = Dir::new();
-    dir.write(
-        "t.ndjson",
-        &[
-            tick("AAPL", 151.0, "2026-11-26T10:00:00Z"),
-            tick("MSFT", 40.0, "2026-11-26T11:00:00Z"),
-            tick("NVDA", 160.0, "2026-11-26T12:00:00Z"),
-            tick("AAPL", 30.0, "2026-11-26T13:00:00Z"),
-        ]
-        .join("\n"),
-    );
-    dir.tickwatch(&["run", "--input", "t.ndjson"])
-        .assert_exit(0);
-    let listed = |args: &[&str]| dir.listed_alerts(args);
-    assert_eq!(
-        listed(&[]),
-        ["AAPL:LOW", "NVDA:HIGH", "MSFT:LOW", "AAPL:HIGH"]
-    );
-    assert_eq!(listed(&["--limit", "2"]), ["AAPL:LOW", "NVDA:HIGH"]);
-    assert_eq!(listed(&["--symbol", "AAPL", "--limit", "1"]), ["AAPL:LOW"]);
-    let table = dir.tickwatch(&["alerts", "--limit", "4294967295"]);
-    table.assert_exit(0);
-    let times: Vec<&str> = table.stdout.lines().skip(1).map(|l| &l[..24]).collect();
-    assert_eq!(
-        times,
-        [
-            "2026-11-26T13:00:00.000Z",
-            "2026-11-26T12:00:00.000Z",
-            "2026-11-26T11:00:00.000Z",
-            "2026-11-26T10:00:00.000Z"
-        ]
-    );
-}
-
-#[test]
 fn a_listing_cut_short_by_its_reader_ends_quietly() {
     let dir = Dir::new();
     dir.tickwatch(&["generate", "--ticks", "6000", "--output", "t.ndjson"])

@@ -127,14 +127,13 @@ fn a_webhook_that_never_answers_cannot_stall_a_run() {
 #[test]
 fn alerts_to_a_device_or_a_fifo_end_the_run_cleanly() {
     let dir = Dir::new();
-    dir.write(
+    dir.write_ticks(
         "t.ndjson",
         &[
             tick("AAPL", 151.0, "1"),
             tick("MSFT", 40.0, "2"),
             tick("NVDA", 100.0, "3"),
-        ]
-        .join("\n"),
+        ],
     );
     let out = dir.tickwatch(&["run", "--input", "t.ndjson", "--notify", "file:/dev/null"]);
     out.assert_exit(0);

@@ -7,7 +7,7 @@ use serde_json::Value;
 #[test]
 fn run_stores_and_announces_alerts_then_a_rerun_adds_nothing() {
     let dir = Dir::new();
-    dir.write(
+    dir.write_ticks(
         "ticks.ndjson",
         &[
             tick("AAPL", 151.25, "2026-11-26T14:30:00.123Z"),
@@ -16,8 +16,7 @@ fn run_stores_and_announces_alerts_then_a_rerun_adds_nothing() {
             tick("NVDA", 100.0, "2026-11-26T14:30:03Z"),
             tick("AAPL", 100.0, "2026-11-26T14:30:04Z"),
             tick("AAPL", 150.5, "2026-11-26T14:30:05Z"),
-        ]
-        .join("\n"),
+        ],
     );
     let first = dir.tickwatch(&["run", "--input", "ticks.ndjson"]);
     first.assert_exit(0);
@@ -74,15 +73,14 @@ fn run_stores_and_announces_alerts_then_a_rerun_adds_nothing() {
 #[test]
 fn level_mode_alerts_on_every_tick_beyond_a_threshold() {
     let dir = Dir::new();
-    dir.write(
+    dir.write_ticks(
         "t.ndjson",
         &[
             tick("AAPL", 151.0, "1"),
             tick("AAPL", 152.0, "2"),
             tick("AAPL", 150.0, "3"),
             tick("AAPL", 40.0, "4"),
-        ]
-        .join("\n"),
+        ],
     );
     let out = dir.tickwatch(&["run", "--input", "t.ndjson", "--mode", "level"]);
     out.assert_exit(0);
@@ -201,14 +199,13 @@ fn a_rules_file_sets_per_symbol_thresholds_and_bad_ones_are_refused() {
         "rules.toml",
         "[default]\nmode = \"level\"\n\n[symbols.AAPL]\nhigh = 200\nlow = 120\n",
     );
-    dir.write(
+    dir.write_ticks(
         "t.ndjson",
         &[
             tick("AAPL", 160.0, "1"),
             tick("AAPL", 110.0, "2"),
             tick("MSFT", 160.0, "3"),
-        ]
-        .join("\n"),
+        ],
     );
     let out = dir.tickwatch(&["run", "--input", "t.ndjson", "--rules", "rules.toml"]);
     out.assert_exit(0);
@@ -274,14 +271,13 @@ fn alerts_can_be_written_to_a_file() {
 fn a_webhook_receives_each_alert() {
     let dir = Dir::new();
     let hook = Webhook::start(vec![200]);
-    dir.write(
+    dir.write_ticks(
         "t.ndjson",
         &[
             tick("AAPL", 151.0, "1"),
             tick("MSFT", 40.0, "2"),
             tick("NVDA", 100.0, "3"),
-        ]
-        .join("\n"),
+        ],
     );
     let out = dir.tickwatch(&[
         "run",
@@ -388,7 +384,7 @@ fn a_failing_webhook_loses_nothing_and_notify_delivers_later() {
 #[test]
 fn alerts_query_filters() {
     let dir = Dir::new();
-    dir.write(
+    dir.write_ticks(
         "t.ndjson",
         &[
             tick("AAPL", 151.0, "2026-11-26T10:00:00Z"),
@@ -396,8 +392,7 @@ fn alerts_query_filters() {
             tick("NVDA", 160.0, "2026-11-26T12:00:00Z"),
             tick("AAPL", 100.0, "2026-11-26T13:00:00Z"),
             tick("AAPL", 30.0, "2026-11-26T14:00:00Z"),
-        ]
-        .join("\n"),
+        ],
     );
     dir.tickwatch(&["run", "--input", "t.ndjson"])
         .assert_exit(0);
@@ -417,7 +412,22 @@ fn alerts_query_filters() {
         ]),
         ["NVDA:HIGH", "MSFT:LOW"]
     );
+    // Newest first, so a limit keeps the newest.
     assert_eq!(symbols(&["--limit", "1"]), ["AAPL:LOW"]);
+    assert_eq!(symbols(&["--limit", "2"]), ["AAPL:LOW", "NVDA:HIGH"]);
+    assert_eq!(symbols(&["--symbol", "AAPL", "--limit", "1"]), ["AAPL:LOW"]);
+    let huge = dir.tickwatch(&["alerts", "--limit", "4294967295"]);
+    huge.assert_exit(0);
+    let times: Vec<&str> = huge.stdout.lines().skip(1).map(|l| &l[..24]).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-11-26T14:00:00.000Z",
+            "2026-11-26T12:00:00.000Z",
+            "2026-11-26T11:00:00.000Z",
+            "2026-11-26T10:00:00.000Z"
+        ]
+    );
 
     let table = dir.tickwatch(&["alerts"]);
     assert!(table.stdout.starts_with("TIMESTAMP"), "{}", table.stdout);

@@ -92,6 +92,11 @@ impl Dir {
             .collect()
     }
 
+    /// Writes tick lines (see [`tick`]) as an NDJSON file.
+    pub(crate) fn write_ticks(&self, name: &str, lines: &[String]) {
+        self.write(name, &lines.join("\n"));
+    }
+
     pub(crate) fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
     }

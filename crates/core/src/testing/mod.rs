@@ -13,7 +13,8 @@ use std::task::{Context, Poll, Waker};
 
 pub use memory::{Fault, InjectedFault, ManualClock, MemoryNotifier, MemoryStore, Op};
 
-use crate::{Pipeline, PipelineConfig, Timestamp};
+use crate::retry::RetryPolicy;
+use crate::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
 
 /// Most polls [`block_on_ready`] makes before it decides the future waits on something real.
 pub const READY_POLLS_MAX: u64 = 10_000_000;
@@ -36,6 +37,21 @@ pub fn block_on_ready<F: Future>(future: F) -> F::Output {
     panic!(
         "a future stayed pending for {READY_POLLS_MAX} polls: it waits on more than in-memory ports"
     )
+}
+
+/// The specification's rules for every symbol: above 150 is HIGH, below 50 is LOW, in `mode`,
+/// no hysteresis.
+pub fn spec_rules(mode: Mode) -> RuleSet {
+    RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("the specification's rule is valid"))
+}
+
+/// A pipeline configuration with [`spec_rules`], the one most tests run.
+pub fn spec_config(mode: Mode, retry: RetryPolicy, jitter_seed: u64) -> PipelineConfig {
+    PipelineConfig {
+        rules: spec_rules(mode),
+        retry,
+        jitter_seed,
+    }
 }
 
 /// The pipeline over the in-memory ports.
