@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use tickwatch_core::{BatchStats, Outcome};
+use tickwatch_core::{BatchStats, Outcome, TickError};
 use tickwatch_local::{Format, TickReader};
 
 use crate::Completion;
@@ -24,33 +24,79 @@ const FAILURES_PRINTED_MAX: u64 = 20;
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     let rules = config::rules(args.rules.as_deref(), args.mode)?;
-    let format = match args.format {
+    let (input, input_len) = open_input(&args)?;
+    // One announcer per database: a second run or a notify on it fails here, before touching it.
+    let _announcing = tickwatch_local::AnnounceLock::acquire(&args.db)?;
+    let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let interrupted = watch_interrupt(&runtime);
+
+    let started = Instant::now();
+    let reader =
+        TickReader::new(input, input_format(&args)).context("starting the input reader")?;
+    let mut tally = Tally::new(progress_bar(input_len, args.quiet));
+    let stop = process_input(reader, &args, &runtime, &pipeline, &interrupted, &mut tally)?;
+    if let Some(bar) = tally.progress.take() {
+        bar.finish_and_clear();
+    }
+    pipeline
+        .notifier()
+        .close()
+        .context("flushing announced alerts")?;
+    if !args.quiet {
+        print_summary(
+            &tally.totals,
+            &tally.rejected_by_code,
+            started.elapsed(),
+            &args,
+            matches!(stop, Stop::Interrupted),
+        );
+    }
+    completion(stop, &tally.totals)
+}
+
+/// Why reading stopped.
+enum Stop {
+    /// The input ended.
+    EndOfInput,
+    /// `--strict` met an invalid tick (the line and its reason).
+    Strict(String),
+    /// Ctrl-C.
+    Interrupted,
+    /// The store could not (completely) keep a batch that began at this line.
+    Unstored { from_line: u64 },
+}
+
+/// `--format`, or the input's extension: `.csv` is CSV, everything else NDJSON.
+fn input_format(args: &RunArgs) -> Format {
+    match args.format {
         Some(InputFormat::Csv) => Format::Csv,
         Some(InputFormat::Ndjson) => Format::Ndjson,
         None if args.input.to_ascii_lowercase().ends_with(".csv") => Format::Csv,
         None => Format::Ndjson,
-    };
-    let (input, input_len): (Box<dyn Read + Send>, Option<u64>) = if args.input == "-" {
+    }
+}
+
+/// The input and, for a file, its length (for the progress bar).
+fn open_input(args: &RunArgs) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
+    if args.input == "-" {
         if io::stdin().is_terminal() && !args.quiet {
             // Otherwise a newcomer who forgot --input sees a command that seems to hang.
             eprintln!(
                 "tickwatch run: reading ticks from the terminal, one JSON tick per line; Ctrl-D ends. (--input FILE reads a file.)"
             );
         }
-        (Box::new(io::stdin()), None)
-    } else {
-        let file =
-            File::open(&args.input).with_context(|| format!("opening input {}", args.input))?;
-        let len = file.metadata().map(|m| m.len()).ok();
-        (Box::new(file), len)
-    };
-    // One announcer per database: a second run or a notify on it fails here, before touching it.
-    let _announcing = tickwatch_local::AnnounceLock::acquire(&args.db)?;
-    let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
+        return Ok((Box::new(io::stdin()), None));
+    }
+    let file = File::open(&args.input).with_context(|| format!("opening input {}", args.input))?;
+    let len = file.metadata().map(|m| m.len()).ok();
+    Ok((Box::new(file), len))
+}
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+/// A flag Ctrl-C sets; the batch in hand is finished first.
+fn watch_interrupt(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     runtime.spawn({
         let interrupted = interrupted.clone();
@@ -60,118 +106,137 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
             }
         }
     });
+    interrupted
+}
 
-    let progress = match input_len {
-        Some(len) if !args.quiet && io::stderr().is_terminal() => {
-            let bar = ProgressBar::new(len);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            Some(bar)
-        }
-        _ => None,
-    };
+/// A progress bar for a file read on a terminal.
+fn progress_bar(input_len: Option<u64>, quiet: bool) -> Option<ProgressBar> {
+    let len = input_len.filter(|_| !quiet && io::stderr().is_terminal())?;
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
 
-    let started = Instant::now();
-    let mut reader = TickReader::new(input, format).context("starting the input reader")?;
-    let mut totals = BatchStats::default();
-    let mut rejected_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut strict_stop = None;
-    // The first line of the batch whose results the store could not (completely) keep.
-    let mut unstored_from: Option<u64> = None;
-    let (mut rejections_printed, mut failures_printed) = (0u64, 0u64);
+/// Reads batches and puts each through the pipeline until the input ends or something stops it.
+fn process_input(
+    mut reader: TickReader,
+    args: &RunArgs,
+    runtime: &tokio::runtime::Runtime,
+    pipeline: &config::LocalPipeline,
+    interrupted: &AtomicBool,
+    tally: &mut Tally,
+) -> anyhow::Result<Stop> {
     while !interrupted.load(Ordering::SeqCst) {
         let Some(mut batch) = reader.next_batch()? else {
-            break;
+            return Ok(Stop::EndOfInput);
         };
+        let mut strict_stop = None;
         if args.strict
             && let Some(bad) = batch.iter().position(|(_, tick)| tick.is_err())
         {
             // Process what came before the bad line, then stop.
             batch.truncate(bad + 1);
             if let Some((line, Err(error))) = batch.pop() {
-                *rejected_by_code.entry(error.code()).or_default() += 1;
-                totals.rejected += 1;
-                totals.messages += 1;
+                tally.strict_rejection(&error);
                 strict_stop = Some(format!("line {line}: {error}"));
             }
         }
         let first_line = batch.first().map(|(line, _)| *line);
         let report = runtime.block_on(pipeline.process_ticks(batch, None));
-        for (line, outcome) in &report.outcomes {
+        tally.add(&report.outcomes, &report.stats);
+        if let Some(bar) = &tally.progress {
+            bar.set_position(reader.bytes_read());
+        }
+        if let Some(reason) = strict_stop {
+            return Ok(Stop::Strict(reason));
+        }
+        if report.stats.failed_unstored() > 0 {
+            // Stop: a later batch would move symbol state past the ticks that were not stored,
+            // and re-running the input would then find them stale and raise nothing for them.
+            return Ok(Stop::Unstored {
+                from_line: first_line.unwrap_or(1),
+            });
+        }
+    }
+    Ok(Stop::Interrupted)
+}
+
+/// The exit of a run that got as far as its summary.
+fn completion(stop: Stop, totals: &BatchStats) -> anyhow::Result<Completion> {
+    match stop {
+        Stop::Strict(reason) => bail!("--strict: stopped at the first invalid tick: {reason}"),
+        Stop::Interrupted => bail!("interrupted; the ticks read so far are processed and stored"),
+        Stop::Unstored { from_line } => {
+            eprintln!(
+                "tickwatch run: stopped: the results of some ticks from line {from_line} on are NOT stored (see the errors above). Fix the cause, then run the same input again: what was stored is recognised and not repeated."
+            );
+            Ok(Completion::Unstored)
+        }
+        Stop::EndOfInput if totals.failed > 0 => Ok(Completion::Unannounced),
+        Stop::EndOfInput => Ok(Completion::Clean),
+    }
+}
+
+/// What the run has done so far, and what it has printed of it.
+struct Tally {
+    totals: BatchStats,
+    rejected_by_code: BTreeMap<&'static str, u64>,
+    rejections_printed: u64,
+    failures_printed: u64,
+    progress: Option<ProgressBar>,
+}
+
+impl Tally {
+    fn new(progress: Option<ProgressBar>) -> Tally {
+        Tally {
+            totals: BatchStats::default(),
+            rejected_by_code: BTreeMap::new(),
+            rejections_printed: 0,
+            failures_printed: 0,
+            progress,
+        }
+    }
+
+    /// The invalid tick `--strict` stopped at (never given to the pipeline).
+    fn strict_rejection(&mut self, error: &TickError) {
+        *self.rejected_by_code.entry(error.code()).or_default() += 1;
+        self.totals.rejected += 1;
+        self.totals.messages += 1;
+    }
+
+    /// Counts a batch and reports its rejected and failed lines on stderr (within limits).
+    fn add(&mut self, outcomes: &[(u64, Outcome)], stats: &BatchStats) {
+        for (line, outcome) in outcomes {
             match outcome {
                 Outcome::Rejected(error) => {
-                    *rejected_by_code.entry(error.code()).or_default() += 1;
-                    rejections_printed += 1;
-                    if rejections_printed <= REJECTIONS_PRINTED_MAX {
-                        print_above(&progress, &format!("line {line}: {error}"));
-                    } else if rejections_printed == REJECTIONS_PRINTED_MAX + 1 {
+                    *self.rejected_by_code.entry(error.code()).or_default() += 1;
+                    self.rejections_printed += 1;
+                    if self.rejections_printed <= REJECTIONS_PRINTED_MAX {
+                        print_above(&self.progress, &format!("line {line}: {error}"));
+                    } else if self.rejections_printed == REJECTIONS_PRINTED_MAX + 1 {
                         print_above(
-                            &progress,
+                            &self.progress,
                             "(more rejected lines: counted in the summary, not shown)",
                         );
                     }
                 }
                 Outcome::Failed(failure) => {
-                    failures_printed += 1;
-                    if failures_printed <= FAILURES_PRINTED_MAX {
-                        print_above(&progress, &format!("line {line}: not completed: {failure}"));
+                    self.failures_printed += 1;
+                    if self.failures_printed <= FAILURES_PRINTED_MAX {
+                        print_above(
+                            &self.progress,
+                            &format!("line {line}: not completed: {failure}"),
+                        );
                     }
                 }
                 _ => {}
             }
         }
-        totals.add(&report.stats);
-        if let Some(bar) = &progress {
-            bar.set_position(reader.bytes_read());
-        }
-        if strict_stop.is_some() {
-            break;
-        }
-        if report.stats.failed_unstored() > 0 {
-            // Stop: a later batch would move symbol state past the ticks that were not stored,
-            // and re-running the input would then find them stale and raise nothing for them.
-            unstored_from = first_line;
-            break;
-        }
+        self.totals.add(stats);
     }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    pipeline
-        .notifier()
-        .close()
-        .context("flushing announced alerts")?;
-    let elapsed = started.elapsed();
-    if !args.quiet {
-        print_summary(
-            &totals,
-            &rejected_by_code,
-            elapsed,
-            &args,
-            interrupted.load(Ordering::SeqCst),
-        );
-    }
-    if let Some(reason) = strict_stop {
-        bail!("--strict: stopped at the first invalid tick: {reason}");
-    }
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted; the ticks read so far are processed and stored");
-    }
-    if let Some(line) = unstored_from {
-        eprintln!(
-            "tickwatch run: stopped: the results of some ticks from line {line} on are NOT stored (see the errors above). Fix the cause, then run the same input again: what was stored is recognised and not repeated."
-        );
-        return Ok(Completion::Unstored);
-    }
-    Ok(if totals.failed > 0 {
-        Completion::Unannounced
-    } else {
-        Completion::Clean
-    })
 }
 
 fn print_above(progress: &Option<ProgressBar>, line: &str) {
