@@ -5,6 +5,7 @@
 //! redelivery every failed message and every rejected one whose dead-letter send failed, so no
 //! message is ever dropped. It logs one line per message inside a span carrying the SQS message id.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tickwatch_core::ports::{AlertStore, Clock, ErrorClass, Notifier, StateStore, before_deadline};
@@ -37,6 +38,8 @@ pub struct BatchResult {
     pub dead_lettered: u64,
     /// Rejected messages that could not be dead-lettered (and are reported as failed instead).
     pub dead_letter_failures: u64,
+    /// Rejected messages by reason code (`price.invalid`, ...).
+    pub rejected_by_code: BTreeMap<&'static str, u64>,
     /// Wall time of the batch, in milliseconds.
     pub duration_ms: u64,
 }
@@ -48,6 +51,7 @@ impl BatchResult {
             stats: self.stats.clone(),
             messages_failed: self.failed_message_ids.len() as u64,
             duration_ms: self.duration_ms,
+            rejected_by_code: self.rejected_by_code.clone(),
         }
     }
 }
@@ -82,8 +86,10 @@ where
     let mut messages = messages;
     let mut letters = Vec::new();
     let mut letter_of: Vec<Option<usize>> = vec![None; messages.len()];
+    let mut rejected_by_code = BTreeMap::new();
     for (index, outcome) in &report.outcomes {
         if let Outcome::Rejected(error) = outcome {
+            *rejected_by_code.entry(error.code()).or_default() += 1;
             letter_of[*index] = Some(letters.len());
             letters.push(DeadLetter {
                 source_message_id: messages[*index].message_id.clone(),
@@ -109,6 +115,7 @@ where
 
     let mut result = BatchResult {
         stats: report.stats,
+        rejected_by_code,
         ..BatchResult::default()
     };
     for (index, outcome) in &report.outcomes {
@@ -289,6 +296,11 @@ mod tests {
         assert_eq!(letters[0].error.code(), "price.invalid");
         assert_eq!(h.notifier.published().len(), 1);
         assert_eq!(result.metrics().messages_failed, 0);
+        assert_eq!(
+            result.metrics().rejected_by_code,
+            BTreeMap::from([("price.invalid", 1)]),
+            "rejections are counted by reason for the dashboard"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,11 @@
 //! Metrics (namespace [`NAMESPACE`], one dimension `Service`): `TicksProcessed` (messages accepted:
 //! evaluated and everything they caused stored and announced), `AlertsRaised`, `TicksRejected`,
 //! `DuplicateDeliveries`, `StaleTicks`, `MessagesFailed` (message ids reported back for
-//! redelivery) and `BatchDurationMs`.
+//! redelivery) and `BatchDurationMs`. A batch with rejected ticks adds one line per rejection
+//! reason: `TicksRejectedByReason` with the dimensions `Service` and `Reason` (the error code,
+//! such as `price.invalid`), which the dashboard breaks down.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use tickwatch_core::{BatchStats, Timestamp};
@@ -12,8 +16,11 @@ use tickwatch_core::{BatchStats, Timestamp};
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "Tickwatch";
 
-/// The name of the one dimension.
+/// The name of the dimension every metric has.
 pub const DIMENSION: &str = "Service";
+
+/// The second dimension of `TicksRejectedByReason`.
+pub const REASON_DIMENSION: &str = "Reason";
 
 /// What one batch did, as metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,6 +32,8 @@ pub struct BatchMetrics {
     pub messages_failed: u64,
     /// Wall time of the batch, in milliseconds.
     pub duration_ms: u64,
+    /// Rejected messages by reason code.
+    pub rejected_by_code: BTreeMap<&'static str, u64>,
 }
 
 /// The EMF document of one batch, at `at`, for `service` (e.g. the function name).
@@ -61,9 +70,27 @@ pub fn emf_document(service: &str, at: Timestamp, metrics: &BatchMetrics) -> Val
     document
 }
 
-/// The EMF line of one batch (no trailing newline).
-pub fn emf_line(service: &str, at: Timestamp, metrics: &BatchMetrics) -> String {
-    emf_document(service, at, metrics).to_string()
+/// The EMF lines of one batch (no trailing newlines): the batch's counts, then one line per
+/// rejection reason.
+pub fn emf_lines(service: &str, at: Timestamp, metrics: &BatchMetrics) -> Vec<String> {
+    let mut lines = vec![emf_document(service, at, metrics).to_string()];
+    for (reason, count) in &metrics.rejected_by_code {
+        let document = json!({
+            "_aws": {
+                "Timestamp": at.epoch_ms(),
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[DIMENSION, REASON_DIMENSION]],
+                    "Metrics": [{ "Name": "TicksRejectedByReason", "Unit": "Count" }],
+                }],
+            },
+            DIMENSION: service,
+            REASON_DIMENSION: reason,
+            "TicksRejectedByReason": count,
+        });
+        lines.push(document.to_string());
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -72,7 +99,7 @@ mod tests {
     use tickwatch_core::FailedSteps;
 
     #[test]
-    fn emf_line_has_the_exact_shape() {
+    fn emf_lines_have_the_exact_shape() {
         let metrics = BatchMetrics {
             stats: BatchStats {
                 messages: 25,
@@ -92,9 +119,11 @@ mod tests {
             },
             messages_failed: 2,
             duration_ms: 183,
+            rejected_by_code: BTreeMap::from([("price.invalid", 2), ("symbol.missing", 1)]),
         };
         let at = Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid");
-        let line = emf_line("tickwatch-prod", at, &metrics);
+        let lines = emf_lines("tickwatch-prod", at, &metrics);
+        let line = &lines[0];
         let expected = concat!(
             r#"{"AlertsRaised":7,"BatchDurationMs":183,"DuplicateDeliveries":1,"MessagesFailed":2,"#,
             r#""Service":"tickwatch-prod","StaleTicks":4,"TicksProcessed":20,"TicksRejected":3,"#,
@@ -106,6 +135,33 @@ mod tests {
             r#""Timestamp":1795703400000}}"#
         );
         assert_eq!(line, expected);
-        assert!(!line.contains('\n'), "one line per batch");
+        let by_reason = |reason: &str, count: u64| {
+            format!(
+                concat!(
+                    r#"{{"Reason":"{}","Service":"tickwatch-prod","TicksRejectedByReason":{},"#,
+                    r#""_aws":{{"CloudWatchMetrics":[{{"Dimensions":[["Service","Reason"]],"#,
+                    r#""Metrics":[{{"Name":"TicksRejectedByReason","Unit":"Count"}}],"#,
+                    r#""Namespace":"Tickwatch"}}],"Timestamp":1795703400000}}}}"#
+                ),
+                reason, count
+            )
+        };
+        assert_eq!(
+            lines[1..],
+            [
+                by_reason("price.invalid", 2),
+                by_reason("symbol.missing", 1)
+            ]
+        );
+        assert!(lines.iter().all(|l| !l.contains('\n')), "one line each");
+        let quiet = BatchMetrics {
+            rejected_by_code: BTreeMap::new(),
+            ..metrics
+        };
+        assert_eq!(
+            emf_lines("tickwatch-prod", at, &quiet).len(),
+            1,
+            "no rejections, one line"
+        );
     }
 }

@@ -22,7 +22,7 @@ use crate::batch::{SqsMessage, run_batch};
 use crate::config::ATTEMPT_TIMEOUT_MS;
 use crate::dead_letter::DeadLetterQueue;
 use crate::error::AwsError;
-use crate::metrics::emf_line;
+use crate::metrics::emf_lines;
 
 /// Most messages one receive may return (the API's limit).
 pub const MESSAGES_PER_RECEIVE_MAX: u32 = 10;
@@ -260,7 +260,9 @@ where
         let ids: Vec<String> = batch.iter().map(|m| m.message_id.clone()).collect();
         let result = run_batch(pipeline, dead_letters, batch, Some(deadline)).await;
         if let Some(service) = &options.metrics_service {
-            println!("{}", emf_line(service, clock.now(), &result.metrics()));
+            for line in emf_lines(service, clock.now(), &result.metrics()) {
+                println!("{line}");
+            }
         }
 
         let done: Vec<(String, String)> = ids

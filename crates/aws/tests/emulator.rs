@@ -727,3 +727,46 @@ async fn operator_deletes_remove_an_alert_and_a_state() {
     // Deleting what is not there is not an error (a clean-up may run twice).
     store.delete_alert(&high.key()).await.expect("idempotent");
 }
+
+/// A team subscribes with a filter policy on the alerts' message attributes (as the module's
+/// alert_subscriptions sets it) and gets only its alerts: the attributes the notifier publishes
+/// are the ones SNS filters on.
+#[tokio::test]
+async fn a_filter_policy_on_symbol_and_kind_delivers_only_matching_alerts() {
+    let env = env().await;
+    let topic = create_topic(&env.clients.sns, &unique_name("alerts")).await;
+    let everything = create_queue(&env.clients.sqs, &unique_name("all"), &[]).await;
+    let aapl_high = create_queue(&env.clients.sqs, &unique_name("aapl"), &[]).await;
+    subscribe_queue(&env.clients, &topic, &everything, true).await;
+    let arn = tickwatch_aws::testing::queue_arn(&env.clients.sqs, &aapl_high).await;
+    env.clients
+        .sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .attributes("FilterPolicyScope", "MessageAttributes")
+        .attributes("FilterPolicy", r#"{"symbol":["AAPL"],"kind":["HIGH"]}"#)
+        .send()
+        .await
+        .expect("Subscribe with a filter policy");
+    let notifier = SnsNotifier::new(env.clients.sns.clone(), &topic);
+    let alerts = [
+        alert("AAPL", T0_MS + 1, AlertKind::High, 160.0),
+        alert("AAPL", T0_MS + 2, AlertKind::Low, 40.0),
+        alert("MSFT", T0_MS + 3, AlertKind::High, 170.0),
+    ];
+    assert_eq!(ok(notifier.publish(&alerts).await).len(), 3);
+
+    assert_eq!(
+        drain_queue(&env.clients.sqs, &everything, 3, 2).await.len(),
+        3
+    );
+    let filtered = drain_queue(&env.clients.sqs, &aapl_high, 1, 2).await;
+    let ids: Vec<Option<String>> = filtered
+        .iter()
+        .map(|m| message_attribute(m, "alert_id"))
+        .collect();
+    assert_eq!(ids, [Some(alerts[0].alert_id.to_string())]);
+}

@@ -7,7 +7,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
-use tickwatch_aws::metrics::emf_line;
+use tickwatch_aws::metrics::emf_lines;
 use tickwatch_aws::{DeadLetterQueue, SqsMessage, run_batch};
 use tickwatch_core::ports::{AlertStore, Clock, Notifier, StateStore};
 use tickwatch_core::{Pipeline, Timestamp};
@@ -98,14 +98,13 @@ where
         }
         let deadline = answer_by(deadline_ms);
         let result = run_batch(&self.pipeline, &self.dead_letters, messages, deadline).await;
-        println!(
-            "{}",
-            emf_line(
-                &self.service,
-                self.pipeline.clock().now(),
-                &result.metrics()
-            )
-        );
+        for line in emf_lines(
+            &self.service,
+            self.pipeline.clock().now(),
+            &result.metrics(),
+        ) {
+            println!("{line}");
+        }
         let failed = result.failed_message_ids.len();
         tracing::info!(
             messages = result.stats.messages,

@@ -32,6 +32,8 @@ module "tickwatch" {
   hysteresis     = var.hysteresis
   rules          = var.rules
 
-  alert_subscriptions = var.alert_subscriptions
-  alarm_action_arns   = var.alarm_action_arns
+  alert_subscriptions  = var.alert_subscriptions
+  alarm_action_arns    = var.alarm_action_arns
+  dashboard_enabled    = var.dashboard_enabled
+  worker_role_services = var.worker_role_services
 }

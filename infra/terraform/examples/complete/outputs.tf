@@ -100,3 +100,13 @@ output "alarm_names" {
   description = "Names of the three alarms."
   value       = module.tickwatch.alarm_names
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard (null when turned off)."
+  value       = module.tickwatch.dashboard_name
+}
+
+output "worker_role_arn" {
+  description = "Role for tickwatch sqs-worker (null unless worker_role_services is set)."
+  value       = module.tickwatch.worker_role_arn
+}

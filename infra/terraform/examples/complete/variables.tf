@@ -79,12 +79,25 @@ variable "rules" {
 }
 
 variable "alert_subscriptions" {
-  description = "Subscriptions to the alerts topic, e.g. [{ protocol = \"email\", endpoint = \"oncall@example.com\" }]."
+  description = "Subscriptions to the alerts topic, each with an optional filter_policy on symbol and kind (see the module's README)."
   type = list(object({
-    protocol = string
-    endpoint = string
+    protocol      = string
+    endpoint      = string
+    filter_policy = optional(map(list(string)))
   }))
   default = []
+}
+
+variable "dashboard_enabled" {
+  description = "Create the CloudWatch dashboard."
+  type        = bool
+  default     = true
+}
+
+variable "worker_role_services" {
+  description = "Services that may assume a role for tickwatch sqs-worker (ec2.amazonaws.com, ecs-tasks.amazonaws.com); empty for none."
+  type        = list(string)
+  default     = []
 }
 
 variable "alarm_action_arns" {

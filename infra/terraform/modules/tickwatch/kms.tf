@@ -18,7 +18,7 @@ locals {
   # In a key policy "Resource": "*" means "this key"; it cannot name anything else.
   key_policy = {
     Version = "2012-10-17"
-    Statement = [
+    Statement = flatten([
       {
         # Without this statement nobody could ever change or delete the key: IAM policies in the
         # account only apply to a key whose policy delegates to the account root.
@@ -37,6 +37,14 @@ locals {
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
       },
+      # The worker role, when there is one, uses the key as the function does.
+      local.worker_role_enabled ? [{
+        Sid       = "WorkerUse"
+        Effect    = "Allow"
+        Principal = { AWS = aws_iam_role.worker[0].arn }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+      }] : [],
       {
         # AWS services that deliver into the encrypted queues or topic on behalf of this account
         # (for example an SNS subscription feeding ticks into the queue).
@@ -71,6 +79,6 @@ locals {
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
       },
-    ]
+    ])
   }
 }

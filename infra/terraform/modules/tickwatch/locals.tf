@@ -22,6 +22,8 @@ locals {
     error_rate_alarm  = "tickwatch-error-rate-${local.suffix}"
     dlq_alarm         = "tickwatch-dlq-not-empty-${local.suffix}"
     tick_age_alarm    = "tickwatch-oldest-tick-age-${local.suffix}"
+    dashboard         = "tickwatch-${local.suffix}"
+    worker_role       = "tickwatch-worker-${local.suffix}"
   }
 
   # The three required tags win over anything in var.tags.

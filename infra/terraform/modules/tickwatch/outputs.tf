@@ -103,3 +103,18 @@ output "alarm_names" {
     aws_cloudwatch_metric_alarm.oldest_tick_age.alarm_name,
   ]
 }
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard (null when dashboard_enabled is false)."
+  value       = one(aws_cloudwatch_dashboard.main[*].dashboard_name)
+}
+
+output "worker_role_arn" {
+  description = "ARN of the role for tickwatch sqs-worker (null unless worker_role_services is set)."
+  value       = one(aws_iam_role.worker[*].arn)
+}
+
+output "worker_instance_profile_name" {
+  description = "Instance profile of the worker role, for EC2 (null unless worker_role_services includes ec2.amazonaws.com)."
+  value       = one(aws_iam_instance_profile.worker[*].name)
+}

@@ -44,4 +44,8 @@ resource "aws_sns_topic_subscription" "alerts" {
   topic_arn = aws_sns_topic.alerts.arn
   protocol  = each.value.protocol
   endpoint  = each.value.endpoint
+  # The function publishes symbol, kind and alert_id as message attributes; a filter policy on
+  # them delivers a subscriber only its alerts.
+  filter_policy       = each.value.filter_policy == null ? null : jsonencode(each.value.filter_policy)
+  filter_policy_scope = each.value.filter_policy == null ? null : "MessageAttributes"
 }

@@ -272,10 +272,17 @@ variable "max_receive_count" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "alert_subscriptions" {
-  description = "Subscriptions to the alerts topic, e.g. [{ protocol = \"email\", endpoint = \"oncall@example.com\" }]. Email subscriptions stay pending until confirmed."
+  description = <<-EOT
+    Subscriptions to the alerts topic. Each has a protocol and an endpoint, and may have a
+    filter_policy on the alerts' message attributes (symbol, kind), so a team gets only what it
+    needs, e.g. { symbol = ["AAPL", "MSFT"], kind = ["HIGH"] } (exact values; a subscriber gets
+    an alert when every named attribute matches one of its values). An email subscription stays
+    pending until confirmed.
+  EOT
   type = list(object({
-    protocol = string
-    endpoint = string
+    protocol      = string
+    endpoint      = string
+    filter_policy = optional(map(list(string)))
   }))
   default = []
 
@@ -290,6 +297,16 @@ variable "alert_subscriptions" {
   validation {
     condition     = length(distinct([for s in var.alert_subscriptions : "${s.protocol}:${s.endpoint}"])) == length(var.alert_subscriptions)
     error_message = "alert_subscriptions must not contain the same protocol and endpoint twice."
+  }
+
+  validation {
+    condition = alltrue([
+      for s in var.alert_subscriptions : s.filter_policy == null ? true : alltrue([
+        for attribute, values in s.filter_policy :
+        contains(["symbol", "kind", "alert_id"], attribute) && length(values) > 0
+      ])
+    ])
+    error_message = "A filter_policy may name the message attributes symbol, kind and alert_id, each with at least one value."
   }
 }
 
@@ -323,5 +340,22 @@ variable "oldest_tick_age_threshold_seconds" {
   validation {
     condition     = var.oldest_tick_age_threshold_seconds >= 1 && var.oldest_tick_age_threshold_seconds <= 1209600
     error_message = "oldest_tick_age_threshold_seconds must be between 1 and 1209600 (the queue's retention)."
+  }
+}
+
+variable "dashboard_enabled" {
+  description = "Create the CloudWatch dashboard tickwatch-<suffix> (throughput, rejections by reason, failures, queue and dead-letter depth, function duration, errors, throttles, concurrency)."
+  type        = bool
+  default     = true
+}
+
+variable "worker_role_services" {
+  description = "AWS services that may assume an IAM role for `tickwatch sqs-worker` (ec2.amazonaws.com, ecs-tasks.amazonaws.com), with the same least privilege as the function minus its log group. Empty (the default) creates no role."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.worker_role_services : contains(["ec2.amazonaws.com", "ecs-tasks.amazonaws.com"], s)])
+    error_message = "worker_role_services may contain ec2.amazonaws.com and ecs-tasks.amazonaws.com."
   }
 }

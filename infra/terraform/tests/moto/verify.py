@@ -247,6 +247,38 @@ def verify_deployed(out, team, cost_center, c):
         tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role_name).get("Tags", [])}
         has_tags("role", tags)
 
+    def dashboard():
+        name = out.get("dashboard_name")
+        c.check("dashboard tickwatch-<suffix>", name == f"tickwatch-{suffix}", name)
+        body = json.loads(cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"])
+        titles = [w["properties"]["title"] for w in body["widgets"]]
+        c.check("dashboard has its seven widgets", len(titles) == 7, titles)
+        text = json.dumps(body)
+        for needle in ("TicksProcessed", "TicksRejectedByReason", f"tickwatch-ticks-dlq-{suffix}", '"p99"'):
+            c.check(f"dashboard charts {needle}", needle in text, needle)
+
+    def filtered_subscription():
+        sns = client("sns")
+        subscriptions = sns.list_subscriptions_by_topic(TopicArn=out["alerts_topic_arn"])["Subscriptions"]
+        probe = [s for s in subscriptions if s["Endpoint"].endswith(f"tickwatch-filter-probe-{suffix}")]
+        c.check("the filtered subscription exists", len(probe) == 1, subscriptions)
+        attributes = sns.get_subscription_attributes(SubscriptionArn=probe[0]["SubscriptionArn"])["Attributes"]
+        c.check("its filter policy reached SNS", json.loads(attributes.get("FilterPolicy", "{}")) == {"symbol": ["FILTERPROBE"], "kind": ["HIGH"]}, attributes.get("FilterPolicy"))
+        c.check("it filters on message attributes", attributes.get("FilterPolicyScope", "MessageAttributes") == "MessageAttributes", attributes.get("FilterPolicyScope"))
+
+    def worker_role():
+        arn = out.get("worker_role_arn")
+        name = f"tickwatch-worker-{suffix}"
+        role = iam.get_role(RoleName=name)["Role"]
+        c.check("worker role tickwatch-worker-<suffix>", role["Arn"] == arn, (role["Arn"], arn))
+        trust = role["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        c.check("worker role trusts ECS tasks only", trust["Statement"][0]["Principal"]["Service"] in ("ecs-tasks.amazonaws.com", ["ecs-tasks.amazonaws.com"]), trust)
+        policy = iam.get_role_policy(RoleName=name, PolicyName=name)["PolicyDocument"]
+        policy = json.loads(policy) if isinstance(policy, str) else policy
+        sids = [s["Sid"] for s in policy["Statement"]]
+        c.check("worker policy: the function's grants without its logs", "WriteLogs" not in sids and {"ConsumeTicks", "WriteAlerts", "PublishAlerts", "UseStackKey"} <= set(sids), sids)
+
     c.run("SQS queues", queues)
     c.run("DynamoDB alerts table", table("alerts table", out["alerts_table_name"], {"symbol": "HASH", "timestamp": "RANGE"}))
     c.run("DynamoDB state table", table("state table", out["state_table_name"], {"symbol": "HASH"}))
@@ -257,6 +289,9 @@ def verify_deployed(out, team, cost_center, c):
     c.run("KMS key", key)
     c.run("Log group", log_group)
     c.run("IAM role", role)
+    c.run("Dashboard", dashboard)
+    c.run("Filtered subscription", filtered_subscription)
+    c.run("Worker role", worker_role)
 
 
 def verify_destroyed(out, c):
@@ -281,6 +316,8 @@ def verify_destroyed(out, c):
         c.check("no log group left", out["log_group_name"] not in groups, groups)
         roles = [r["RoleName"] for r in client("iam").list_roles()["Roles"]]
         c.check("no role left", not [r for r in roles if mine(r)], roles)
+        dashboards = [d["DashboardName"] for d in client("cloudwatch").list_dashboards(DashboardNamePrefix="tickwatch-")["DashboardEntries"]]
+        c.check("no dashboard left", f"tickwatch-{suffix}" not in dashboards, dashboards)
         kms = client("kms")
         state = kms.describe_key(KeyId=out["kms_key_arn"])["KeyMetadata"]["KeyState"]
         c.check("KMS key pending deletion", state == "PendingDeletion", state)

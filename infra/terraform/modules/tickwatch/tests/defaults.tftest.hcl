@@ -372,3 +372,43 @@ run "names_and_tags" {
     error_message = "Outputs must expose the stack's resources."
   }
 }
+
+run "dashboard" {
+  assert {
+    condition     = aws_cloudwatch_dashboard.main[0].dashboard_name == "tickwatch-unit"
+    error_message = "The dashboard must exist by default, named tickwatch-<suffix>."
+  }
+  assert {
+    condition = [for w in jsondecode(aws_cloudwatch_dashboard.main[0].dashboard_body).widgets : w.properties.title] == [
+      "Ticks and alerts per second",
+      "Rejected ticks by reason",
+      "Failed messages (left for redelivery)",
+      "Tick queue: depth and oldest message age",
+      "Dead-letter queue depth",
+      "Function duration (ms)",
+      "Function errors, throttles and concurrency",
+    ]
+    error_message = "The dashboard must show throughput, rejections by reason, failures, both queues and the function."
+  }
+  assert {
+    condition = alltrue([
+      for needle in [
+        "\"TicksProcessed\"", "\"AlertsRaised\"", "TicksRejectedByReason", "\"MessagesFailed\"",
+        "\"ApproximateAgeOfOldestMessage\"", "\"tickwatch-ticks-dlq-unit\"", "\"p50\"", "\"p99\"",
+        "\"Throttles\"", "\"ConcurrentExecutions\"", "\"tickwatch-processor-unit\"",
+      ] : strcontains(aws_cloudwatch_dashboard.main[0].dashboard_body, needle)
+    ])
+    error_message = "The dashboard must chart the EMF metrics of this function, the dead-letter queue and the duration percentiles."
+  }
+}
+
+run "no_worker_role_by_default" {
+  assert {
+    condition     = length(aws_iam_role.worker) == 0 && length(aws_iam_instance_profile.worker) == 0
+    error_message = "No worker role unless worker_role_services asks for one."
+  }
+  assert {
+    condition     = !contains([for s in jsondecode(aws_kms_key.main.policy).Statement : s.Sid], "WorkerUse")
+    error_message = "Without a worker role the key policy must not mention one."
+  }
+}

@@ -300,3 +300,27 @@ run "missing_package" {
   }
   expect_failures = [var.lambda_zip_path]
 }
+
+run "filter_policy_on_an_attribute_alerts_do_not_carry" {
+  command = plan
+  variables {
+    alert_subscriptions = [{ protocol = "email", endpoint = "x@example.com", filter_policy = { price = ["151"] } }]
+  }
+  expect_failures = [var.alert_subscriptions]
+}
+
+run "filter_policy_with_no_values" {
+  command = plan
+  variables {
+    alert_subscriptions = [{ protocol = "email", endpoint = "x@example.com", filter_policy = { symbol = [] } }]
+  }
+  expect_failures = [var.alert_subscriptions]
+}
+
+run "worker_role_for_an_unknown_service" {
+  command = plan
+  variables {
+    worker_role_services = ["lambda.amazonaws.com"]
+  }
+  expect_failures = [var.worker_role_services]
+}

@@ -85,3 +85,65 @@ run "alarm_actions_and_subscriptions" {
     error_message = "Subscriptions must attach to the alerts topic."
   }
 }
+
+run "dashboard_can_be_turned_off" {
+  variables {
+    dashboard_enabled = false
+  }
+  assert {
+    condition     = length(aws_cloudwatch_dashboard.main) == 0 && output.dashboard_name == null
+    error_message = "dashboard_enabled = false must create no dashboard."
+  }
+}
+
+run "subscriptions_with_filter_policies" {
+  variables {
+    alert_subscriptions = [
+      { protocol = "email", endpoint = "aapl-desk@example.com", filter_policy = { symbol = ["AAPL"] } },
+      { protocol = "sqs", endpoint = "arn:aws:sqs:us-east-1:123456789012:risk", filter_policy = { kind = ["LOW"], symbol = ["AAPL", "MSFT"] } },
+      { protocol = "https", endpoint = "https://hooks.example.com/alerts" },
+    ]
+  }
+  assert {
+    condition = (
+      jsondecode(aws_sns_topic_subscription.alerts["email:aapl-desk@example.com"].filter_policy) == { symbol = ["AAPL"] } &&
+      aws_sns_topic_subscription.alerts["email:aapl-desk@example.com"].filter_policy_scope == "MessageAttributes"
+    )
+    error_message = "A subscription's filter_policy must reach SNS as JSON on the message attributes."
+  }
+  assert {
+    condition     = jsondecode(aws_sns_topic_subscription.alerts["sqs:arn:aws:sqs:us-east-1:123456789012:risk"].filter_policy) == { kind = ["LOW"], symbol = ["AAPL", "MSFT"] }
+    error_message = "Every attribute of a filter policy must be kept."
+  }
+  assert {
+    condition     = aws_sns_topic_subscription.alerts["https:https://hooks.example.com/alerts"].filter_policy == null
+    error_message = "A subscription without a filter_policy must get every alert."
+  }
+}
+
+run "worker_role_for_ec2_and_ecs" {
+  variables {
+    worker_role_services = ["ec2.amazonaws.com", "ecs-tasks.amazonaws.com"]
+  }
+  assert {
+    condition     = aws_iam_role.worker[0].name == "tickwatch-worker-variant-1" && aws_iam_instance_profile.worker[0].role == "tickwatch-worker-variant-1"
+    error_message = "The worker role (and its EC2 instance profile) must be tickwatch-worker-<suffix>."
+  }
+  assert {
+    condition     = toset(jsondecode(aws_iam_role.worker[0].assume_role_policy).Statement[0].Principal.Service) == toset(["ec2.amazonaws.com", "ecs-tasks.amazonaws.com"])
+    error_message = "Only the services named in worker_role_services may assume the worker role."
+  }
+  assert {
+    condition = (
+      jsondecode(aws_iam_role_policy.worker[0].policy).Statement ==
+      [for s in jsondecode(aws_iam_role_policy.processor.policy).Statement : s if s.Sid != "WriteLogs"]
+    )
+    error_message = "The worker must have exactly the function's grants, without its log group."
+  }
+  assert {
+    condition = one([
+      for s in jsondecode(aws_kms_key.main.policy).Statement : s.Principal.AWS if s.Sid == "WorkerUse"
+    ]) == aws_iam_role.worker[0].arn
+    error_message = "The key policy must let the worker role use the stack key."
+  }
+}
