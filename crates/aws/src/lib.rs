@@ -20,6 +20,7 @@ pub mod deploy;
 pub mod dynamo;
 pub mod error;
 pub mod metrics;
+pub mod redrive;
 pub mod sns;
 pub mod worker;
 

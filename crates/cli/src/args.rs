@@ -39,6 +39,79 @@ pub(crate) enum Command {
     SqsWorker(WorkerArgs),
     /// Smoke-test a deployment: send ticks, check alerts, notifications and the dead-letter queue.
     Smoke(SmokeArgs),
+    /// Look into the dead-letter queue and send ticks back to the tick queue once fixed.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// `tickwatch dlq ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List dead letters with their reason (in no particular order: SQS keeps none). Every
+    /// letter looked at is given back at once.
+    List(DlqListArgs),
+    /// Show one dead letter, whole: its body and every attribute.
+    Show(DlqShowArgs),
+    /// Move the chosen dead letters back to the tick queue, exactly once (see --journal).
+    Redrive(DlqRedriveArgs),
+}
+
+/// Which dead-letter queue, and which of its letters.
+#[derive(Debug, Args)]
+pub(crate) struct DlqSelection {
+    /// URL of the dead-letter queue.
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    pub(crate) dead_letter_queue_url: String,
+    /// Only letters rejected for this reason code (e.g. price.invalid).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Only letters dead-lettered at or after this time (RFC 3339 or epoch milliseconds).
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Only letters whose tick names this symbol.
+    #[arg(long)]
+    pub(crate) symbol: Option<String>,
+    /// At most this many letters.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqListArgs {
+    #[command(flatten)]
+    pub(crate) selection: DlqSelection,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqShowArgs {
+    /// The letter's message id (as `dlq list` prints it).
+    pub(crate) id: String,
+    /// URL of the dead-letter queue.
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    pub(crate) dead_letter_queue_url: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqRedriveArgs {
+    #[command(flatten)]
+    pub(crate) selection: DlqSelection,
+    /// URL of the tick queue the letters go back to.
+    #[arg(long, env = "TICKS_QUEUE_URL")]
+    pub(crate) queue_url: String,
+    /// Say what would move, and move nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Move without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// The journal of letters already sent, which makes an interrupted redrive resumable without
+    /// sending anything twice. Keep one per dead-letter queue; by default
+    /// ./tickwatch-redrive-<queue name>.journal.
+    #[arg(long)]
+    pub(crate) journal: Option<PathBuf>,
 }
 
 /// Input formats.

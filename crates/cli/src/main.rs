@@ -15,6 +15,7 @@
 mod alerts;
 mod args;
 mod config;
+mod dlq;
 mod generate;
 mod notify;
 mod run;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::generate(args),
         Command::SqsWorker(args) => worker::sqs_worker(args),
         Command::Smoke(args) => smoke::smoke(args),
+        Command::Dlq(command) => dlq::dlq(command),
     };
     match result {
         Ok(Completion::Clean) => ExitCode::SUCCESS,

@@ -107,8 +107,14 @@ impl Dir {
 
     /// Starts `tickwatch` in this directory with stdin, stdout and stderr piped.
     pub(crate) fn spawn_tickwatch(&self, args: &[&str]) -> Child {
+        self.spawn_tickwatch_env(args, &[])
+    }
+
+    /// Starts `tickwatch` with extra environment variables, stdin, stdout and stderr piped.
+    pub(crate) fn spawn_tickwatch_env(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_tickwatch"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
@@ -119,7 +125,17 @@ impl Dir {
     }
 
     pub(crate) fn tickwatch_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = self.spawn_tickwatch(args);
+        self.tickwatch_env_stdin(args, &[], stdin)
+    }
+
+    /// Runs `tickwatch` with extra environment variables and `stdin`.
+    pub(crate) fn tickwatch_env_stdin(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &str,
+    ) -> Run {
+        let mut child = self.spawn_tickwatch_env(args, env);
         child
             .stdin
             .take()
