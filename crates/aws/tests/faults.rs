@@ -24,7 +24,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use futures_util::stream::{self, StreamExt};
 use tickwatch_aws::testing::{
     Exchange, Fault, FaultProxy, Moto, Service, announced_copies, create_queue, create_topic,
-    drain_queue, fresh_store, queue_arn, queue_counts, send_bodies, subscribe_queue, unique_name,
+    drain_queue, fresh_store, queue_arn, queue_counts, scan_items, send_bodies, subscribe_queue,
+    unique_name,
 };
 use tickwatch_aws::{
     AwsClients, AwsError, DynamoStore, RunUntil, SnsNotifier, SqsDeadLetterQueue, SqsMessage,
@@ -288,25 +289,7 @@ impl Rig {
     }
 
     async fn alert_items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .direct
-                .dynamodb
-                .scan()
-                .table_name(&self.alerts_table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("Scan");
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return items;
-            }
-        }
+        scan_items(&self.direct.dynamodb, &self.alerts_table).await
     }
 
     /// (zone, last_seen) of a symbol's state.

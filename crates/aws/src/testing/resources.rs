@@ -24,6 +24,30 @@ pub async fn fresh_store(dynamodb: &aws_sdk_dynamodb::Client) -> DynamoStore {
     store
 }
 
+/// Every item of a table (consistent reads, all pages).
+pub async fn scan_items(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("Scan {table}: {e:?}"));
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
 /// The string value of `message`'s attribute `name`, if it has one.
 pub fn message_attribute(message: &Message, name: &str) -> Option<String> {
     message

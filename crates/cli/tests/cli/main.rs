@@ -3,6 +3,7 @@
 
 mod dlq;
 mod errors;
+mod kill;
 mod notify_faults;
 mod run;
 mod store_faults;
