@@ -351,20 +351,7 @@ impl DeadLetters {
         let Ok(answer) = answer else {
             return (Vec::new(), letters);
         };
-        let ok: HashSet<usize> = answer
-            .successful()
-            .iter()
-            .filter_map(|s| s.id().parse().ok())
-            .collect();
-        let (mut sent, mut unsent) = (Vec::new(), Vec::new());
-        for (slot, letter) in letters.into_iter().enumerate() {
-            if ok.contains(&slot) {
-                sent.push(letter);
-            } else {
-                unsent.push(letter);
-            }
-        }
-        (sent, unsent)
+        split_by_slot(letters, answer.successful().iter().map(|s| s.id()))
     }
 
     /// Deletes letters; returns the message ids (deleted, not deleted).
@@ -396,21 +383,26 @@ impl DeadLetters {
         let Ok(answer) = answer else {
             return (Vec::new(), ids);
         };
-        let ok: HashSet<usize> = answer
-            .successful()
-            .iter()
-            .filter_map(|s| s.id().parse().ok())
-            .collect();
-        let (mut deleted, mut failed) = (Vec::new(), Vec::new());
-        for (slot, id) in ids.into_iter().enumerate() {
-            if ok.contains(&slot) {
-                deleted.push(id);
-            } else {
-                failed.push(id);
-            }
-        }
-        (deleted, failed)
+        split_by_slot(ids, answer.successful().iter().map(|s| s.id()))
     }
+}
+
+/// Splits batch entries (whose ids are their slots, `0`, `1`, ...) into those the answer lists
+/// as successful and the rest.
+fn split_by_slot<'a, T>(
+    items: Vec<T>,
+    successful_ids: impl Iterator<Item = &'a str>,
+) -> (Vec<T>, Vec<T>) {
+    let ok: HashSet<usize> = successful_ids.filter_map(|id| id.parse().ok()).collect();
+    let (mut done, mut not_done) = (Vec::new(), Vec::new());
+    for (slot, item) in items.into_iter().enumerate() {
+        if ok.contains(&slot) {
+            done.push(item);
+        } else {
+            not_done.push(item);
+        }
+    }
+    (done, not_done)
 }
 
 /// A redrive that had to stop.
