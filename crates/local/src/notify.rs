@@ -21,18 +21,20 @@
 //!   [`WEBHOOK_TIMEOUT_MS`] on each retry), so the notifier has a circuit breaker: after
 //!   [`WEBHOOK_TIMEOUTS_TO_OPEN`] consecutive requests that timed out or could not connect, the
 //!   circuit opens, requests still in flight are abandoned, and every publish fails at once
-//!   (transient) without sending anything, for the rest of the process's life. Any HTTP answer
-//!   while it is closed resets the count. The alerts stay stored and un-notified, and
-//!   `tickwatch notify` announces them once the webhook is back.
+//!   (transient) without sending anything. Every [`WEBHOOK_CIRCUIT_COOLDOWN_MS`] one request is
+//!   let through as a probe: an answer closes the circuit (a live feed resumes announcing by
+//!   itself), a timeout keeps it open another cooldown, so a dead webhook costs at most one
+//!   timeout per cooldown. Any HTTP answer while it is closed resets the count. Failed alerts
+//!   stay stored and un-notified, and `tickwatch notify` announces them once the webhook is back.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, select};
 use futures_util::stream::{self, StreamExt};
@@ -50,6 +52,8 @@ pub const WEBHOOK_CONCURRENCY_MAX: usize = 8;
 /// Consecutive webhook requests that timed out or could not connect after which the circuit
 /// opens and the notifier stops sending for the rest of the process's life.
 pub const WEBHOOK_TIMEOUTS_TO_OPEN: u32 = 8;
+/// How long an open webhook circuit refuses everything before it lets one probe request through.
+pub const WEBHOOK_CIRCUIT_COOLDOWN_MS: u64 = 30_000;
 
 /// How much of an alerts file's end is read at a time when looking for its last whole line.
 const TAIL_READ_BYTES: usize = 4_096;
@@ -329,7 +333,7 @@ impl WebhookNotifier {
         Ok(WebhookNotifier {
             client,
             url: url.to_owned(),
-            circuit: Circuit::default(),
+            circuit: Circuit::new(Duration::from_millis(WEBHOOK_CIRCUIT_COOLDOWN_MS)),
         })
     }
 
@@ -338,16 +342,17 @@ impl WebhookNotifier {
     async fn post(&self, alert: &Alert) -> Result<(), NotifyError> {
         // Registered before the check, so an opening between the check and the wait is seen.
         let opened = self.circuit.opened.notified();
-        if self.circuit.is_open() {
+        let admitted = self.circuit.admit();
+        if admitted == Admit::Refuse {
             return Err(Circuit::open_error());
         }
-        match select(pin!(self.send(alert)), pin!(opened)).await {
+        match select(pin!(self.send(alert, admitted)), pin!(opened)).await {
             Either::Left((result, _)) => result,
             Either::Right(((), _)) => Err(Circuit::open_error()),
         }
     }
 
-    async fn send(&self, alert: &Alert) -> Result<(), NotifyError> {
+    async fn send(&self, alert: &Alert, admitted: Admit) -> Result<(), NotifyError> {
         let body = serde_json::to_vec(alert).map_err(|e| NotifyError::Write(e.to_string()))?;
         let sent = self
             .client
@@ -360,18 +365,21 @@ impl WebhookNotifier {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
-                if self.circuit.record_timeout() {
+                if self.circuit.record_timeout(admitted) {
                     tracing::warn!(
                         url = %self.url,
                         timeouts = WEBHOOK_TIMEOUTS_TO_OPEN,
-                        "Webhook circuit opened: nothing more is sent by this process; the alerts \
-                         stay stored for `tickwatch notify`."
+                        cooldown_ms = self.circuit.cooldown.as_millis() as u64,
+                        "Webhook circuit opened: alerts fail at once and stay stored; one probe \
+                         per cooldown tries the webhook again."
                     );
                 }
                 return Err(NotifyError::Unreachable(error_chain(&error)));
             }
         };
-        self.circuit.record_answer();
+        if self.circuit.record_answer(admitted) {
+            tracing::warn!(url = %self.url, "Webhook answered the probe: circuit closed.");
+        }
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -412,23 +420,84 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Counts consecutive webhook requests that got no answer; at [`WEBHOOK_TIMEOUTS_TO_OPEN`] the
-/// circuit opens and stays open. One-way on purpose: a batch CLI gains little from probing a dead
-/// webhook again, and "stops sending after N timeouts" is easy to predict.
-#[derive(Debug, Default)]
+/// circuit opens. While open, requests fail at once without being sent, except one probe every
+/// `cooldown` ([`WEBHOOK_CIRCUIT_COOLDOWN_MS`]): an answer to the probe closes the circuit, a
+/// timeout keeps it open for another cooldown. So a dead webhook costs a run at most one timeout
+/// per cooldown, and a live feed resumes announcing by itself once the webhook is back.
+#[derive(Debug)]
 struct Circuit {
     /// Consecutive timeouts, never above [`WEBHOOK_TIMEOUTS_TO_OPEN`] (reaching it means open).
     timeouts: AtomicU32,
+    /// When the circuit last opened (or a probe last failed); `None` while closed.
+    opened_at: Mutex<Option<Instant>>,
+    /// A probe is in flight: only one at a time.
+    probing: AtomicBool,
+    /// How long the circuit stays open before a probe.
+    cooldown: Duration,
     /// Wakes the requests in flight when the circuit opens.
     opened: Notify,
 }
 
+/// What the circuit lets a request do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admit {
+    /// Closed: send.
+    Send,
+    /// Open, and the cooldown is over: send this one request as the probe.
+    Probe,
+    /// Open: fail at once.
+    Refuse,
+}
+
 impl Circuit {
+    fn new(cooldown: Duration) -> Circuit {
+        Circuit {
+            timeouts: AtomicU32::new(0),
+            opened_at: Mutex::new(None),
+            probing: AtomicBool::new(false),
+            cooldown,
+            opened: Notify::new(),
+        }
+    }
+
     fn is_open(&self) -> bool {
         self.timeouts.load(Ordering::SeqCst) >= WEBHOOK_TIMEOUTS_TO_OPEN
     }
 
-    /// Counts a request that got no answer; returns whether this one opened the circuit.
-    fn record_timeout(&self) -> bool {
+    fn opened_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.opened_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a request may go out now.
+    fn admit(&self) -> Admit {
+        if !self.is_open() {
+            return Admit::Send;
+        }
+        let cooled = self
+            .opened_at()
+            .is_some_and(|at| at.elapsed() >= self.cooldown);
+        if cooled
+            && self
+                .probing
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            Admit::Probe
+        } else {
+            Admit::Refuse
+        }
+    }
+
+    /// Counts a request that got no answer; returns whether this one opened the circuit (a
+    /// failed probe keeps it open, for another cooldown, and opens nothing).
+    fn record_timeout(&self, admitted: Admit) -> bool {
+        if admitted == Admit::Probe {
+            *self.opened_at() = Some(Instant::now());
+            self.probing.store(false, Ordering::SeqCst);
+            return false;
+        }
         let counted = self
             .timeouts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -436,19 +505,28 @@ impl Circuit {
             });
         let opened = counted == Ok(WEBHOOK_TIMEOUTS_TO_OPEN - 1);
         if opened {
+            *self.opened_at() = Some(Instant::now());
             self.opened.notify_waiters();
         }
         opened
     }
 
-    /// An answer (any status) ends a run of timeouts, unless the circuit is already open.
-    fn record_answer(&self) {
-        // Refused (Err) when open: that is the point.
+    /// An answer (any status) ends a run of timeouts; the probe's answer closes the circuit.
+    /// Returns whether it closed it.
+    fn record_answer(&self, admitted: Admit) -> bool {
+        if admitted == Admit::Probe {
+            *self.opened_at() = None;
+            self.timeouts.store(0, Ordering::SeqCst);
+            self.probing.store(false, Ordering::SeqCst);
+            return true;
+        }
+        // Refused (Err) when open: an answer to a request sent before it opened changes nothing.
         let _ = self
             .timeouts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < WEBHOOK_TIMEOUTS_TO_OPEN).then_some(0)
             });
+        false
     }
 
     fn open_error() -> NotifyError {
@@ -561,22 +639,43 @@ mod tests {
     }
 
     #[test]
-    fn the_circuit_opens_after_consecutive_timeouts_and_stays_open() {
-        let circuit = Circuit::default();
+    fn the_circuit_opens_after_consecutive_timeouts_and_probes_after_the_cooldown() {
+        let circuit = Circuit::new(Duration::from_millis(50));
         // An answer in between starts the count again.
         for _ in 1..WEBHOOK_TIMEOUTS_TO_OPEN {
-            assert!(!circuit.record_timeout());
+            assert!(!circuit.record_timeout(Admit::Send));
         }
-        circuit.record_answer();
+        circuit.record_answer(Admit::Send);
         for _ in 1..WEBHOOK_TIMEOUTS_TO_OPEN {
-            assert!(!circuit.record_timeout());
+            assert!(!circuit.record_timeout(Admit::Send));
         }
-        assert!(!circuit.is_open());
-        assert!(circuit.record_timeout(), "the last one opens it");
-        assert!(circuit.is_open());
-        // Open for good: neither answers nor more timeouts change that, nor open it "again".
-        circuit.record_answer();
-        assert!(!circuit.record_timeout());
-        assert!(circuit.is_open());
+        assert_eq!(circuit.admit(), Admit::Send);
+        assert!(circuit.record_timeout(Admit::Send), "the last one opens it");
+        // Open: refused, and a late answer to an earlier request changes nothing.
+        assert_eq!(circuit.admit(), Admit::Refuse);
+        assert!(!circuit.record_answer(Admit::Send));
+        assert!(!circuit.record_timeout(Admit::Send), "already open");
+        assert_eq!(circuit.admit(), Admit::Refuse);
+
+        // After the cooldown, one probe at a time; its timeout keeps the circuit open.
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(circuit.admit(), Admit::Probe);
+        assert_eq!(circuit.admit(), Admit::Refuse, "one probe at a time");
+        assert!(!circuit.record_timeout(Admit::Probe));
+        assert_eq!(
+            circuit.admit(),
+            Admit::Refuse,
+            "a failed probe restarts the cooldown"
+        );
+
+        // The next probe is answered: closed, and counting starts from zero.
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(circuit.admit(), Admit::Probe);
+        assert!(circuit.record_answer(Admit::Probe));
+        assert_eq!(circuit.admit(), Admit::Send);
+        for _ in 1..WEBHOOK_TIMEOUTS_TO_OPEN {
+            assert!(!circuit.record_timeout(Admit::Send));
+        }
+        assert_eq!(circuit.admit(), Admit::Send);
     }
 }
