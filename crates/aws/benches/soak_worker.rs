@@ -26,8 +26,9 @@ use tickwatch_aws::{
 use tickwatch_clock::SystemClock;
 use tickwatch_core::generate::RandomWalk;
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::testing::{ProcessMemory, spec_config};
+use tickwatch_core::testing::spec_config;
 use tickwatch_core::{Mode, Pipeline, Timestamp};
+use tickwatch_local::testing::ProcessMemory;
 
 /// Longest a soak runs, whatever the tick count.
 const SOAK_TIME_MAX: Duration = Duration::from_secs(1_200);

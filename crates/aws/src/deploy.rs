@@ -58,6 +58,9 @@ pub mod variables {
     pub const HYSTERESIS: &str = "HYSTERESIS";
     /// JSON per-symbol overrides.
     pub const RULES: &str = "RULES";
+    /// The tick queue (the worker's and the operator tools'; the function is fed by its event
+    /// source mapping and never names it).
+    pub const TICKS_QUEUE_URL: &str = "TICKS_QUEUE_URL";
 }
 
 use variables::*;

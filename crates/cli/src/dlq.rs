@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use tickwatch_aws::AwsClients;
 use tickwatch_aws::config::load_sdk_config;
-use tickwatch_aws::deploy::queue_url;
+use tickwatch_aws::deploy::{queue_url, variables};
 use tickwatch_aws::redrive::{DeadLetters, Filter, Journal, Letter};
+use tickwatch_core::tick::escape_controls;
 
 use crate::Completion;
 use crate::args::{DlqCommand, DlqSelection, OutputFormat};
 use crate::config::parse_time;
+use crate::worker::setting_error;
 
 pub(crate) fn dlq(command: DlqCommand) -> anyhow::Result<Completion> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -52,7 +54,7 @@ fn filter(selection: &DlqSelection) -> anyhow::Result<Filter> {
 }
 
 fn dead_letters(clients: &AwsClients, url: &str) -> anyhow::Result<DeadLetters> {
-    let url = queue_url("--dead-letter-queue-url (DEAD_LETTER_QUEUE_URL)", url)?;
+    let url = queue_url(variables::DEAD_LETTER_QUEUE_URL, url).map_err(setting_error)?;
     Ok(DeadLetters::new(clients.sqs.clone(), &url))
 }
 
@@ -88,9 +90,10 @@ async fn list(
                     l.sent_at
                         .map(|t| t.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    l.error_code.as_deref().unwrap_or("-"),
-                    l.symbol.as_deref().unwrap_or("-"),
-                    one_line(
+                    // Attributes and the body's symbol are input: never print them raw.
+                    escape_controls(l.error_code.as_deref().unwrap_or("-")),
+                    escape_controls(l.symbol.as_deref().unwrap_or("-")),
+                    escape_controls(
                         l.reason
                             .as_deref()
                             .unwrap_or("(no reason: moved by the redrive policy)")
@@ -143,7 +146,7 @@ async fn redrive(
     yes: bool,
     journal: Option<PathBuf>,
 ) -> anyhow::Result<Completion> {
-    let to = queue_url("--queue-url (TICKS_QUEUE_URL)", to)?;
+    let to = queue_url(variables::TICKS_QUEUE_URL, to).map_err(setting_error)?;
     let dlq = dead_letters(clients, &selection.dead_letter_queue_url)?;
     let journal_path = journal.unwrap_or_else(|| {
         let name = selection
@@ -243,9 +246,4 @@ fn letter_json(letter: &Letter) -> serde_json::Value {
         "receive_count": letter.receive_count,
         "body": letter.body,
     })
-}
-
-/// A reason on one line, control characters escaped.
-fn one_line(text: &str) -> String {
-    text.chars().flat_map(char::escape_debug).collect()
 }

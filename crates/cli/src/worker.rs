@@ -31,14 +31,12 @@ use crate::Completion;
 use crate::args::{AwsResources, WorkerArgs};
 use crate::config;
 
-/// The variable the tick queue's URL comes from when `--queue-url` is not given.
-const TICKS_QUEUE_URL: &str = "TICKS_QUEUE_URL";
-
 pub(crate) fn sqs_worker(args: WorkerArgs) -> anyhow::Result<Completion> {
     let rules = config::worker_rules(args.rules.as_deref(), args.mode, |name| {
         std::env::var(name).ok()
     })?;
-    let queue_url = deploy::queue_url(TICKS_QUEUE_URL, &args.queue_url).map_err(setting_error)?;
+    let queue_url =
+        deploy::queue_url(variables::TICKS_QUEUE_URL, &args.queue_url).map_err(setting_error)?;
     let options = WorkerOptions {
         queue_url,
         wait_time_s: args.wait_seconds,
@@ -150,7 +148,7 @@ fn flag_of(variable: &str) -> Option<&'static str> {
         variables::STATE_TABLE_NAME => Some("--state-table"),
         variables::ALERTS_TOPIC_ARN => Some("--topic-arn"),
         variables::DEAD_LETTER_QUEUE_URL => Some("--dead-letter-queue-url"),
-        TICKS_QUEUE_URL => Some("--queue-url"),
+        variables::TICKS_QUEUE_URL => Some("--queue-url"),
         _ => None,
     }
 }
@@ -163,7 +161,8 @@ fn named(variable: &'static str) -> String {
     }
 }
 
-fn setting_error(error: SettingError) -> anyhow::Error {
+/// A setting error in the words of the command line (`--flag (VARIABLE): reason`).
+pub(crate) fn setting_error(error: SettingError) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", named(error.variable), error.reason)
 }
 
@@ -358,7 +357,8 @@ mod tests {
                 .starts_with("--alerts-table (ALERTS_TABLE_NAME): must be a DynamoDB table name"),
             "{error}"
         );
-        let error = setting_error(deploy::queue_url(TICKS_QUEUE_URL, "ticks").expect_err("bad"));
+        let error =
+            setting_error(deploy::queue_url(variables::TICKS_QUEUE_URL, "ticks").expect_err("bad"));
         assert!(
             error
                 .to_string()

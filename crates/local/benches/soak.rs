@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tickwatch_core::testing::ProcessMemory;
+use tickwatch_local::testing::ProcessMemory;
 
 /// Ticks between two memory samples.
 const SAMPLE_EVERY_TICKS: u64 = 1_000_000;

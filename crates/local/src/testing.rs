@@ -1,6 +1,6 @@
-//! Test support (feature `testing`, which this crate's tests and the CLI's end-to-end tests
-//! enable; never what ships): hostile HTTP servers for the webhook notifier, and a small tmpfs
-//! for full-disk tests.
+//! Test support (feature `testing`, which this crate's tests and benches, the CLI's end-to-end
+//! tests and the AWS soak bench enable; never what ships): hostile HTTP servers for the webhook
+//! notifier, a small tmpfs for full-disk tests, and a process's memory for the soak benches.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -181,5 +181,43 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         // Lazy: the mount goes even if something still holds a file open on it.
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A process's memory as `/proc/PID/status` tells it, in KiB (Linux only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Resident set size (`VmRSS`).
+    pub rss_kib: u64,
+    /// Resident anonymous memory: heap and stacks (`RssAnon`).
+    pub anon_kib: u64,
+    /// Resident file-backed memory: mapped files, the binary (`RssFile`).
+    pub file_kib: u64,
+    /// Peak resident set size (`VmHWM`).
+    pub peak_kib: u64,
+}
+
+impl ProcessMemory {
+    /// Reads it for `pid` (`None`: this process). `None` when the process is gone or the system
+    /// has no `/proc`.
+    pub fn read(pid: Option<u32>) -> Option<ProcessMemory> {
+        let path = match pid {
+            Some(pid) => format!("/proc/{pid}/status"),
+            None => "/proc/self/status".to_owned(),
+        };
+        let status = std::fs::read_to_string(path).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|value| value.parse::<u64>().ok())
+        };
+        Some(ProcessMemory {
+            rss_kib: field("VmRSS:")?,
+            anon_kib: field("RssAnon:")?,
+            file_kib: field("RssFile:")?,
+            peak_kib: field("VmHWM:")?,
+        })
     }
 }

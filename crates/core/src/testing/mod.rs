@@ -1,6 +1,6 @@
 //! Test support: the in-memory ports (the reference implementation of the port contracts), the
 //! store contract every store adapter's tests run, the hostile-tick corpus reader, and the small
-//! helpers tests and benchmarks share. Compiled only for this crate's tests and with the `testing`
+//! helpers tests and benchmarks share. Like the rest of the core, it does no I/O. Compiled only for this crate's tests and with the `testing`
 //! feature, which test, bench and fuzz builds enable; it is no part of the production API.
 
 pub mod contract;
@@ -82,43 +82,5 @@ impl MemoryRig {
             notifier,
             clock,
         }
-    }
-}
-
-/// A process's memory as `/proc/PID/status` tells it, in KiB (Linux only).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProcessMemory {
-    /// Resident set size (`VmRSS`).
-    pub rss_kib: u64,
-    /// Resident anonymous memory: heap and stacks (`RssAnon`).
-    pub anon_kib: u64,
-    /// Resident file-backed memory: mapped files, the binary (`RssFile`).
-    pub file_kib: u64,
-    /// Peak resident set size (`VmHWM`).
-    pub peak_kib: u64,
-}
-
-impl ProcessMemory {
-    /// Reads it for `pid` (`None`: this process). `None` when the process is gone or the system
-    /// has no `/proc`. Benchmarks only: this is I/O, which the engine itself never does.
-    pub fn read(pid: Option<u32>) -> Option<ProcessMemory> {
-        let path = match pid {
-            Some(pid) => format!("/proc/{pid}/status"),
-            None => "/proc/self/status".to_owned(),
-        };
-        let status = std::fs::read_to_string(path).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|line| line.starts_with(name))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|value| value.parse::<u64>().ok())
-        };
-        Some(ProcessMemory {
-            rss_kib: field("VmRSS:")?,
-            anon_kib: field("RssAnon:")?,
-            file_kib: field("RssFile:")?,
-            peak_kib: field("VmHWM:")?,
-        })
     }
 }
