@@ -270,15 +270,24 @@ impl DeadLetters {
                 earlier.iter().map(|l| l.message_id.clone()).collect();
             let (sent, unsent) = self.send(to_queue_url, fresh).await;
             let mut to_delete = earlier;
-            for letter in sent {
+            let mut sent = sent.into_iter();
+            while let Some(letter) = sent.next() {
                 if let Err(error) = journal.record(&letter.message_id) {
-                    // Sent but not journaled: deleting it now keeps it from being sent twice.
-                    let deleted = self.delete(vec![letter]).await;
-                    report.moved += deleted.0.len();
-                    report.sent_delete_pending += deleted.1.len();
-                    let mut rest: Vec<Letter> = to_delete;
-                    rest.extend(unsent);
+                    // Everything sent is deleted now, journaled or not: a letter sent but left in
+                    // the queue without a journal line would be sent again by the next run.
+                    to_delete.push(letter);
+                    to_delete.extend(sent);
+                    let (deleted, failed) = self.delete(to_delete).await;
+                    report.moved += deleted.len();
+                    report.completed_from_journal += deleted
+                        .iter()
+                        .filter(|id| earlier_ids.contains(*id))
+                        .count();
+                    report.sent_delete_pending += failed.len();
+                    // What was not sent goes back.
+                    let mut rest = unsent;
                     rest.extend(pending);
+                    report.left += rest.len();
                     let _ = self.release(&rest).await;
                     return Err(RedriveError::Journal {
                         path: journal.path().to_owned(),

@@ -262,3 +262,35 @@ async fn an_interrupted_redrive_is_completed_by_the_next_without_sending_twice()
         "none left"
     );
 }
+
+/// The journal's disk is full: the redrive stops, and nothing it sent stays behind in the
+/// dead-letter queue (it would be sent again by the next run), nothing unsent is lost.
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_stops_the_redrive_without_a_double() {
+    let q = queues(Moto::shared().clients().await).await;
+    let bodies = bodies();
+    dead_letter(&q, &bodies).await;
+    let dlq = DeadLetters::new(q.clients.sqs.clone(), &q.dlq).with_hold_s(HOLD_S);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = tickwatch_local::testing::Tmpfs::mount(&dir.path().join("disk"), 64);
+    let mut journal = Journal::open(&disk.path().join("journal")).expect("journal");
+    // Fill the disk: the journal's first line cannot be written.
+    let _ = std::fs::write(disk.path().join("filler"), vec![0u8; 128 * 1024]);
+
+    let chosen = dlq.collect(&Filter::default(), 100).await.expect("collect");
+    let error = dlq
+        .redrive(&q.ticks, chosen.letters, &mut journal)
+        .await
+        .expect_err("the journal is full");
+    let tickwatch_aws::redrive::RedriveError::Journal { report, .. } = error;
+    assert_eq!(report.left, 0, "one batch of nine: all were sent");
+    assert_eq!(
+        report.moved,
+        bodies.len(),
+        "what was sent was deleted: {report:?}"
+    );
+    assert_eq!(queue_counts(&q.clients.sqs, &q.dlq).await, (0, 0));
+    let moved = drain_queue(&q.clients.sqs, &q.ticks, bodies.len(), 1).await;
+    assert!(redriven_from(&moved).values().all(|&n| n == 1));
+    assert_eq!(moved.len(), bodies.len());
+}
