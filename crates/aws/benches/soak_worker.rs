@@ -149,6 +149,7 @@ async fn soak() -> bool {
                     &options,
                     &pipeline,
                     &dead_letters,
+                    &tickwatch_aws::FixedRules,
                     std::future::pending(),
                 )
             });

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tickwatch_core::ports::{AlertStore, Clock, ErrorClass, Notifier, StateStore, before_deadline};
-use tickwatch_core::{Accepted, BatchStats, Outcome, Pipeline, Symbol, Tick, TickError, Timestamp};
+use tickwatch_core::{
+    Accepted, AlertOutcome, BatchStats, Outcome, Pipeline, Symbol, Tick, TickError, Timestamp,
+};
 
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::truncate;
@@ -153,20 +155,32 @@ fn log_outcome(
     match outcome {
         Outcome::Accepted(accepted) => {
             match accepted {
-                Accepted::Alerted(alert) => tracing::info!(
-                    symbol, outcome = "alerted", alert_id = %alert.alert_id, kind = %alert.kind,
-                    price = alert.price.get(), threshold = alert.threshold, "Alert raised."
-                ),
-                Accepted::Duplicate {
-                    alert_id,
-                    announced_now,
-                } => tracing::info!(
-                    symbol, outcome = "duplicate", alert_id = %alert_id, announced_now,
-                    "Alert already stored (redelivery)."
-                ),
+                Accepted::Alerts(outcomes) => {
+                    for alert in outcomes {
+                        match alert {
+                            AlertOutcome::New(alert) => tracing::info!(
+                                symbol, outcome = "alerted", alert_id = %alert.alert_id,
+                                rule_id = %alert.rule_id, kind = %alert.kind,
+                                price = alert.price.get(), threshold = alert.threshold,
+                                "Alert raised."
+                            ),
+                            AlertOutcome::Duplicate {
+                                alert_id,
+                                announced_now,
+                            } => tracing::info!(
+                                symbol, outcome = "duplicate", alert_id = %alert_id, announced_now,
+                                "Alert already stored (redelivery)."
+                            ),
+                        }
+                    }
+                }
                 Accepted::Quiet => tracing::debug!(symbol, outcome = "quiet", "No alert."),
                 Accepted::Rearmed => {
-                    tracing::debug!(symbol, outcome = "rearmed", "Back inside the band.")
+                    tracing::debug!(
+                        symbol,
+                        outcome = "rearmed",
+                        "A rule re-armed: its condition cleared."
+                    )
                 }
                 Accepted::Stale => {
                     tracing::debug!(symbol, outcome = "stale", "Tick older than the state.")

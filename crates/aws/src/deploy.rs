@@ -23,19 +23,36 @@
 //! | `ALERT_MODE` | `cross` (alert on entering a zone) or `level` (every tick beyond) | `cross` |
 //! | `HYSTERESIS` | cross mode: how far back inside the band re-arms | 0 |
 //! | `RULES` | JSON per-symbol overrides, `{"AAPL": {"high": 200}}` | none |
+//! | `RULES_TABLE` | DynamoDB rules table ([`crate::dynamo::rules`]) | none |
+//! | `RULES_REFRESH_SECONDS` | with `RULES_TABLE`: seconds between two checks of the table, 1 to 3600 | 10 |
+//!
+//! The threshold variables are the legacy configuration, one band per symbol; they are translated
+//! into rules (`high`, `low`, `high.SYMBOL`, `low.SYMBOL`: see `tickwatch_core::rules::BandSet`)
+//! and are the *base* rules. Without `RULES_TABLE` the base rules are the rules, exactly as
+//! before rules tables existed. With it, the table's rules are in force once the table has been
+//! written (`tickwatch rules ... --table NAME` seeds it with the base rules on its first change),
+//! the base rules until then; a running pipeline picks up changes through
+//! [`crate::refresh::RulesRefresher`].
 //!
 //! An optional variable set to the empty string (or blanks) counts as unset: deployment tools
 //! often write empty values rather than leaving a variable out. Every error names its variable.
 
+use std::sync::Arc;
+
 use tickwatch_core::ports::{Classify, Clock, ErrorClass};
-use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::rules::{HIGH_THRESHOLD_DEFAULT, LOW_THRESHOLD_DEFAULT, RulesError};
-use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet};
+use tickwatch_core::retry::{RetryPolicy, Rng};
+use tickwatch_core::rules::{
+    Band, BandSet, HIGH_THRESHOLD_DEFAULT, LOW_THRESHOLD_DEFAULT, RuleBook, RulesError,
+};
+use tickwatch_core::{Mode, Pipeline, PipelineConfig};
 
 use crate::config::AwsClients;
 use crate::dead_letter::SqsDeadLetterQueue;
-use crate::dynamo::DynamoStore;
+use crate::dynamo::{DynamoRuleStore, DynamoStore};
 use crate::error::AwsError;
+use crate::refresh::{
+    LoadError, REFRESH_SECONDS_DEFAULT, REFRESH_SECONDS_MAX, REFRESH_SECONDS_MIN, RulesRefresher,
+};
 use crate::sns::SnsNotifier;
 
 /// The names of the variables read here.
@@ -58,6 +75,10 @@ pub mod variables {
     pub const HYSTERESIS: &str = "HYSTERESIS";
     /// JSON per-symbol overrides.
     pub const RULES: &str = "RULES";
+    /// The DynamoDB rules table (optional).
+    pub const RULES_TABLE: &str = "RULES_TABLE";
+    /// Seconds between two checks of the rules table.
+    pub const RULES_REFRESH_SECONDS: &str = "RULES_REFRESH_SECONDS";
     /// The tick queue (the worker's and the operator tools'; the function is fed by its event
     /// source mapping and never names it).
     pub const TICKS_QUEUE_URL: &str = "TICKS_QUEUE_URL";
@@ -217,17 +238,78 @@ fn non_empty(variable: &'static str, value: &str) -> Result<String, SettingError
     Ok(value.to_owned())
 }
 
-/// The alert rules as `HIGH_THRESHOLD`, `LOW_THRESHOLD`, `HYSTERESIS`, `ALERT_MODE` (the default
-/// rule) and `RULES` (per-symbol overrides of it) set them, validated.
+/// The rules table a deployment reads, and how often, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulesTable {
+    name: String,
+    refresh_seconds: u32,
+}
+
+impl RulesTable {
+    /// Validates a table name and a refresh interval (surrounding blanks are trimmed). Errors
+    /// name the variable each value stands for.
+    pub fn new(name: &str, refresh_seconds: u32) -> Result<RulesTable, SettingError> {
+        if !(REFRESH_SECONDS_MIN..=REFRESH_SECONDS_MAX).contains(&refresh_seconds) {
+            return Err(SettingError::new(
+                RULES_REFRESH_SECONDS,
+                format!(
+                    "must be {REFRESH_SECONDS_MIN} to {REFRESH_SECONDS_MAX} seconds, got {refresh_seconds}"
+                ),
+            ));
+        }
+        Ok(RulesTable {
+            name: table_name(RULES_TABLE, name)?,
+            refresh_seconds,
+        })
+    }
+
+    /// Reads `RULES_TABLE` and `RULES_REFRESH_SECONDS` through `lookup`: `None` without a table
+    /// (then `RULES_REFRESH_SECONDS` is not read).
+    pub fn from_variables(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<RulesTable>, SettingError> {
+        let Some(name) = optional(&lookup, RULES_TABLE) else {
+            return Ok(None);
+        };
+        let refresh_seconds = match optional(&lookup, RULES_REFRESH_SECONDS) {
+            None => REFRESH_SECONDS_DEFAULT,
+            Some(text) => text.trim().parse::<u32>().map_err(|_| {
+                SettingError::new(
+                    RULES_REFRESH_SECONDS,
+                    format!(
+                        "must be a whole number of seconds, {REFRESH_SECONDS_MIN} to {REFRESH_SECONDS_MAX}, got {text:?}"
+                    ),
+                )
+            })?,
+        };
+        RulesTable::new(&name, refresh_seconds).map(Some)
+    }
+
+    /// The table.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Seconds between two checks of the table.
+    pub fn refresh_seconds(&self) -> u32 {
+        self.refresh_seconds
+    }
+}
+
+/// Where a deployment's rules come from, validated: the legacy band variables
+/// (`HIGH_THRESHOLD`, `LOW_THRESHOLD`, `HYSTERESIS`, `ALERT_MODE` for the default band, `RULES`
+/// for per-symbol bands), which make the base rules, and optionally a rules table
+/// (`RULES_TABLE`, `RULES_REFRESH_SECONDS`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleSettings {
-    base: Rule,
-    rules: RuleSet,
+    base: Band,
+    bands: BandSet,
+    table: Option<RulesTable>,
 }
 
 impl RuleSettings {
     /// Reads the rule variables through `lookup`. Unset ones take the specification's defaults:
-    /// 150, 50, hysteresis 0, cross, no overrides.
+    /// 150, 50, hysteresis 0, cross, no overrides, no rules table.
     pub fn from_variables(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<RuleSettings, SettingError> {
@@ -256,42 +338,60 @@ impl RuleSettings {
                 )
             })?,
         };
-        let base = Rule::new(high, low, hysteresis, mode).map_err(rule_error)?;
-        let rules = match optional(&lookup, RULES) {
-            None => RuleSet::uniform(base),
-            Some(text) => RuleSet::from_json_overrides(base, RULES, &text)
+        let base = Band::new(high, low, hysteresis, mode).map_err(band_error)?;
+        let bands = match optional(&lookup, RULES) {
+            None => BandSet::uniform(base),
+            Some(text) => BandSet::from_json_overrides(base, RULES, &text)
                 .map_err(|e| SettingError::new(RULES, e.to_string()))?,
         };
-        Ok(RuleSettings { base, rules })
+        // The bands must translate into a rule book (two symbols may not make the same rule id).
+        RuleBook::try_from(&bands).map_err(|e| SettingError::new(RULES, e.to_string()))?;
+        Ok(RuleSettings {
+            base,
+            bands,
+            table: RulesTable::from_variables(&lookup)?,
+        })
     }
 
-    /// The default rule (thresholds, hysteresis and mode), before per-symbol overrides.
-    pub fn base(&self) -> &Rule {
+    /// The default band (thresholds, hysteresis and mode), before per-symbol overrides.
+    pub fn base(&self) -> &Band {
         &self.base
     }
 
-    /// The rules in force.
-    pub fn rules(&self) -> &RuleSet {
-        &self.rules
+    /// The bands: the default one and the per-symbol overrides.
+    pub fn bands(&self) -> &BandSet {
+        &self.bands
     }
 
-    /// The rules in force, by value.
-    pub fn into_rules(self) -> RuleSet {
-        self.rules
+    /// The base rules: the bands translated into rules.
+    pub fn base_rules(&self) -> Arc<RuleBook> {
+        Arc::new(
+            RuleBook::try_from(&self.bands)
+                .expect("the bands were checked to make a rule book when they were read"),
+        )
+    }
+
+    /// The rules table, if the deployment has one.
+    pub fn table(&self) -> Option<&RulesTable> {
+        self.table.as_ref()
     }
 
     /// Replaces the `RULES` overrides by a TOML rules file (the worker's `--rules`), read over the
-    /// same default rule: its `[default]` table overlays the variables' thresholds and mode.
+    /// same default band: its `[default]` table overlays the variables' thresholds and mode.
     pub fn with_rules_file(self, text: &str) -> Result<RuleSettings, RulesError> {
-        Ok(RuleSettings {
-            base: self.base,
-            rules: RuleSet::from_toml(self.base, text)?,
-        })
+        let bands = BandSet::from_toml(self.base, text)?;
+        RuleBook::try_from(&bands)?;
+        Ok(RuleSettings { bands, ..self })
+    }
+
+    /// Replaces the rules table (a flag in place of `RULES_TABLE`; `None`: no table).
+    pub fn with_table(self, table: Option<RulesTable>) -> RuleSettings {
+        RuleSettings { table, ..self }
     }
 }
 
-/// Names the variable behind a rule field (`Rule::new` names `high`, `low` or `hysteresis`).
-fn rule_error(e: RulesError) -> SettingError {
+/// Names the variable behind a band field (`Band::new` names `high`, `low` or `hysteresis`).
+fn band_error(e: RulesError) -> SettingError {
     const VARIABLES: [(&str, &str); 2] = [("low", LOW_THRESHOLD), ("hysteresis", HYSTERESIS)];
     let variable = VARIABLES
         .iter()
@@ -343,16 +443,27 @@ pub struct Deployment<C> {
     pub pipeline: Pipeline<DynamoStore, SnsNotifier, C>,
     /// The dead-letter queue of rejected ticks.
     pub dead_letters: SqsDeadLetterQueue,
+    /// Keeps the pipeline's rules current with the rules table: call it before every batch
+    /// ([`crate::refresh::RulesSource::before_batch`]). `None` without a rules table (the rules
+    /// given at start stay; `None` is a [`crate::refresh::RulesSource`] that does nothing).
+    pub rules: Option<RulesRefresher<DynamoRuleStore>>,
 }
 
 impl<C: Clock> Deployment<C> {
     /// Builds the adapters over `clients` (built once per process) and `resources`, checks every
     /// resource side by side (which also opens the connections, so the first message does not pay
-    /// for the first handshakes), and builds the pipeline with `rules`.
+    /// for the first handshakes), loads the rules in force (`rules`' base rules, or its rules
+    /// table's), and builds the pipeline with them.
+    ///
+    /// The first load of a rules table must succeed whatever `policy` says about transient
+    /// failures: without it the rules in force are unknown, and evaluating ticks under others
+    /// would raise alerts nobody asked for (or miss ones they did). It is retried with
+    /// `policy.retry`, then the start fails naming `RULES_TABLE`. Later refreshes never stop the
+    /// pipeline. The table is only read (`GetItem`, `Scan`): the first read is its check.
     pub async fn connect(
         clients: &AwsClients,
         resources: &Resources,
-        rules: RuleSet,
+        rules: &RuleSettings,
         policy: &StartupPolicy,
         clock: C,
     ) -> Result<Deployment<C>, ConnectError> {
@@ -364,10 +475,27 @@ impl<C: Clock> Deployment<C> {
         let notifier = SnsNotifier::new(clients.sns.clone(), resources.topic_arn());
         let dead_letters =
             SqsDeadLetterQueue::new(clients.sqs.clone(), resources.dead_letter_queue_url());
-        check_resources(resources, policy, &store, &notifier, &dead_letters).await?;
+        let base = rules.base_rules();
+        let refresher = rules.table().map(|table| {
+            RulesRefresher::new(
+                DynamoRuleStore::new(clients.dynamodb.clone(), table.name()),
+                base.clone(),
+                table.refresh_seconds(),
+            )
+        });
+        let checks = check_resources(resources, policy, &store, &notifier, &dead_letters);
+        let first_load = async {
+            match &refresher {
+                Some(refresher) => load_rules(refresher, policy, &clock).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (checked, loaded) = futures_util::join!(checks, first_load);
+        checked?;
+        let in_force = loaded?.unwrap_or(base);
         let pipeline = Pipeline::new(
             PipelineConfig {
-                rules,
+                rules: in_force,
                 retry: policy.retry,
                 jitter_seed: policy.jitter_seed,
             },
@@ -378,7 +506,55 @@ impl<C: Clock> Deployment<C> {
         Ok(Deployment {
             pipeline,
             dead_letters,
+            rules: refresher,
         })
+    }
+}
+
+/// The first load of the rules table, retried with `policy.retry` while it fails transiently.
+async fn load_rules<C: Clock>(
+    refresher: &RulesRefresher<DynamoRuleStore>,
+    policy: &StartupPolicy,
+    clock: &C,
+) -> Result<Arc<RuleBook>, ConnectError> {
+    let table = refresher.store().table();
+    let resource = || format!("table {table}");
+    let mut rng = Rng::seeded(policy.jitter_seed);
+    let mut attempts_done = 0;
+    loop {
+        attempts_done += 1;
+        let error = match refresher.load(clock.now()).await {
+            Ok(book) => {
+                tracing::info!(table, rules = book.rules().len(), "Rules loaded.");
+                return Ok(book);
+            }
+            Err(LoadError::Store(error)) => error,
+            // Too many rules: a limit, as permanent as a missing table.
+            Err(LoadError::Rules(error)) => AwsError::Limit {
+                operation: "Scan",
+                reason: error.to_string(),
+            },
+        };
+        let delay = (error.class() == ErrorClass::Transient)
+            .then(|| {
+                policy
+                    .retry
+                    .next_delay(attempts_done, clock.now(), None, &mut rng)
+            })
+            .flatten();
+        match delay {
+            Some(delay) => {
+                tracing::warn!(table, %error, attempt = attempts_done, "Loading the rules failed; trying again.");
+                clock.sleep(delay).await;
+            }
+            None => {
+                return Err(ConnectError::Resource {
+                    variable: RULES_TABLE,
+                    resource: resource(),
+                    error: Box::new(error),
+                });
+            }
+        }
     }
 }
 
@@ -525,13 +701,33 @@ mod tests {
 
     #[test]
     fn unset_rule_variables_give_the_specification() {
-        let settings = rules(&[(HIGH_THRESHOLD, ""), (ALERT_MODE, " "), (RULES, "")]).expect("ok");
-        let rule = settings.base();
+        let settings = rules(&[
+            (HIGH_THRESHOLD, ""),
+            (ALERT_MODE, " "),
+            (RULES, ""),
+            (RULES_TABLE, " "),
+        ])
+        .expect("ok");
+        let band = settings.base();
         assert_eq!(
-            (rule.high(), rule.low(), rule.hysteresis(), rule.mode()),
+            (band.high(), band.low(), band.hysteresis(), band.mode()),
             (150.0, 50.0, 0.0, Mode::Cross)
         );
-        assert!(settings.rules().overrides().is_empty());
+        assert!(settings.bands().overrides().is_empty());
+        assert_eq!(settings.table(), None, "no rules table unless one is named");
+        let ids: Vec<String> = settings
+            .base_rules()
+            .rules()
+            .iter()
+            .map(|rule| rule.to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "high: * above 150, fire enter",
+                "low: * below 50, fire enter"
+            ]
+        );
     }
 
     #[test]
@@ -542,40 +738,110 @@ mod tests {
             (ALERT_MODE, "LEVEL"),
             (HYSTERESIS, "1.5"),
             (RULES, r#"{"AAPL": {"high": 300, "mode": "cross"}}"#),
+            (RULES_TABLE, " rules-dev "),
+            (RULES_REFRESH_SECONDS, " 30 "),
         ])
         .expect("valid");
-        let rule = settings.rules().default_rule();
+        let band = settings.bands().default_band();
         assert_eq!(
-            (rule.high(), rule.low(), rule.hysteresis(), rule.mode()),
+            (band.high(), band.low(), band.hysteresis(), band.mode()),
             (200.5, 20.0, 1.5, Mode::Level)
         );
         let aapl = settings
-            .rules()
-            .rule_for(&Symbol::parse("AAPL").expect("valid"));
+            .bands()
+            .band_for(&Symbol::parse("AAPL").expect("valid"));
         assert_eq!(
             (aapl.high(), aapl.low(), aapl.mode()),
             (300.0, 20.0, Mode::Cross)
+        );
+        let ids: Vec<String> = settings
+            .base_rules()
+            .rules()
+            .iter()
+            .map(|rule| rule.id().to_string())
+            .collect();
+        assert_eq!(ids, ["high", "low", "high.AAPL", "low.AAPL"]);
+        assert_eq!(
+            settings.table(),
+            Some(&RulesTable::new("rules-dev", 30).expect("valid"))
+        );
+    }
+
+    #[test]
+    fn the_refresh_interval_defaults_and_is_bounded() {
+        let table = |refresh: Option<&'static str>| {
+            let mut vars = vec![(RULES_TABLE, "rules-dev")];
+            vars.extend(refresh.map(|r| (RULES_REFRESH_SECONDS, r)));
+            rules(&vars).map(|s| s.table().map(RulesTable::refresh_seconds))
+        };
+        assert_eq!(table(None), Ok(Some(REFRESH_SECONDS_DEFAULT)));
+        assert_eq!(table(Some("")), Ok(Some(10)));
+        assert_eq!(table(Some("1")), Ok(Some(1)));
+        assert_eq!(table(Some("3600")), Ok(Some(3600)));
+        // Without a table the interval is not read, so a bad one does not matter.
+        assert_eq!(
+            rules(&[(RULES_REFRESH_SECONDS, "soon")]).map(|s| s.table().cloned()),
+            Ok(None)
         );
     }
 
     #[test]
     fn bad_rule_variables_name_their_variable() {
-        let cases: &[(&str, &str, &str)] = &[
-            (HIGH_THRESHOLD, "abc", "finite number"),
-            (HIGH_THRESHOLD, "inf", "finite number"),
-            (HIGH_THRESHOLD, "-5", "negative"),
-            (HIGH_THRESHOLD, "1e13", "below 1e12"),
-            (LOW_THRESHOLD, "NaN", "finite number"),
-            (LOW_THRESHOLD, "150", "must be below high"),
-            (HYSTERESIS, "100", "smaller than high - low"),
-            (HYSTERESIS, "-1", "negative"),
-            (ALERT_MODE, "edge", "\"cross\" or \"level\""),
-            (RULES, "{", "EOF"),
-            (RULES, r#"{"AAPL": {"high": 10}}"#, "RULES.AAPL"),
-            (RULES, r#"{"BAD SYMBOL": {}}"#, "BAD SYMBOL"),
+        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+            (&[(HIGH_THRESHOLD, "abc")], HIGH_THRESHOLD, "finite number"),
+            (&[(HIGH_THRESHOLD, "inf")], HIGH_THRESHOLD, "finite number"),
+            (&[(HIGH_THRESHOLD, "-5")], HIGH_THRESHOLD, "negative"),
+            (&[(HIGH_THRESHOLD, "1e13")], HIGH_THRESHOLD, "below 1e12"),
+            (&[(LOW_THRESHOLD, "NaN")], LOW_THRESHOLD, "finite number"),
+            (
+                &[(LOW_THRESHOLD, "150")],
+                LOW_THRESHOLD,
+                "must be below high",
+            ),
+            (
+                &[(HYSTERESIS, "100")],
+                HYSTERESIS,
+                "smaller than high - low",
+            ),
+            (&[(HYSTERESIS, "-1")], HYSTERESIS, "negative"),
+            (
+                &[(ALERT_MODE, "edge")],
+                ALERT_MODE,
+                "\"cross\" or \"level\"",
+            ),
+            (&[(RULES, "{")], RULES, "EOF"),
+            (&[(RULES, r#"{"AAPL": {"high": 10}}"#)], RULES, "RULES.AAPL"),
+            (&[(RULES, r#"{"BAD SYMBOL": {}}"#)], RULES, "BAD SYMBOL"),
+            // Two symbols whose bands would make the same rule ids.
+            (
+                &[(RULES, r#"{"A:B": {"high": 200}, "A/B": {"high": 210}}"#)],
+                RULES,
+                "high.A_B",
+            ),
+            (&[(RULES_TABLE, "a b")], RULES_TABLE, "table name"),
+            (
+                &[(RULES_TABLE, "rules-dev"), (RULES_REFRESH_SECONDS, "0")],
+                RULES_REFRESH_SECONDS,
+                "1 to 3600 seconds, got 0",
+            ),
+            (
+                &[(RULES_TABLE, "rules-dev"), (RULES_REFRESH_SECONDS, "3601")],
+                RULES_REFRESH_SECONDS,
+                "1 to 3600",
+            ),
+            (
+                &[(RULES_TABLE, "rules-dev"), (RULES_REFRESH_SECONDS, "1.5")],
+                RULES_REFRESH_SECONDS,
+                "whole number of seconds",
+            ),
+            (
+                &[(RULES_TABLE, "rules-dev"), (RULES_REFRESH_SECONDS, "-1")],
+                RULES_REFRESH_SECONDS,
+                "whole number of seconds",
+            ),
         ];
-        for (variable, value, fragment) in cases {
-            let error = rules(&[(variable, value)]).expect_err(variable);
+        for (vars, variable, fragment) in cases {
+            let error = rules(vars).expect_err(variable);
             assert_eq!(error.variable, *variable, "{error}");
             let text = error.to_string();
             assert!(text.starts_with(variable), "{text}");
@@ -589,17 +855,20 @@ mod tests {
             (HIGH_THRESHOLD, "120"),
             (ALERT_MODE, "level"),
             (RULES, r#"{"AAPL": {"high": 300}}"#),
+            (RULES_TABLE, "rules-dev"),
         ])
         .expect("valid")
         .with_rules_file("[symbols.MSFT]\nlow = 90\n")
         .expect("valid file");
         let aapl = Symbol::parse("AAPL").expect("valid");
         let msft = Symbol::parse("MSFT").expect("valid");
-        assert_eq!(settings.rules().rule_for(&aapl).high(), 120.0);
-        let msft = settings.rules().rule_for(&msft);
+        assert_eq!(settings.bands().band_for(&aapl).high(), 120.0);
+        let msft = settings.bands().band_for(&msft);
         assert_eq!(
             (msft.high(), msft.low(), msft.mode()),
             (120.0, 90.0, Mode::Level)
         );
+        assert!(settings.table().is_some(), "the table stays");
+        assert_eq!(settings.with_table(None).table(), None);
     }
 }

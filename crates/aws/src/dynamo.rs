@@ -1,20 +1,29 @@
-//! DynamoDB: the alerts table ([`AlertStore`]) and the cross-mode state table ([`StateStore`]),
-//! behaving exactly like the core's reference `MemoryStore`.
+//! DynamoDB: the alerts table ([`AlertStore`]), the state table ([`StateStore`]), behaving
+//! exactly like the core's reference `MemoryStore`, and the rules table ([`DynamoRuleStore`]).
 //!
 //! # Tables
 //!
-//! **Alerts**: partition key `symbol` (S), sort key `timestamp` (S: the tick time as RFC 3339 UTC
-//! with exactly three fractional digits, fixed width, so it sorts in time order). Attributes
-//! `alert_id` (S), `kind` (S, `HIGH`/`LOW`), `price` (N), `threshold` (N), `mode` (S),
-//! `processed_at` (S) and `notified` (BOOL). The key has no kind: one symbol and millisecond hold
-//! one alert. A tick has one price, so it can only raise one kind; two *different* ticks of one
-//! symbol in the same millisecond, one above and one below the band, would need two items, and the
-//! second is refused with the permanent [`AwsError::KeyTaken`] (its message then fails until SQS
-//! dead-letters it) rather than silently dropped.
+//! **Alerts**: partition key `symbol` (S), sort key `timestamp` (S): the tick time as RFC 3339 UTC
+//! with exactly three fractional digits, then `#`, then the id of the rule that raised the alert
+//! (`2026-11-26T14:30:00.123Z#aapl-200`, [`alert_sort_key`]). The time is fixed width and comes
+//! first, so a symbol's alerts sort by tick time and a time range is one `Query` (`BETWEEN
+//! "<from>" AND "<to>#~"`, or `begins_with` on a prefix of the time); the rule makes room for
+//! every rule that fires on one tick. Attributes `tick_time` (S, the RFC 3339 tick time alone),
+//! `rule_id` (S), `label` (S, only when the rule has one), `fire` (S: `every`, `enter`, `once`),
+//! `alert_id` (S), `kind` (S, `HIGH`/`LOW`), `price` (N), `threshold` (N), `processed_at` (S) and
+//! `notified` (BOOL).
 //!
-//! **State**: partition key `symbol` (S); attributes `zone` (S: `low`/`normal`/`high`), `since` and
-//! `last_seen` (N, epoch milliseconds) and, for people reading the table, `since_at` and
-//! `last_seen_at` (S, RFC 3339). `last_seen` is the compare-and-set version.
+//! **State**: partition key `symbol` (S); attributes `last_seen` (N, epoch milliseconds: the
+//! compare-and-set version), `last_seen_at` (S, RFC 3339, for people reading the table) and
+//! `rules` (B: the firing state of each rule, `tickwatch_core::rules::encode_rule_states`).
+//!
+//! **Rules**: see [`rules`].
+//!
+//! Items written by tickwatch 0.1 are read, not refused: an alert item whose sort key is the tick
+//! time alone, with `mode` and no `rule_id`, reads as raised by rule `high` or `low` (by its kind),
+//! firing on `enter` (`cross`) or `every` tick (`level`), and the alert of a `high` or `low` rule
+//! is looked up (and marked notified) there too when the new key holds nothing; a state item with
+//! `zone` and no `rules` reads through `SymbolState::from_zone`, and its next write replaces it.
 //!
 //! # Writes
 //!
@@ -37,17 +46,21 @@ use aws_sdk_dynamodb::types::{
 use futures_util::stream::{self, StreamExt};
 use tickwatch_core::ports::{Advance, Advanced, AlertStore, Inserted, StateStore, StoredAlert};
 use tickwatch_core::rules::SymbolState;
-use tickwatch_core::{Alert, AlertKey, AlertKind, Symbol};
+use tickwatch_core::{Alert, AlertKey, Symbol};
 
 use crate::error::AwsError;
 
 mod item;
+pub mod rules;
 #[cfg(feature = "testing")]
 mod testing;
 
+pub use item::{SORT_KEY_SEPARATOR, alert_sort_key};
+pub use rules::DynamoRuleStore;
+
 use item::{
-    Item, Key, alert_item, alert_key, alert_key_item, attr, key_item, key_of, parse_alert,
-    parse_state, state_condition, state_item,
+    Item, Key, alert_item, alert_key, alert_key_item, attr, key_item, key_of, legacy_alert_key,
+    legacy_kind, parse_alert, parse_state, state_condition, state_item,
 };
 
 /// Most keys in one `BatchGetItem` request (the API's limit).
@@ -109,14 +122,13 @@ impl DynamoStore {
             .transpose()
     }
 
-    /// Deletes an alert (whichever kind is stored under its symbol and millisecond). Removing
-    /// alerts is no part of the pipeline; operator tools use it to clean up after themselves
-    /// (`tickwatch smoke` removes its probe alerts).
+    /// Deletes an alert. Removing alerts is no part of the pipeline; operator tools use it to
+    /// clean up after themselves (`tickwatch smoke` removes its probe alerts).
     pub async fn delete_alert(&self, key: &AlertKey) -> Result<(), AwsError> {
         self.client
             .delete_item()
             .table_name(&self.alerts_table)
-            .set_key(Some(alert_key_item(&key.symbol, key.at)))
+            .set_key(Some(alert_key_item(key)))
             .send()
             .await
             .map(|_| ())
@@ -180,10 +192,10 @@ impl DynamoStore {
                     let existing = match failed.item() {
                         Some(item) => Some(item.clone()),
                         // Older emulators do not return the old item: read it.
-                        None => self.get_alert_item(alert).await?,
+                        None => self.get_alert_item(&alert.key()).await?,
                     };
                     match existing {
-                        Some(item) => self.already_there(alert, &item),
+                        Some(item) => self.already_there(&item),
                         // Deleted in between: the next attempt will store it.
                         None => Err(AwsError::NoAnswer {
                             operation: "PutItem",
@@ -199,12 +211,12 @@ impl DynamoStore {
         }
     }
 
-    async fn get_alert_item(&self, alert: &Alert) -> Result<Option<Item>, AwsError> {
+    async fn get_alert_item(&self, key: &AlertKey) -> Result<Option<Item>, AwsError> {
         let got = self
             .client
             .get_item()
             .table_name(&self.alerts_table)
-            .set_key(Some(alert_key_item(&alert.symbol, alert.timestamp)))
+            .set_key(Some(alert_key_item(key)))
             .consistent_read(true)
             .send()
             .await
@@ -212,55 +224,61 @@ impl DynamoStore {
         Ok(got.item().cloned())
     }
 
-    /// What an existing item under `alert`'s key means for inserting `alert`.
-    fn already_there(&self, alert: &Alert, item: &Item) -> Result<Inserted, AwsError> {
+    /// What an existing item under an alert's key means for inserting it: the key holds the rule,
+    /// the symbol and the tick time, so the item is that alert, stored before.
+    fn already_there(&self, item: &Item) -> Result<Inserted, AwsError> {
         let stored = parse_alert(&self.alerts_table, item)?;
-        if stored.alert.kind != alert.kind {
-            return Err(self.key_taken(alert, stored.alert.kind));
-        }
         Ok(Inserted::AlreadyThere {
             notified: stored.notified,
         })
     }
 
-    fn key_taken(&self, alert: &Alert, existing: AlertKind) -> AwsError {
-        AwsError::KeyTaken {
-            table: self.alerts_table.clone(),
-            symbol: alert.symbol.to_string(),
-            timestamp: alert.timestamp.to_string(),
-            existing: existing.to_string(),
-            wanted: alert.kind.to_string(),
+    async fn mark_one(&self, key: &AlertKey) -> Result<(), AwsError> {
+        if self.mark_item(&alert_key(key), None).await? {
+            return Ok(());
         }
+        // A `high` or `low` alert stored by tickwatch 0.1 sits under the tick time alone, with
+        // the kind telling which band side raised it.
+        if let (Some(legacy), Some(kind)) = (legacy_alert_key(key), legacy_kind(&key.rule))
+            && self.mark_item(&legacy, Some(kind.as_str())).await?
+        {
+            return Ok(());
+        }
+        // Like the reference store: marking an alert that is not stored changes nothing.
+        tracing::warn!(symbol = %key.symbol, timestamp = %key.at, rule_id = %key.rule,
+            "Alert to mark as notified is not stored.");
+        Ok(())
     }
 
-    async fn mark_one(&self, key: &AlertKey) -> Result<(), AwsError> {
-        let update = self
+    /// Marks the item under `key` notified if it exists (and, with `kind`, is of that kind);
+    /// returns whether it did.
+    async fn mark_item(&self, key: &Key, kind: Option<&str>) -> Result<bool, AwsError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.alerts_table)
-            .set_key(Some(alert_key_item(&key.symbol, key.at)))
+            .set_key(Some(key_item(key)))
             .update_expression("SET #n = :true")
-            // Never create a partial item, and never mark another kind's alert.
-            .condition_expression("attribute_exists(#s) AND #k = :kind")
             .expression_attribute_names("#n", attr::NOTIFIED)
             .expression_attribute_names("#s", attr::SYMBOL)
-            .expression_attribute_names("#k", attr::KIND)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":kind", AttributeValue::S(key.kind.to_string()))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(()),
-            // Like the reference store: marking an alert that is not stored changes nothing.
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        // Never create a partial item.
+        update = match kind {
+            None => update.condition_expression("attribute_exists(#s)"),
+            Some(kind) => update
+                .condition_expression("attribute_exists(#s) AND #k = :kind")
+                .expression_attribute_names("#k", attr::KIND)
+                .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned())),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
             Err(error)
                 if matches!(
                     error.as_service_error(),
                     Some(UpdateItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                tracing::warn!(symbol = %key.symbol, timestamp = %key.at, kind = %key.kind,
-                    "Alert to mark as notified is not stored.");
-                Ok(())
+                Ok(false)
             }
             Err(error) => Err(AwsError::from_sdk("UpdateItem", &error)),
         }
@@ -275,7 +293,7 @@ impl DynamoStore {
         let mut alerts: Vec<&Alert> = change
             .alerts
             .iter()
-            .filter(|a| seen.insert((a.symbol, a.timestamp)))
+            .filter(|a| seen.insert(a.key()))
             .collect();
         if alerts.len() + 1 > TRANSACT_ITEMS_MAX {
             return Err(AwsError::Limit {
@@ -393,12 +411,12 @@ impl DynamoStore {
                     let alert = alerts[i - 1];
                     match reasons[i].item() {
                         Some(item) => {
-                            self.already_there(alert, item)?;
+                            self.already_there(item)?;
                         }
                         // No old item returned: check it ourselves.
-                        None => match self.get_alert_item(alert).await? {
+                        None => match self.get_alert_item(&alert.key()).await? {
                             Some(item) => {
-                                self.already_there(alert, &item)?;
+                                self.already_there(&item)?;
                             }
                             None => {
                                 return Err(AwsError::NoAnswer {
@@ -534,7 +552,7 @@ impl DynamoStore {
 /// The answer to one transaction round.
 enum Transacted {
     Done(Advanced),
-    /// These alerts (indices into the round's alerts) exist already, with the same kind.
+    /// These alerts (indices into the round's alerts) exist already.
     AlertsExist(Vec<usize>),
 }
 
@@ -562,27 +580,35 @@ impl AlertStore for DynamoStore {
 
     async fn fetch(&self, keys: &[AlertKey]) -> Vec<Result<Option<StoredAlert>, AwsError>> {
         {
+            // Each key, and where tickwatch 0.1 would have stored it (`high` and `low` only).
             let mut distinct: Vec<Key> = Vec::new();
             let mut seen = HashSet::new();
             for key in keys {
-                let k = alert_key(&key.symbol, key.at);
-                if seen.insert(k.clone()) {
-                    distinct.push(k);
+                for k in [Some(alert_key(key)), legacy_alert_key(key)]
+                    .into_iter()
+                    .flatten()
+                {
+                    if seen.insert(k.clone()) {
+                        distinct.push(k);
+                    }
                 }
             }
             let found = self.batch_get(&self.alerts_table, &distinct).await;
+            let answer = |k: &Key| found.get(k).cloned().unwrap_or(Ok(None));
             keys.iter()
                 .map(|key| {
-                    let answer = found
-                        .get(&alert_key(&key.symbol, key.at))
-                        .cloned()
-                        .unwrap_or(Ok(None))?;
-                    match answer {
+                    if let Some(item) = answer(&alert_key(key))? {
+                        return parse_alert(&self.alerts_table, &item).map(Some);
+                    }
+                    let Some(legacy) = legacy_alert_key(key) else {
+                        return Ok(None);
+                    };
+                    match answer(&legacy)? {
                         None => Ok(None),
                         Some(item) => {
                             let stored = parse_alert(&self.alerts_table, &item)?;
-                            // Another kind under the same key is not the alert asked for.
-                            Ok((stored.alert.kind == key.kind).then_some(stored))
+                            // The other band side's alert of that tick is not the one asked for.
+                            Ok((stored.alert.rule_id == key.rule).then_some(stored))
                         }
                     }
                 })

@@ -96,22 +96,15 @@ pub enum AwsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The alerts table holds a different alert under this alert's key (same symbol and
-    /// millisecond, other kind). Permanent: the table's key has no room for both.
-    #[error(
-        "table {table} already holds a {existing} alert for {symbol} at {timestamp}; a {wanted} alert cannot be stored under the same key"
-    )]
-    KeyTaken {
-        /// The table.
-        table: String,
-        /// The symbol.
-        symbol: String,
-        /// The tick time.
-        timestamp: String,
-        /// The kind stored.
-        existing: String,
-        /// The kind we tried to store.
-        wanted: String,
+    /// A change that had to be split over several writes (a big rules import) found, after some
+    /// parts were written, that another writer had changed the data in between. Permanent:
+    /// sending the same part again cannot succeed; re-running the whole change is safe.
+    #[error("{operation}: {reason}")]
+    Interrupted {
+        /// The API operation.
+        operation: &'static str,
+        /// What was written, what was not, and what to do.
+        reason: String,
     },
     /// A request would break a limit of the API; we refuse to send it. Permanent.
     #[error("{operation}: {reason}")]
@@ -140,9 +133,9 @@ impl Classify for AwsError {
     fn class(&self) -> ErrorClass {
         match self {
             AwsError::Call { class, .. } | AwsError::Entry { class, .. } => *class,
-            AwsError::MalformedItem { .. } | AwsError::KeyTaken { .. } | AwsError::Limit { .. } => {
-                ErrorClass::Permanent
-            }
+            AwsError::MalformedItem { .. }
+            | AwsError::Interrupted { .. }
+            | AwsError::Limit { .. } => ErrorClass::Permanent,
             AwsError::NoAnswer { .. } => ErrorClass::Transient,
         }
     }

@@ -1,7 +1,9 @@
 //! # tickwatch-aws
 //!
-//! The AWS side of tickwatch: the core's ports over DynamoDB ([`dynamo::DynamoStore`]) and SNS
-//! ([`sns::SnsNotifier`]), the dead-letter queue for rejected ticks ([`dead_letter`]), the SQS batch
+//! The AWS side of tickwatch: the core's ports over DynamoDB ([`dynamo::DynamoStore`], and the
+//! rules table [`dynamo::DynamoRuleStore`]) and SNS ([`sns::SnsNotifier`]), keeping a running
+//! pipeline's rules current with the rules table ([`refresh::RulesRefresher`]), the dead-letter
+//! queue for rejected ticks ([`dead_letter`]), the SQS batch
 //! runner shared by the Lambda function and the worker ([`batch::run_batch`]), the long-polling
 //! SQS worker ([`worker::run`]), metrics in CloudWatch Embedded Metric Format ([`metrics`]), SDK
 //! clients with explicit retry and timeout settings ([`config`], which also says who retries
@@ -21,6 +23,7 @@ pub mod dynamo;
 pub mod error;
 pub mod metrics;
 pub mod redrive;
+pub mod refresh;
 pub mod sns;
 pub mod worker;
 
@@ -31,10 +34,11 @@ pub use batch::{BatchResult, SqsMessage, run_batch};
 pub use config::AwsClients;
 pub use dead_letter::{DeadLetter, DeadLetterQueue, SqsDeadLetterQueue};
 pub use deploy::{
-    ConnectError, Deployment, Resources, RuleSettings, SettingError, StartupPolicy,
+    ConnectError, Deployment, Resources, RuleSettings, RulesTable, SettingError, StartupPolicy,
     TransientCheckFailure,
 };
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoRuleStore, DynamoStore};
 pub use error::AwsError;
+pub use refresh::{FixedRules, RulesRefresher, RulesSource};
 pub use sns::SnsNotifier;
 pub use worker::{RunUntil, WorkerError, WorkerOptions, WorkerReport};

@@ -3,8 +3,9 @@
 //! Alerts go out with `PublishBatch`, [`PUBLISH_BATCH_ENTRIES_MAX`] per call, the calls side by
 //! side. Each message is the alert's JSON; its subject is the alert's one-line summary (at most
 //! [`SUBJECT_CHARS_MAX`] characters, printable ASCII, as SNS requires); message attributes
-//! `symbol`, `kind` and `alert_id` let subscribers filter and de-duplicate. A FIFO topic (its ARN
-//! ends in `.fifo`) gets the symbol as message group and the alert id as de-duplication id.
+//! `symbol`, `kind`, `rule_id` and `alert_id` let subscribers filter (a filter policy on
+//! `rule_id` subscribes to chosen rules) and de-duplicate. A FIFO topic (its ARN ends in `.fifo`)
+//! gets the symbol as message group and the alert id as de-duplication id.
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
@@ -123,6 +124,7 @@ impl SnsNotifier {
             .subject(subject(alert))
             .message_attributes("symbol", string_attribute(alert.symbol.as_str())?)
             .message_attributes("kind", string_attribute(alert.kind.as_str())?)
+            .message_attributes("rule_id", string_attribute(alert.rule_id.as_str())?)
             .message_attributes("alert_id", string_attribute(&alert.alert_id.to_string())?);
         if self.fifo {
             entry = entry
@@ -192,22 +194,51 @@ impl Notifier for SnsNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickwatch_core::{AlertKey, AlertKind, Mode, Price, Symbol, Timestamp};
+    use tickwatch_core::rules::{Fire, RuleId};
+    use tickwatch_core::{AlertKey, AlertKind, Price, Symbol, Timestamp};
 
     fn alert(symbol: &str, price: f64, threshold: f64) -> Alert {
         let symbol = Symbol::parse(symbol).expect("valid");
         let at = Timestamp::from_epoch_ms(1_795_703_400_123).expect("valid");
-        let kind = AlertKind::High;
+        let rule = RuleId::parse("high").expect("valid");
         Alert {
-            alert_id: AlertKey { symbol, at, kind }.id(),
+            alert_id: AlertKey { symbol, at, rule }.id(),
+            rule_id: rule,
+            label: None,
             symbol,
-            kind,
+            kind: AlertKind::High,
             price: Price::new(price).expect("valid"),
             threshold,
-            mode: Mode::Level,
+            fire: Fire::Every,
             timestamp: at,
             processed_at: at,
         }
+    }
+
+    #[test]
+    fn entries_carry_the_attributes_subscribers_filter_on() {
+        let notifier = SnsNotifier::new(
+            aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::Config::builder()
+                    .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+        );
+        let alert = alert("AAPL", 151.25, 150.0);
+        let entry = notifier.entry(3, &alert).expect("entry");
+        let attributes = entry.message_attributes().expect("attributes");
+        let value = |name: &str| {
+            attributes
+                .get(name)
+                .and_then(|v| v.string_value())
+                .map(str::to_owned)
+        };
+        assert_eq!(value("symbol").as_deref(), Some("AAPL"));
+        assert_eq!(value("kind").as_deref(), Some("HIGH"));
+        assert_eq!(value("rule_id").as_deref(), Some("high"));
+        assert_eq!(value("alert_id"), Some(alert.alert_id.to_string()));
+        assert_eq!(entry.id(), "3");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The SQS worker: the same pipeline as the Lambda function, fed by long-polling a queue, for
 //! containers and VMs (`tickwatch sqs-worker`) and for tests that drive the whole path.
 //!
-//! It does what Lambda's event source mapping does: receive up to 10 messages, run the batch
-//! runner, delete what succeeded (rejected messages included, once they are in the dead-letter
+//! It does what Lambda's event source mapping does: receive up to 10 messages, bring the rules
+//! up to date as the function does ([`RulesSource::before_batch`]), run the batch runner, delete what succeeded (rejected messages included, once they are in the dead-letter
 //! queue), and leave failures invisible until their visibility timeout expires, so SQS redelivers
 //! them and its redrive policy applies. On shutdown it finishes the batch in hand, then returns.
 //! A receive in flight when shutdown comes is abandoned: whatever it got reappears on the queue
@@ -23,6 +23,7 @@ use crate::config::ATTEMPT_TIMEOUT_MS;
 use crate::dead_letter::DeadLetterQueue;
 use crate::error::AwsError;
 use crate::metrics::emf_lines;
+use crate::refresh::RulesSource;
 
 /// Most messages one receive may return (the API's limit).
 pub const MESSAGES_PER_RECEIVE_MAX: u32 = 10;
@@ -181,13 +182,15 @@ pub enum WorkerError {
     },
 }
 
-/// Polls `options.queue_url` and runs every batch through `pipeline`, until `options.run_until`
+/// Polls `options.queue_url` and runs every batch through `pipeline`, with `rules` brought up to
+/// date before each (a deployment's `rules`, or [`crate::FixedRules`]), until `options.run_until`
 /// or `shutdown` resolves (the batch in hand is finished first).
-pub async fn run<S, N, C, D>(
+pub async fn run<S, N, C, D, R>(
     sqs: &Client,
     options: &WorkerOptions,
     pipeline: &Pipeline<S, N, C>,
     dead_letters: &D,
+    rules: &R,
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerReport, WorkerError>
 where
@@ -195,6 +198,7 @@ where
     N: Notifier,
     C: Clock,
     D: DeadLetterQueue,
+    R: RulesSource,
 {
     let clock = pipeline.clock();
     options.validate()?;
@@ -258,6 +262,7 @@ where
             })
             .unzip();
         let ids: Vec<String> = batch.iter().map(|m| m.message_id.clone()).collect();
+        rules.before_batch(pipeline).await;
         let result = run_batch(pipeline, dead_letters, batch, Some(deadline)).await;
         if let Some(service) = &options.metrics_service {
             for line in emf_lines(service, clock.now(), &result.metrics()) {

@@ -12,7 +12,7 @@ use tickwatch_aws::testing::{
     send_bodies, subscribe_queue, unique_name,
 };
 use tickwatch_aws::{
-    AwsClients, AwsError, DeadLetter, DeadLetterQueue, DynamoStore, RunUntil, SnsNotifier,
+    AwsClients, DeadLetter, DeadLetterQueue, DynamoStore, FixedRules, RunUntil, SnsNotifier,
     SqsDeadLetterQueue, WorkerOptions, WorkerReport,
 };
 use tickwatch_clock::SystemClock;
@@ -21,12 +21,21 @@ use tickwatch_core::ports::{
     StoredAlert,
 };
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::rules::{Fire, Label, Phase, RuleId, RuleState, SymbolState};
 use tickwatch_core::testing::spec_config;
 use tickwatch_core::tick::Field;
 use tickwatch_core::{
     Alert, AlertKey, AlertKind, Mode, Pipeline, Price, Symbol, TickError, Timestamp,
 };
+
+/// Where the price is, for the states of these tests: beyond which threshold (`high` or `low`
+/// has fired), or inside the band (every rule armed).
+#[derive(Clone, Copy, Debug)]
+enum Zone {
+    Low,
+    Normal,
+    High,
+}
 
 const T0_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
 
@@ -54,26 +63,61 @@ fn sym(text: &str) -> Symbol {
     Symbol::parse(text).expect("valid")
 }
 
+fn rule(id: &str) -> RuleId {
+    RuleId::parse(id).expect("valid rule id")
+}
+
+/// The alert of the specification's `high` or `low` rule (by `kind`).
 fn alert(symbol: &str, at_ms: i64, kind: AlertKind, price: f64) -> Alert {
+    let id = if kind == AlertKind::High {
+        "high"
+    } else {
+        "low"
+    };
+    rule_alert(id, symbol, at_ms, kind, price)
+}
+
+/// The alert of rule `id`.
+fn rule_alert(id: &str, symbol: &str, at_ms: i64, kind: AlertKind, price: f64) -> Alert {
     let symbol = sym(symbol);
     let at = ts(at_ms);
+    let key = AlertKey {
+        symbol,
+        at,
+        rule: rule(id),
+    };
     Alert {
-        alert_id: AlertKey { symbol, at, kind }.id(),
+        alert_id: key.id(),
+        rule_id: key.rule,
+        label: None,
         symbol,
         kind,
         price: Price::new(price).expect("valid"),
         threshold: if kind == AlertKind::High { 150.0 } else { 50.0 },
-        mode: Mode::Cross,
+        fire: Fire::Enter,
         timestamp: at,
         processed_at: ts(T0_MS + 60_000),
     }
 }
 
+/// A state last seen at `last_seen_ms` in `zone`, entered (its rule fired) at `since_ms`.
 fn state(zone: Zone, since_ms: i64, last_seen_ms: i64) -> SymbolState {
+    let fired = match zone {
+        Zone::High => Some("high"),
+        Zone::Low => Some("low"),
+        Zone::Normal => None,
+    };
     SymbolState {
-        zone,
-        since: ts(since_ms),
         last_seen: ts(last_seen_ms),
+        rules: fired
+            .map(|id| RuleState {
+                rule: rule(id),
+                version: 1,
+                phase: Phase::Fired,
+                last_alert: Some(ts(since_ms)),
+            })
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -116,17 +160,25 @@ async fn insert_is_conditional_and_reports_duplicates_with_their_delivery_status
         ]
     );
 
-    // The same symbol and millisecond with the other kind cannot share the key: refused, permanently.
+    // Other rules' alerts on the same symbol and millisecond have keys of their own (the
+    // rule is part of the sort key): each is stored, and each is found by its own key.
     let other_kind = alert("AAPL", T0_MS, AlertKind::Low, 10.0);
-    let refused = store.insert(&[other_kind]).await.remove(0);
-    let error = refused.expect_err("key taken");
-    assert_eq!(error.class(), ErrorClass::Permanent);
-    assert!(matches!(error, AwsError::KeyTaken { .. }), "{error}");
+    let same_kind = rule_alert("aapl-150", "AAPL", T0_MS, AlertKind::High, 151.25);
     assert_eq!(
-        ok(store.fetch(&[other_kind.key()]).await),
-        [None],
-        "another kind is not the alert asked for"
+        ok(store.insert(&[other_kind, same_kind]).await),
+        [Inserted::New, Inserted::New]
     );
+    let fetched = ok(store
+        .fetch(&[high.key(), other_kind.key(), same_kind.key()])
+        .await);
+    assert_eq!(
+        fetched
+            .iter()
+            .map(|s| s.map(|s| s.alert))
+            .collect::<Vec<_>>(),
+        [Some(high), Some(other_kind), Some(same_kind)]
+    );
+    assert!(fetched[0].is_some_and(|s| s.notified) && fetched[2].is_some_and(|s| !s.notified));
 }
 
 #[tokio::test]
@@ -206,7 +258,7 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
         let first = [change(Zone::High, base + 1)];
         let second = [change(Zone::Low, base + 2)];
         let (a, b) = tokio::join!(store.advance(&first), store.advance(&second));
-        let outcomes = [ok(a)[0], ok(b)[0]];
+        let outcomes = [ok(a).remove(0), ok(b).remove(0)];
         let applied: Vec<usize> = (0..2)
             .filter(|&i| outcomes[i] == Advanced::Applied)
             .collect();
@@ -217,10 +269,10 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
             &second[0]
         };
         assert!(
-            outcomes.contains(&Advanced::Conflict(Some(winner.next))),
+            outcomes.contains(&Advanced::Conflict(Some(winner.next.clone()))),
             "round {round}: the loser learns the winner's state: {outcomes:?}"
         );
-        assert_eq!(ok(store.load(&[aapl]).await), [Some(winner.next)]);
+        assert_eq!(ok(store.load(&[aapl]).await), [Some(winner.next.clone())]);
         expected = Some(winner.next.last_seen);
     }
 
@@ -231,14 +283,14 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
         next: state(Zone::Normal, T0_MS + 999_999, T0_MS + 999_999),
         alerts: Vec::new(),
     };
-    let current = ok(store.load(&[aapl]).await)[0];
-    assert_eq!(current.map(|s| s.last_seen), expected);
+    let current = ok(store.load(&[aapl]).await).remove(0);
+    assert_eq!(current.as_ref().map(|s| s.last_seen), expected);
     assert_eq!(
         ok(store.advance(&[stale]).await),
-        [Advanced::Conflict(current)]
+        [Advanced::Conflict(current.clone())]
     );
     assert_eq!(
-        ok(store.load(&[aapl]).await)[0],
+        ok(store.load(&[aapl]).await).remove(0),
         current,
         "a conflict changes nothing"
     );
@@ -280,14 +332,14 @@ async fn racing_transactions_never_erase_the_winners_alerts() {
         let (a, b) = tokio::join!(store.advance(&first), store.advance(&second));
         let (a, b) = (ok(a), ok(b));
         for (i, symbol) in symbols.iter().enumerate() {
-            let winner = match (a[i], b[i]) {
+            let winner = match (&a[i], &b[i]) {
                 (Advanced::Applied, Advanced::Conflict(_)) => &first[i],
                 (Advanced::Conflict(_), Advanced::Applied) => &second[i],
                 other => panic!("round {round}, {symbol}: not exactly one winner: {other:?}"),
             };
             assert_eq!(
                 ok(store.load(&[sym(symbol)]).await),
-                [Some(winner.next)],
+                [Some(winner.next.clone())],
                 "round {round}, {symbol}: the winner's state stays"
             );
             let key = winner.alerts[0].key();
@@ -347,10 +399,13 @@ async fn advance_with_alerts_is_atomic() {
     };
     assert_eq!(
         ok(store.advance(&[conflicting]).await),
-        [Advanced::Conflict(Some(changes[0].next))]
+        [Advanced::Conflict(Some(changes[0].next.clone()))]
     );
     assert_eq!(ok(store.fetch(&[loser_alert.key()]).await), [None]);
-    assert_eq!(ok(store.load(&[nvda]).await), [Some(changes[0].next)]);
+    assert_eq!(
+        ok(store.load(&[nvda]).await),
+        [Some(changes[0].next.clone())]
+    );
 
     // An alert that already exists (announced, even) is idempotent: the state still moves and the
     // stored alert is left as it was.
@@ -366,7 +421,7 @@ async fn advance_with_alerts_is_atomic() {
         ok(store.advance(std::slice::from_ref(&again)).await),
         [Advanced::Applied]
     );
-    assert_eq!(ok(store.load(&[nvda]).await), [Some(again.next)]);
+    assert_eq!(ok(store.load(&[nvda]).await), [Some(again.next.clone())]);
     let stored = ok(store.fetch(&[nvda_alert.key(), fresh.key()]).await);
     assert_eq!(stored[0].map(|s| s.notified), Some(true));
     assert_eq!(stored[1].map(|s| s.notified), Some(false));
@@ -408,6 +463,10 @@ async fn publish_batch_delivers_every_alert_with_subject_and_attributes() {
             Some(body.symbol.as_str())
         );
         assert_eq!(message_attribute(message, "kind").as_deref(), Some("HIGH"));
+        assert_eq!(
+            message_attribute(message, "rule_id").as_deref(),
+            Some("high")
+        );
         assert_eq!(
             message_attribute(message, "alert_id"),
             Some(body.alert_id.to_string())
@@ -542,6 +601,7 @@ where
         options,
         pipeline,
         dlq,
+        &FixedRules,
         std::future::pending(),
     )
     .await
@@ -687,6 +747,7 @@ async fn worker_stops_on_shutdown_and_on_a_missing_queue() {
         &options,
         &pipeline,
         &dlq,
+        &FixedRules,
         std::future::ready(()),
     )
     .await
@@ -699,6 +760,7 @@ async fn worker_stops_on_shutdown_and_on_a_missing_queue() {
         &options,
         &pipeline,
         &dlq,
+        &FixedRules,
         std::future::pending(),
     )
     .await
@@ -730,43 +792,217 @@ async fn operator_deletes_remove_an_alert_and_a_state() {
 
 /// A team subscribes with a filter policy on the alerts' message attributes (as the module's
 /// alert_subscriptions sets it) and gets only its alerts: the attributes the notifier publishes
-/// are the ones SNS filters on.
+/// are the ones SNS filters on, the rule id included.
 #[tokio::test]
-async fn a_filter_policy_on_symbol_and_kind_delivers_only_matching_alerts() {
+async fn a_filter_policy_on_symbol_kind_or_rule_delivers_only_matching_alerts() {
     let env = env().await;
     let topic = create_topic(&env.clients.sns, &unique_name("alerts")).await;
     let everything = create_queue(&env.clients.sqs, &unique_name("all"), &[]).await;
     let aapl_high = create_queue(&env.clients.sqs, &unique_name("aapl"), &[]).await;
+    let one_rule = create_queue(&env.clients.sqs, &unique_name("rule"), &[]).await;
     subscribe_queue(&env.clients, &topic, &everything, true).await;
-    let arn = tickwatch_aws::testing::queue_arn(&env.clients.sqs, &aapl_high).await;
-    env.clients
-        .sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(arn)
-        .attributes("RawMessageDelivery", "true")
-        .attributes("FilterPolicyScope", "MessageAttributes")
-        .attributes("FilterPolicy", r#"{"symbol":["AAPL"],"kind":["HIGH"]}"#)
-        .send()
-        .await
-        .expect("Subscribe with a filter policy");
+    for (queue, policy) in [
+        (&aapl_high, r#"{"symbol":["AAPL"],"kind":["HIGH"]}"#),
+        (&one_rule, r#"{"rule_id":["msft-170"]}"#),
+    ] {
+        let arn = tickwatch_aws::testing::queue_arn(&env.clients.sqs, queue).await;
+        env.clients
+            .sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(arn)
+            .attributes("RawMessageDelivery", "true")
+            .attributes("FilterPolicyScope", "MessageAttributes")
+            .attributes("FilterPolicy", policy)
+            .send()
+            .await
+            .expect("Subscribe with a filter policy");
+    }
     let notifier = SnsNotifier::new(env.clients.sns.clone(), &topic);
     let alerts = [
         alert("AAPL", T0_MS + 1, AlertKind::High, 160.0),
         alert("AAPL", T0_MS + 2, AlertKind::Low, 40.0),
         alert("MSFT", T0_MS + 3, AlertKind::High, 170.0),
+        rule_alert("msft-170", "MSFT", T0_MS + 3, AlertKind::High, 170.0),
     ];
-    assert_eq!(ok(notifier.publish(&alerts).await).len(), 3);
+    assert_eq!(ok(notifier.publish(&alerts).await).len(), 4);
 
     assert_eq!(
-        drain_queue(&env.clients.sqs, &everything, 3, 2).await.len(),
-        3
+        drain_queue(&env.clients.sqs, &everything, 4, 2).await.len(),
+        4
     );
-    let filtered = drain_queue(&env.clients.sqs, &aapl_high, 1, 2).await;
-    let ids: Vec<Option<String>> = filtered
+    let ids = |messages: Vec<Message>| -> Vec<Option<String>> {
+        messages
+            .iter()
+            .map(|m| message_attribute(m, "alert_id"))
+            .collect()
+    };
+    assert_eq!(
+        ids(drain_queue(&env.clients.sqs, &aapl_high, 1, 2).await),
+        [Some(alerts[0].alert_id.to_string())]
+    );
+    assert_eq!(
+        ids(drain_queue(&env.clients.sqs, &one_rule, 1, 2).await),
+        [Some(alerts[3].alert_id.to_string())],
+        "a subscriber picks its rule by rule_id"
+    );
+}
+
+/// A labelled alert is stored with its label, tick time, rule and firing policy, under the sort
+/// key `<tick time>#<rule id>`, and reads back exactly.
+#[tokio::test]
+async fn alerts_are_stored_under_their_time_and_rule_with_label_and_fire() {
+    let env = env().await;
+    let store = env.store().await;
+    let labelled = Alert {
+        label: Some(Label::parse("desk: AAPL breakout").expect("valid")),
+        fire: Fire::Once,
+        ..rule_alert("aapl-200", "AAPL", T0_MS + 123, AlertKind::High, 201.5)
+    };
+    let plain = alert("AAPL", T0_MS + 123, AlertKind::High, 201.5);
+    assert_eq!(
+        ok(store.insert(&[labelled, plain]).await),
+        [Inserted::New, Inserted::New]
+    );
+    let items =
+        tickwatch_aws::testing::scan_items(&env.clients.dynamodb, store.alerts_table()).await;
+    let text = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str| {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned()
+    };
+    let mut keys: Vec<Option<String>> = items.iter().map(|i| text(i, "timestamp")).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            Some("2026-11-26T14:30:00.123Z#aapl-200".to_owned()),
+            Some("2026-11-26T14:30:00.123Z#high".to_owned())
+        ]
+    );
+    let item = items
         .iter()
-        .map(|m| message_attribute(m, "alert_id"))
-        .collect();
-    assert_eq!(ids, [Some(alerts[0].alert_id.to_string())]);
+        .find(|i| text(i, "rule_id").as_deref() == Some("aapl-200"))
+        .expect("the labelled alert");
+    assert_eq!(
+        text(item, "tick_time").as_deref(),
+        Some("2026-11-26T14:30:00.123Z")
+    );
+    assert_eq!(text(item, "label").as_deref(), Some("desk: AAPL breakout"));
+    assert_eq!(text(item, "fire").as_deref(), Some("once"));
+    let plain_item = items
+        .iter()
+        .find(|i| text(i, "rule_id").as_deref() == Some("high"))
+        .expect("the plain alert");
+    assert!(!plain_item.contains_key("label"));
+    let fetched = ok(store.fetch(&[labelled.key(), plain.key()]).await);
+    assert_eq!(fetched[0].map(|s| s.alert), Some(labelled));
+    assert_eq!(fetched[1].map(|s| s.alert), Some(plain));
+
+    // A time range over one symbol's alerts is one Query on the sort key.
+    let range = env
+        .clients
+        .dynamodb
+        .query()
+        .table_name(store.alerts_table())
+        .key_condition_expression("#s = :s AND #t BETWEEN :from AND :to")
+        .expression_attribute_names("#s", "symbol")
+        .expression_attribute_names("#t", "timestamp")
+        .expression_attribute_values(
+            ":s",
+            aws_sdk_dynamodb::types::AttributeValue::S("AAPL".into()),
+        )
+        .expression_attribute_values(
+            ":from",
+            aws_sdk_dynamodb::types::AttributeValue::S(ts(T0_MS).to_string()),
+        )
+        .expression_attribute_values(
+            ":to",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{}#~", ts(T0_MS + 123))),
+        )
+        .send()
+        .await
+        .expect("Query");
+    assert_eq!(range.count(), 2);
+}
+
+/// Items written by tickwatch 0.1 are read, not refused: its alert (sort key = the tick time,
+/// `mode`, no rule) is found by the `high`/`low` rule's key and marked notified in place; its
+/// state (`zone`) is read through the zone and replaced by the next compare-and-set.
+#[tokio::test]
+async fn items_of_the_previous_release_are_read_marked_and_moved_on_from() {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    let env = env().await;
+    let store = env.store().await;
+    let s = |text: &str| V::S(text.to_owned());
+    let at = ts(T0_MS + 5);
+    env.clients
+        .dynamodb
+        .put_item()
+        .table_name(store.alerts_table())
+        .item("symbol", s("OLD"))
+        .item("timestamp", s(&at.to_string()))
+        .item("alert_id", s("0123456789abcdef0123456789abcdef"))
+        .item("kind", s("HIGH"))
+        .item("price", V::N("151.5".into()))
+        .item("threshold", V::N("150".into()))
+        .item("mode", s("cross"))
+        .item("processed_at", s(&ts(T0_MS + 6).to_string()))
+        .item("notified", V::Bool(false))
+        .send()
+        .await
+        .expect("PutItem");
+    env.clients
+        .dynamodb
+        .put_item()
+        .table_name(store.state_table())
+        .item("symbol", s("OLD"))
+        .item("zone", s("high"))
+        .item("since", V::N(at.epoch_ms().to_string()))
+        .item("last_seen", V::N(at.epoch_ms().to_string()))
+        .item("since_at", s(&at.to_string()))
+        .item("last_seen_at", s(&at.to_string()))
+        .send()
+        .await
+        .expect("PutItem");
+
+    let high = alert("OLD", T0_MS + 5, AlertKind::High, 151.5).key();
+    let low = alert("OLD", T0_MS + 5, AlertKind::Low, 40.0).key();
+    let other = rule_alert("old-150", "OLD", T0_MS + 5, AlertKind::High, 151.5).key();
+    let fetched = ok(store.fetch(&[high, low, other]).await);
+    let found = fetched[0].expect("found by the high rule's key");
+    assert_eq!(found.alert.rule_id.as_str(), "high");
+    assert_eq!(found.alert.fire, Fire::Enter);
+    assert_eq!(
+        found.alert.alert_id.to_string(),
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert!(!found.notified);
+    assert_eq!(fetched[1], None, "the other side of the band is not it");
+    assert_eq!(fetched[2], None, "nor is another rule");
+    ok(store.mark_notified(&[high]).await);
+    assert_eq!(
+        ok(store.fetch(&[high]).await)[0].map(|s| s.notified),
+        Some(true)
+    );
+
+    let symbol = sym("OLD");
+    let legacy = SymbolState::from_zone("high", &symbol, at);
+    assert_eq!(ok(store.load(&[symbol]).await), [Some(legacy.clone())]);
+    let next = state(Zone::Normal, T0_MS + 9, T0_MS + 9);
+    let change = Advance {
+        symbol,
+        expected_last_seen: Some(at),
+        next: next.clone(),
+        alerts: Vec::new(),
+    };
+    assert_eq!(ok(store.advance(&[change]).await), [Advanced::Applied]);
+    assert_eq!(ok(store.load(&[symbol]).await), [Some(next)]);
+    let items =
+        tickwatch_aws::testing::scan_items(&env.clients.dynamodb, store.state_table()).await;
+    assert!(
+        items
+            .iter()
+            .all(|i| !i.contains_key("zone") && i.contains_key("rules")),
+        "the new layout replaced the old item: {items:?}"
+    );
 }

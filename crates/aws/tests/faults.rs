@@ -34,11 +34,9 @@ use tickwatch_aws::{
 use tickwatch_clock::SystemClock;
 use tickwatch_core::ports::{AlertStore, Classify, ErrorClass, Notifier};
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::rules::Zone;
-use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, spec_config};
-use tickwatch_core::{
-    AlertKey, AlertKind, Mode, Pipeline, PipelineConfig, Rule, RuleSet, Symbol, Timestamp,
-};
+use tickwatch_core::rules::{RuleId, SymbolState};
+use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, spec_config, spec_rules};
+use tickwatch_core::{AlertKey, AlertKind, Mode, Pipeline, PipelineConfig, Symbol, Timestamp};
 
 const T0_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
 
@@ -98,19 +96,29 @@ impl TestTick {
         }
     }
 
-    fn zone(&self) -> Zone {
-        match self.kind() {
-            Some(AlertKind::High) => Zone::High,
-            Some(AlertKind::Low) => Zone::Low,
-            None => Zone::Normal,
-        }
+    /// The specification's rule this tick fires (or leaves fired) in cross mode: `high`, `low`,
+    /// or none inside the band.
+    fn rule(&self) -> Option<RuleId> {
+        let id = match self.kind()? {
+            AlertKind::High => "high",
+            AlertKind::Low => "low",
+        };
+        Some(RuleId::parse(id).expect("valid rule id"))
+    }
+
+    /// The rules that stand fired after this tick, in cross mode.
+    fn fired(&self) -> Vec<String> {
+        self.rule()
+            .map(|rule| rule.to_string())
+            .into_iter()
+            .collect()
     }
 
     fn key(&self) -> Option<AlertKey> {
         Some(AlertKey {
             symbol: Symbol::parse(&self.symbol).expect("valid symbol"),
             at: Timestamp::from_epoch_ms(self.at_ms).expect("valid time"),
-            kind: self.kind()?,
+            rule: self.rule()?,
         })
     }
 }
@@ -202,7 +210,7 @@ impl Rig {
     /// A pipeline over the proxied clients, as the Lambda function or `sqs-worker` builds it.
     fn pipeline(&self, mode: Mode, jitter_seed: u64) -> AwsPipeline {
         let config = PipelineConfig {
-            rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("valid")),
+            rules: spec_rules(mode),
             retry: RetryPolicy::new(RETRY_ATTEMPTS_MAX, BACKOFF_MS_BASE, BACKOFF_MS_MAX)
                 .expect("valid"),
             jitter_seed,
@@ -256,6 +264,7 @@ impl Rig {
             options,
             pipeline,
             &self.dead_letters(),
+            &tickwatch_aws::FixedRules,
             std::future::pending(),
         )
         .await
@@ -292,8 +301,8 @@ impl Rig {
         scan_items(&self.direct.dynamodb, &self.alerts_table).await
     }
 
-    /// (zone, last_seen) of a symbol's state.
-    async fn state(&self, symbol: &str) -> Option<(String, i64)> {
+    /// (the rules that stand fired, last_seen) of a symbol's state.
+    async fn state(&self, symbol: &str) -> Option<(Vec<String>, i64)> {
         let store = DynamoStore::new(
             self.direct.dynamodb.clone(),
             &self.alerts_table,
@@ -301,8 +310,19 @@ impl Rig {
         );
         let state = store.load(&[Symbol::parse(symbol).expect("valid")]).await;
         let state = state.into_iter().next()?.expect("state read")?;
-        Some((state.zone.as_str().to_owned(), state.last_seen.epoch_ms()))
+        Some(fired(&state))
     }
+}
+
+/// (the rules that stand fired, last_seen) of `state`.
+fn fired(state: &SymbolState) -> (Vec<String>, i64) {
+    let rules = state
+        .rules
+        .iter()
+        .filter(|s| s.phase != tickwatch_core::rules::Phase::Armed)
+        .map(|s| s.rule.to_string())
+        .collect();
+    (rules, state.last_seen.epoch_ms())
 }
 
 /// The ticks that alert, by the id of the alert each must raise.
@@ -487,7 +507,7 @@ async fn check_invariant(
         for (symbol, tick) in newest {
             assert_eq!(
                 rig.state(symbol).await,
-                Some((tick.zone().as_str().to_owned(), tick.at_ms)),
+                Some((tick.fired(), tick.at_ms)),
                 "{what}: state of {symbol}"
             );
         }
@@ -824,11 +844,11 @@ async fn injected_faults_reach_the_adapters_as_the_real_errors_would() {
         &rig.state_table,
     );
     let notifier = SnsNotifier::new(rig.proxied.sns.clone(), &rig.topic_arn);
+    let rules = spec_rules(Mode::Level);
     let alert = tickwatch_core::pipeline::build_alert(
-        &Rule::new(150.0, 50.0, 0.0, Mode::Level).expect("valid"),
+        &rules.rules()[0],
         &tickwatch_core::Tick::decode(br#"{"symbol":"SHAPE","price":160,"timestamp":1}"#)
             .expect("valid"),
-        AlertKind::High,
         Timestamp::from_epoch_ms(T0_MS).expect("valid"),
     );
 
@@ -954,6 +974,7 @@ async fn a_worker_killed_mid_batch_and_restarted_loses_nothing() {
                     &options,
                     &pipeline,
                     &dead_letters,
+                    &tickwatch_aws::FixedRules,
                     std::future::pending(),
                 )
                 .await
@@ -1104,7 +1125,7 @@ async fn check_against_reference(
     for symbol in symbols {
         let reference = store
             .state(&Symbol::parse(symbol).expect("valid"))
-            .map(|s| (s.zone.as_str().to_owned(), s.last_seen.epoch_ms()));
+            .map(|s| fired(&s));
         assert_eq!(
             rig.state(symbol).await,
             reference,
@@ -1274,7 +1295,7 @@ async fn ticks_out_of_order_across_batches_never_move_state_backwards() {
             .expect("ticks");
         assert_eq!(
             rig.state(symbol).await,
-            Some((newest.zone().as_str().to_owned(), newest.at_ms)),
+            Some((newest.fired(), newest.at_ms)),
             "{symbol}"
         );
     }

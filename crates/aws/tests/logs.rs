@@ -11,10 +11,13 @@ use aws_config::{BehaviorVersion, Region};
 use tickwatch_aws::testing::{
     LogSink, Moto, REGION, create_queue, create_topic, fresh_store, send_bodies, unique_name,
 };
-use tickwatch_aws::{AwsClients, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions};
+use tickwatch_aws::{
+    AwsClients, FixedRules, RunUntil, SnsNotifier, SqsDeadLetterQueue, WorkerOptions,
+};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::{Mode, Pipeline, PipelineConfig, Rule, RuleSet};
+use tickwatch_core::testing::spec_rules;
+use tickwatch_core::{Mode, Pipeline, PipelineConfig};
 use tracing::Level;
 
 /// A value no log line contains by chance.
@@ -73,9 +76,7 @@ fn run_logged(level: Level, credentials: &[String; 3], bodies: &[String]) -> Str
             send_bodies(&clients.sqs, &queue, bodies).await;
             let pipeline = Pipeline::new(
                 PipelineConfig {
-                    rules: RuleSet::uniform(
-                        Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid"),
-                    ),
+                    rules: spec_rules(Mode::Cross),
                     retry: RetryPolicy::new(4, 50, 1_000).expect("valid"),
                     jitter_seed: 1,
                 },
@@ -96,6 +97,7 @@ fn run_logged(level: Level, credentials: &[String; 3], bodies: &[String]) -> Str
                 &options,
                 &pipeline,
                 &SqsDeadLetterQueue::new(clients.sqs.clone(), dlq),
+                &FixedRules,
                 std::future::pending(),
             )
             .await

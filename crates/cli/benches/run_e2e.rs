@@ -6,7 +6,11 @@
 //!    struct of borrowed fields (no validation, no rules, no storage);
 //! 2. `tickwatch run --notify file:...` into a fresh SQLite database (cross mode, the default), as
 //!    a user runs it, via the built binary;
-//! 3. the same in level mode (every tick beyond a threshold alerts).
+//! 3. the same in level mode (every tick beyond a threshold alerts);
+//! 4. cross mode with the rules taken from the database and watched for changes (no `--mode`:
+//!    one read of the rules' change counter per batch), next to 2, for the cost of watching;
+//! 5. on a second file of the same size over 5,000 symbols: the two default rules, then 10,000
+//!    rules imported into the database (exact, prefix and `*` mixed), for the cost of many rules.
 //!
 //! `TICKWATCH_BENCH_TICKS` changes the tick count. Both sides run single-threaded.
 //!
@@ -26,6 +30,10 @@ const TICKS_DEFAULT: u64 = 1_000_000;
 /// Ticks in the quick pass made under `cargo test`.
 const TICKS_SMOKE: u64 = 3_000;
 const SYMBOLS: usize = 50;
+/// Symbols of the many-rules file.
+const MANY_RULES_SYMBOLS: usize = 5_000;
+/// Rules of the many-rules run.
+const MANY_RULES: usize = 10_000;
 const REPEATS: usize = 3;
 
 #[derive(serde::Deserialize)]
@@ -50,7 +58,7 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("ticks.ndjson");
-    write_ticks(&input, ticks);
+    write_ticks(&input, ticks, SYMBOLS);
     let bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
     println!(
         "input: {ticks} ticks, {SYMBOLS} symbols, {:.1} MB",
@@ -59,22 +67,96 @@ fn main() {
 
     let bare = best_of(|| bare_parse(&input, ticks));
     report("bare serde_json parse", ticks, bare);
-    let cross = best_of(|| run_tickwatch(dir.path(), &input, "cross"));
+    let cross = best_of(|| run_tickwatch(dir.path(), &input, Some("cross"), None));
     report("tickwatch run (cross, SQLite, file notify)", ticks, cross);
-    let level = best_of(|| run_tickwatch(dir.path(), &input, "level"));
+    let level = best_of(|| run_tickwatch(dir.path(), &input, Some("level"), None));
     report("tickwatch run (level, SQLite, file notify)", ticks, level);
     println!(
         "ratio run(cross) / bare parse: {:.2}x (target: at most 2x); run(level) / bare parse: {:.2}x",
         cross.as_secs_f64() / bare.as_secs_f64(),
         level.as_secs_f64() / bare.as_secs_f64()
     );
+    let watched = best_of(|| run_tickwatch(dir.path(), &input, None, None));
+    report(
+        "tickwatch run (the database's rules, watched; the defaults)",
+        ticks,
+        watched,
+    );
+    println!(
+        "cost of watching the rules: {:+.1} % of the time of --mode cross (target: under 2 %)",
+        100.0 * (watched.as_secs_f64() / cross.as_secs_f64() - 1.0)
+    );
+
+    let many_input = dir.path().join("many.ndjson");
+    write_ticks(&many_input, ticks, MANY_RULES_SYMBOLS);
+    let rules_file = dir.path().join("rules.json");
+    write_many_rules(&rules_file);
+    let defaults = best_of(|| run_tickwatch(dir.path(), &many_input, None, None));
+    report(
+        "tickwatch run, 5,000 symbols, the 2 default rules",
+        ticks,
+        defaults,
+    );
+    let many = best_of(|| run_tickwatch(dir.path(), &many_input, None, Some(&rules_file)));
+    report(
+        "tickwatch run, 5,000 symbols, 10,000 rules in the database",
+        ticks,
+        many,
+    );
+    println!(
+        "10,000 rules keep {:.0} % of the ticks/s of the 2 default rules (target: at least 70 %)",
+        100.0 * defaults.as_secs_f64() / many.as_secs_f64()
+    );
 }
 
-fn write_ticks(path: &Path, ticks: u64) {
+/// 10,000 rules over the walk's 5,000 symbols: the two defaults (`*`), an exact pair (above and
+/// below, on entering) for most symbols, and one-symbol prefix rules (`SYM004321*`) for the rest,
+/// some firing `every` tick with a cooldown; so a symbol has about four rules of its own to
+/// evaluate among ten thousand that do not apply to it.
+fn write_many_rules(path: &Path) {
+    let start = Timestamp::parse_rfc3339("2026-01-02T14:30:00Z").expect("valid");
+    let walk = RandomWalk::new(MANY_RULES_SYMBOLS, 1, start);
+    let symbols: Vec<String> = walk
+        .take(MANY_RULES_SYMBOLS * 20)
+        .map(|generated| generated.tick.symbol.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut rules = vec![
+        serde_json::json!({"id": "high", "symbols": "*", "condition": "above 150"}),
+        serde_json::json!({"id": "low", "symbols": "*", "condition": "below 50"}),
+    ];
+    let mut i = 0;
+    while rules.len() < MANY_RULES {
+        let symbol = &symbols[i % symbols.len()];
+        if i < 3_999 {
+            rules.push(serde_json::json!({
+                "id": format!("x{i}.up"), "symbols": symbol,
+                "condition": format!("above {}", 120 + i % 40),
+            }));
+            rules.push(serde_json::json!({
+                "id": format!("x{i}.down"), "symbols": symbol,
+                "condition": format!("below {}", 60 + i % 15),
+            }));
+        } else {
+            rules.push(serde_json::json!({
+                "id": format!("p{i}"), "symbols": format!("{symbol}*"),
+                "condition": format!("above {}", 130 + i % 30), "fire": "every",
+                "cooldown_seconds": 60,
+            }));
+        }
+        i += 1;
+    }
+    rules.truncate(MANY_RULES);
+    std::fs::write(path, serde_json::to_vec(&rules).expect("rules serialize"))
+        .expect("write rules");
+}
+
+fn write_ticks(path: &Path, ticks: u64, symbols: usize) {
     let start = Timestamp::parse_rfc3339("2026-01-02T14:30:00Z").expect("valid");
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
     let mut line = Vec::with_capacity(160);
-    for tick in RandomWalk::new(SYMBOLS, 1, start).take(ticks as usize) {
+    for tick in RandomWalk::new(symbols, 1, start).take(ticks as usize) {
         line.clear();
         tick.write_ndjson(&mut line);
         out.write_all(&line).expect("write input");
@@ -101,9 +183,12 @@ fn bare_parse(path: &Path, ticks: u64) -> Duration {
     started.elapsed()
 }
 
-fn run_tickwatch(dir: &Path, input: &Path, mode: &str) -> Duration {
-    let db = dir.join(format!("bench-{mode}.db"));
-    let alerts = dir.join(format!("alerts-{mode}.ndjson"));
+/// One `tickwatch run` into a fresh database: with `--mode` if given (the rules fixed for the
+/// run), else the database's rules, watched; `rules` imported into the database first (not timed).
+fn run_tickwatch(dir: &Path, input: &Path, mode: Option<&str>, rules: Option<&Path>) -> Duration {
+    let name = mode.unwrap_or(if rules.is_some() { "many" } else { "db" });
+    let db = dir.join(format!("bench-{name}.db"));
+    let alerts = dir.join(format!("alerts-{name}.ndjson"));
     for stale in [
         db.clone(),
         db.with_extension("db-wal"),
@@ -112,15 +197,29 @@ fn run_tickwatch(dir: &Path, input: &Path, mode: &str) -> Duration {
     ] {
         let _ = std::fs::remove_file(stale);
     }
+    if let Some(rules) = rules {
+        let status = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+            .args(["rules", "import", "--replace", "--db"])
+            .arg(&db)
+            .arg(rules)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("tickwatch rules import runs");
+        assert!(status.success(), "tickwatch rules import failed: {status}");
+    }
     let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tickwatch"));
+    command
         .arg("run")
         .arg("--input")
         .arg(input)
         .arg("--db")
-        .arg(&db)
-        .arg("--mode")
-        .arg(mode)
+        .arg(&db);
+    if let Some(mode) = mode {
+        command.arg("--mode").arg(mode);
+    }
+    let status = command
         .arg("--notify")
         .arg(format!("file:{}", alerts.display()))
         .arg("--quiet")

@@ -31,6 +31,12 @@ pub(crate) fn alerts(args: AlertsArgs) -> anyhow::Result<Completion> {
             .map(Symbol::parse)
             .transpose()
             .context("--symbol")?,
+        rule: args
+            .rule
+            .as_deref()
+            .map(tickwatch_core::RuleId::parse)
+            .transpose()
+            .context("--rule")?,
         kind: args.kind.map(|kind| match kind {
             KindArg::High => AlertKind::High,
             KindArg::Low => AlertKind::Low,
@@ -101,20 +107,20 @@ fn list(
         OutputFormat::Table => {
             writeln!(
                 out,
-                "{:<24}  {:<12}  {:<4}  {:>12}  {:>10}  {:<5}  {:<8}  ALERT_ID",
-                "TIMESTAMP", "SYMBOL", "KIND", "PRICE", "THRESHOLD", "MODE", "NOTIFIED"
+                "{:<24}  {:<12}  {:<16}  {:<4}  {:>12}  {:>10}  {:<8}  ALERT_ID",
+                "TIMESTAMP", "SYMBOL", "RULE", "KIND", "PRICE", "THRESHOLD", "NOTIFIED"
             )?;
             store.query_each(query, |stored: StoredAlert| {
                 let a = stored.alert;
                 writeln!(
                     out,
-                    "{:<24}  {:<12}  {:<4}  {:>12}  {:>10}  {:<5}  {:<8}  {}",
+                    "{:<24}  {:<12}  {:<16}  {:<4}  {:>12}  {:>10}  {:<8}  {}",
                     a.timestamp.to_string(),
                     a.symbol.as_str(),
+                    a.rule_id.as_str(),
                     a.kind.as_str(),
                     a.price.to_string(),
                     a.threshold,
-                    a.mode.as_str(),
                     if stored.notified { "yes" } else { "no" },
                     a.alert_id
                 )?;

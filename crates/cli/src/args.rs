@@ -42,6 +42,118 @@ pub(crate) enum Command {
     /// Look into the dead-letter queue and send ticks back to the tick queue once fixed.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Manage alert rules: in the local database, or in a deployment's rules table.
+    Rules(RulesArgs),
+}
+
+/// `tickwatch rules ...`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Rules live in the SQLite database (--db, default tickwatch.db), or, with \
+--table NAME or --outputs FILE, in a deployment's DynamoDB rules table. A running `tickwatch run` \
+picks a change up before its next batch; a deployed function within RULES_REFRESH_SECONDS.\n\
+Until the first change, the base rules are in force: `high` (* above 150) and `low` (* below 50), \
+firing on enter (on AWS: as the function's HIGH_THRESHOLD, LOW_THRESHOLD, ALERT_MODE, HYSTERESIS \
+and RULES variables say, read from this process's environment). The first change copies them into \
+the store with it, so nothing in force silently disappears."
+)]
+pub(crate) struct RulesArgs {
+    #[command(subcommand)]
+    pub(crate) command: RulesCommand,
+    /// SQLite database holding the rules (created if missing).
+    #[arg(long, global = true, default_value = DB_PATH_DEFAULT)]
+    pub(crate) db: PathBuf,
+    /// A deployment's DynamoDB rules table, instead of the database.
+    #[arg(long, global = true, conflicts_with = "outputs")]
+    pub(crate) table: Option<String>,
+    /// A deployment's flat outputs JSON (its rules_table_name and aws_region), instead of the
+    /// database.
+    #[arg(long, global = true)]
+    pub(crate) outputs: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub(crate) format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCommand {
+    /// List the rules in force.
+    List,
+    /// Show one rule.
+    Show {
+        /// The rule's id.
+        id: String,
+    },
+    /// Add a rule.
+    Add(RuleFields),
+    /// Change a rule: only the fields given change. Changing what it watches or how it fires
+    /// re-arms it for every symbol; a label, pause or resume does not.
+    Edit(RuleFields),
+    /// Pause a rule: it raises nothing until resumed.
+    Pause {
+        /// The rule's id.
+        id: String,
+    },
+    /// Resume a paused rule (its firing state is kept).
+    Resume {
+        /// The rule's id.
+        id: String,
+    },
+    /// Re-arm a rule for every symbol: a `once` rule that fired fires again.
+    Rearm {
+        /// The rule's id.
+        id: String,
+    },
+    /// Delete a rule.
+    Rm {
+        /// The rule's id.
+        id: String,
+    },
+    /// Put every rule of a file: a JSON array (what `export` writes) or a TOML rules file of the
+    /// [default]/[symbols.X] form, translated.
+    Import {
+        /// The file, or - for stdin.
+        file: PathBuf,
+        /// Also delete the rules the file does not have.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Write every rule as a JSON array (for `import`).
+    Export,
+}
+
+/// A rule's fields on the command line.
+#[derive(Debug, Args)]
+pub(crate) struct RuleFields {
+    /// The rule's id: 1-64 characters of a-z A-Z 0-9 . _ -
+    pub(crate) id: String,
+    /// Symbols: one symbol, a prefix pattern (BTC-*), or * for every symbol.
+    #[arg(long)]
+    pub(crate) symbols: Option<String>,
+    /// Condition: "above X" or "below X" (strict).
+    #[arg(long, alias = "condition")]
+    pub(crate) when: Option<String>,
+    /// every (each tick that satisfies it), enter (on entering; the default) or once.
+    #[arg(long)]
+    pub(crate) fire: Option<String>,
+    /// enter: how far the condition must clear before it re-arms.
+    #[arg(long)]
+    pub(crate) hysteresis: Option<f64>,
+    /// At most one alert per symbol within this many seconds of tick time (`none` removes it).
+    #[arg(long)]
+    pub(crate) cooldown: Option<String>,
+    /// Ticks stamped after this raise nothing: RFC 3339 or epoch ms (`none` removes it).
+    #[arg(long)]
+    pub(crate) expires_at: Option<String>,
+    /// Text the rule's alerts carry (`none` removes it).
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Symbols the pattern matches that the rule leaves alone (repeatable).
+    #[arg(long = "except")]
+    pub(crate) except: Vec<String>,
+    /// Add it paused.
+    #[arg(long)]
+    pub(crate) paused: bool,
 }
 
 /// `tickwatch dlq ...`
@@ -146,13 +258,16 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = DB_PATH_DEFAULT)]
     pub(crate) db: PathBuf,
 
-    /// TOML rules file: a [default] table and [symbols.NAME] overrides.
+    /// TOML rules file: a [default] table and [symbols.NAME] overrides. With it (or --mode) the
+    /// file's rules are in force for this run instead of the database's, and do not change while
+    /// it runs.
     #[arg(long)]
     pub(crate) rules: Option<PathBuf>,
 
-    /// Default rule mode when no rules file says otherwise.
-    #[arg(long, value_enum, default_value = "cross")]
-    pub(crate) mode: ModeArg,
+    /// Rule mode of the default thresholds (cross: on entering a zone; level: on every tick
+    /// beyond), for this run instead of the database's rules.
+    #[arg(long, value_enum)]
+    pub(crate) mode: Option<ModeArg>,
 
     /// Where alerts are announced: stdout, file:PATH or webhook:URL.
     #[arg(long, default_value = "stdout")]
@@ -198,6 +313,9 @@ pub(crate) struct AlertsArgs {
     /// Only this kind.
     #[arg(long, value_enum)]
     pub(crate) kind: Option<KindArg>,
+    /// Only alerts of this rule (by id).
+    #[arg(long)]
+    pub(crate) rule: Option<String>,
     /// Only ticks at or after this time (RFC 3339 or epoch milliseconds).
     #[arg(long)]
     pub(crate) since: Option<String>,

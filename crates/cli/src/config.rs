@@ -4,12 +4,14 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use std::sync::Arc;
 use tickwatch_aws::RuleSettings;
 use tickwatch_aws::deploy::{optional, variables};
 use tickwatch_clock::SystemClock;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{HIGH_THRESHOLD_DEFAULT, LOW_THRESHOLD_DEFAULT};
-use tickwatch_core::{Mode, Rule, RuleSet, Timestamp};
+
+use tickwatch_core::{Band, BandSet, Mode, RuleBook, Timestamp};
 use tickwatch_core::{Pipeline, PipelineConfig};
 use tickwatch_local::{Destination, LocalNotifier, SqliteStore};
 
@@ -25,31 +27,43 @@ const RETRY_BACKOFF_MS_BASE: u64 = 100;
 /// Largest backoff ceiling.
 const RETRY_BACKOFF_MS_MAX: u64 = 2_000;
 
-/// The spec's thresholds in `mode`, overlaid with the rules file if one is given (the local mode).
-pub(crate) fn rules(path: Option<&Path>, mode: ModeArg) -> anyhow::Result<RuleSet> {
-    let base = Rule::new(
+/// The rules `run` is told to use instead of the database's: the spec's thresholds in `mode`,
+/// overlaid with the rules file if one is given, translated into rules. `None` when neither is
+/// given: then the database's rules are in force (the defaults until some are written).
+pub(crate) fn static_rules(
+    path: Option<&Path>,
+    mode: Option<ModeArg>,
+) -> anyhow::Result<Option<Arc<RuleBook>>> {
+    if path.is_none() && mode.is_none() {
+        return Ok(None);
+    }
+    let base = Band::new(
         HIGH_THRESHOLD_DEFAULT,
         LOW_THRESHOLD_DEFAULT,
         0.0,
-        mode_of(mode),
+        mode_of(mode.unwrap_or(ModeArg::Cross)),
     )?;
-    let Some(path) = path else {
-        return Ok(RuleSet::uniform(base));
+    let bands = match path {
+        None => BandSet::uniform(base),
+        Some(path) => {
+            let text = read_rules_file(path)?;
+            BandSet::from_toml(base, &text)
+                .with_context(|| format!("rules file {}", path.display()))?
+        }
     };
-    let text = read_rules_file(path)?;
-    RuleSet::from_toml(base, &text).with_context(|| format!("rules file {}", path.display()))
+    Ok(Some(Arc::new(RuleBook::try_from(&bands)?)))
 }
 
 /// The worker's rules: the Lambda function's rule variables (`HIGH_THRESHOLD`, `LOW_THRESHOLD`,
-/// `ALERT_MODE`, `HYSTERESIS`, `RULES`) read through `lookup` by the function's own reader, so
-/// the same environment gives the same rules. Flags override the environment: `mode` takes the
-/// place of `ALERT_MODE`, and a rules file (TOML, read over the variables' default rule) the place
-/// of `RULES`.
+/// `ALERT_MODE`, `HYSTERESIS`, `RULES`, `RULES_TABLE`, `RULES_REFRESH_SECONDS`) read through
+/// `lookup` by the function's own reader, so the same environment gives the same rules. Flags
+/// override the environment: `mode` takes the place of `ALERT_MODE`, and a rules file (TOML, read
+/// over the variables' default band) the place of `RULES`.
 pub(crate) fn worker_rules(
     path: Option<&Path>,
     mode: Option<ModeArg>,
     lookup: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<RuleSet> {
+) -> anyhow::Result<RuleSettings> {
     let ignored_rules = path.is_some() && optional(&lookup, variables::RULES).is_some();
     let variable = |name: &str| match name {
         variables::ALERT_MODE if mode.is_some() => mode.map(|m| mode_of(m).as_str().to_owned()),
@@ -58,7 +72,7 @@ pub(crate) fn worker_rules(
     };
     let settings = RuleSettings::from_variables(variable)?;
     let Some(path) = path else {
-        return Ok(settings.into_rules());
+        return Ok(settings);
     };
     if ignored_rules {
         tracing::warn!(
@@ -67,10 +81,9 @@ pub(crate) fn worker_rules(
         );
     }
     let text = read_rules_file(path)?;
-    Ok(settings
+    settings
         .with_rules_file(&text)
-        .with_context(|| format!("rules file {}", path.display()))?
-        .into_rules())
+        .with_context(|| format!("rules file {}", path.display()))
 }
 
 fn mode_of(mode: ModeArg) -> Mode {
@@ -112,7 +125,7 @@ pub(crate) fn parse_time(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
 pub(crate) fn local_pipeline(
     db: &Path,
     notify: &Destination,
-    rules: RuleSet,
+    rules: Arc<RuleBook>,
 ) -> anyhow::Result<LocalPipeline> {
     let store =
         SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
@@ -127,4 +140,41 @@ pub(crate) fn local_pipeline(
         notifier,
         SystemClock,
     ))
+}
+
+/// The flat outputs keys `rules --outputs` reads.
+#[derive(serde::Deserialize)]
+struct RulesOutputs {
+    rules_table_name: String,
+    aws_region: Option<String>,
+}
+
+/// A deployment's rules table (`--table NAME`, or the `rules_table_name` and `aws_region` of a
+/// flat outputs file) and its base rules: what the function's rule variables say, read from this
+/// process's environment as the function reads them (the defaults when none is set).
+pub(crate) async fn aws_rule_store(
+    table: Option<&str>,
+    outputs: Option<&Path>,
+) -> anyhow::Result<(tickwatch_aws::DynamoRuleStore, Vec<tickwatch_core::Rule>)> {
+    let (table, region) = match (table, outputs) {
+        (Some(table), _) => (table.to_owned(), None),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading outputs {}", path.display()))?;
+            let outputs: RulesOutputs = serde_json::from_str(&text)
+                .with_context(|| format!("outputs {}: rules_table_name", path.display()))?;
+            (outputs.rules_table_name, outputs.aws_region)
+        }
+        (None, None) => anyhow::bail!("--table NAME or --outputs FILE names the rules table"),
+    };
+    let settings = RuleSettings::from_variables(|name| std::env::var(name).ok())?;
+    let base = settings
+        .base_rules()
+        .rules()
+        .iter()
+        .map(|rule| (**rule).clone())
+        .collect();
+    let sdk = tickwatch_aws::config::load_sdk_config_in(region.as_deref()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    Ok((tickwatch_aws::DynamoRuleStore::new(client, table), base))
 }

@@ -18,6 +18,7 @@ mod config;
 mod dlq;
 mod generate;
 mod notify;
+mod rules;
 mod run;
 mod smoke;
 mod worker;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Command::SqsWorker(args) => worker::sqs_worker(args),
         Command::Smoke(args) => smoke::smoke(args),
         Command::Dlq(command) => dlq::dlq(command),
+        Command::Rules(args) => rules::rules(args),
     };
     match result {
         Ok(Completion::Clean) => ExitCode::SUCCESS,

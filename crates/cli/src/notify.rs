@@ -11,7 +11,7 @@ use tickwatch_local::sqlite::QUERY_LIMIT_MAX;
 use tickwatch_local::{AlertQuery, AnnounceLock};
 
 use crate::Completion;
-use crate::args::{ModeArg, NotifyArgs};
+use crate::args::NotifyArgs;
 use crate::config;
 
 /// Alerts announced per round (one store query and one publish call each).
@@ -24,8 +24,11 @@ pub(crate) fn notify(args: NotifyArgs) -> anyhow::Result<Completion> {
     // Held until the function returns, after the last announcement and the notifier's flush.
     let _announcing = AnnounceLock::acquire(&args.db)?;
     // The rules play no part in announcing what is already stored.
-    let rules = config::rules(None, ModeArg::Cross)?;
-    let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
+    let pipeline = config::local_pipeline(
+        &args.db,
+        &args.notify,
+        std::sync::Arc::new(tickwatch_core::RuleBook::defaults()),
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use tickwatch_core::{BatchStats, Outcome, TickError};
+use tickwatch_core::ports::RuleStore as _;
+use tickwatch_core::{BatchStats, Outcome, RuleBook, TickError};
 use tickwatch_local::{Format, TickReader};
 
 use crate::Completion;
@@ -23,21 +24,53 @@ const REJECTIONS_PRINTED_MAX: u64 = 1_000;
 const FAILURES_PRINTED_MAX: u64 = 20;
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
-    let rules = config::rules(args.rules.as_deref(), args.mode)?;
+    let fixed = config::static_rules(args.rules.as_deref(), args.mode)?;
     let (input, input_len) = open_input(&args)?;
     // One announcer per database: a second run or a notify on it fails here, before touching it.
     let _announcing = tickwatch_local::AnnounceLock::acquire(&args.db)?;
-    let pipeline = config::local_pipeline(&args.db, &args.notify, rules)?;
+    let defaults = Arc::new(RuleBook::defaults());
+    let pipeline = config::local_pipeline(
+        &args.db,
+        &args.notify,
+        fixed.clone().unwrap_or_else(|| defaults.clone()),
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut watcher = match fixed {
+        None => {
+            let mut watcher = RulesWatcher::new(defaults);
+            // At start a database whose rules cannot be read is an error, not a warning.
+            runtime.block_on(watcher.refresh(&pipeline))?;
+            Some(watcher)
+        }
+        Some(_) => {
+            if let Some(version) = runtime
+                .block_on(pipeline.store().rules_version())
+                .context("reading the database's rules")?
+            {
+                eprintln!(
+                    "tickwatch run: the database holds rules (version {version}); --rules/--mode take their place for this run, and changes to them are not picked up"
+                );
+            }
+            None
+        }
+    };
     let interrupted = watch_interrupt(&runtime);
 
     let started = Instant::now();
     let reader =
         TickReader::new(input, input_format(&args)).context("starting the input reader")?;
     let mut tally = Tally::new(progress_bar(input_len, args.quiet));
-    let stop = process_input(reader, &args, &runtime, &pipeline, &interrupted, &mut tally)?;
+    let stop = process_input(
+        reader,
+        &args,
+        &runtime,
+        &pipeline,
+        &interrupted,
+        &mut tally,
+        watcher.as_mut(),
+    )?;
     if let Some(bar) = tally.progress.take() {
         bar.finish_and_clear();
     }
@@ -55,6 +88,48 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         );
     }
     completion(stop, &tally.totals)
+}
+
+/// Picks up rule changes made while `run` runs (`tickwatch rules ...` on the same database):
+/// before each batch, one read of the rules' change counter; only when it moved are the rules
+/// read again and put in force.
+struct RulesWatcher {
+    /// The version whose rules are in force (`Some(None)`: none written, the defaults).
+    seen: Option<Option<u64>>,
+    defaults: Arc<RuleBook>,
+}
+
+impl RulesWatcher {
+    fn new(defaults: Arc<RuleBook>) -> RulesWatcher {
+        RulesWatcher {
+            seen: None,
+            defaults,
+        }
+    }
+
+    async fn refresh(&mut self, pipeline: &config::LocalPipeline) -> anyhow::Result<()> {
+        let store = pipeline.store();
+        let version = store.rules_version().await?;
+        if self.seen == Some(version) {
+            return Ok(());
+        }
+        let stored = store.load_rules().await?;
+        let loaded = stored.as_ref().map(|s| s.version);
+        if let Some(stored) = &stored {
+            for invalid in &stored.invalid {
+                eprintln!(
+                    "tickwatch run: rule {:?} in the database is invalid and skipped: {}",
+                    invalid.id, invalid.error
+                );
+            }
+        }
+        pipeline.set_rules(RuleBook::in_force(stored, &self.defaults)?);
+        if self.seen.is_some() {
+            tracing::info!(version = ?loaded, "rules changed; the new rules are in force");
+        }
+        self.seen = Some(loaded);
+        Ok(())
+    }
 }
 
 /// Why reading stopped.
@@ -128,11 +203,21 @@ fn process_input(
     pipeline: &config::LocalPipeline,
     interrupted: &AtomicBool,
     tally: &mut Tally,
+    mut watcher: Option<&mut RulesWatcher>,
 ) -> anyhow::Result<Stop> {
     while !interrupted.load(Ordering::SeqCst) {
         let Some(mut batch) = reader.next_batch()? else {
             return Ok(Stop::EndOfInput);
         };
+        if let Some(watcher) = watcher.as_deref_mut()
+            && let Err(error) = runtime.block_on(watcher.refresh(pipeline))
+        {
+            // The rules in force stay; alerting goes on.
+            print_above(
+                &tally.progress,
+                &format!("tickwatch run: could not check the rules for changes: {error:#}"),
+            );
+        }
         let mut strict_stop = None;
         if args.strict
             && let Some(bad) = batch.iter().position(|(_, tick)| tick.is_err())

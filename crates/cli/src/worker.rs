@@ -15,6 +15,7 @@
 //! summary on stderr counts the messages left by the step that failed.
 
 use anyhow::Context as _;
+use tickwatch_aws::RuleSettings;
 use tickwatch_aws::config::{load_sdk_config, pipeline_retry_policy};
 use tickwatch_aws::deploy::{self, variables};
 use tickwatch_aws::worker::{
@@ -25,7 +26,6 @@ use tickwatch_aws::{
     TransientCheckFailure,
 };
 use tickwatch_clock::SystemClock;
-use tickwatch_core::RuleSet;
 
 use crate::Completion;
 use crate::args::{AwsResources, WorkerArgs};
@@ -77,7 +77,7 @@ fn startup_policy() -> StartupPolicy {
 pub(crate) async fn consume(
     clients: &AwsClients,
     resources: &AwsResources,
-    rules: RuleSet,
+    rules: RuleSettings,
     options: &WorkerOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<WorkerReport> {
@@ -91,12 +91,20 @@ pub(crate) async fn consume(
     let Deployment {
         pipeline,
         dead_letters,
-    } = Deployment::connect(clients, &resources, rules, &startup_policy(), SystemClock)
+        rules,
+    } = Deployment::connect(clients, &resources, &rules, &startup_policy(), SystemClock)
         .await
         .map_err(connect_error)?;
-    worker::run(&clients.sqs, options, &pipeline, &dead_letters, shutdown)
-        .await
-        .context("the SQS worker stopped")
+    worker::run(
+        &clients.sqs,
+        options,
+        &pipeline,
+        &dead_letters,
+        &rules,
+        shutdown,
+    )
+    .await
+    .context("the SQS worker stopped")
 }
 
 /// The exit code of `report` (see the module documentation).
@@ -181,10 +189,9 @@ mod tests {
     use std::collections::HashMap;
 
     use clap::Parser as _;
-    use tickwatch_aws::RuleSettings;
     use tickwatch_core::BatchStats;
     use tickwatch_core::pipeline::Step;
-    use tickwatch_core::{Mode, Symbol};
+    use tickwatch_core::{BandSet, Mode, Symbol};
 
     use super::*;
     use crate::args::{Cli, Command};
@@ -220,7 +227,7 @@ mod tests {
         parse(extra).expect("valid arguments")
     }
 
-    fn rules_of(args: &WorkerArgs, vars: &[(&str, &str)]) -> anyhow::Result<RuleSet> {
+    fn rules_of(args: &WorkerArgs, vars: &[(&str, &str)]) -> anyhow::Result<BandSet> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -228,6 +235,7 @@ mod tests {
         config::worker_rules(args.rules.as_deref(), args.mode, |name| {
             vars.get(name).cloned()
         })
+        .map(|settings| settings.bands().clone())
     }
 
     const FUNCTION_VARIABLES: [(&str, &str); 5] = [
@@ -249,17 +257,18 @@ mod tests {
                 .map(|(_, v)| (*v).to_owned())
         })
         .expect("valid")
-        .into_rules();
+        .bands()
+        .clone();
         assert_eq!(
             rules, function,
             "the function's reader, the function's rules"
         );
-        let base = rules.default_rule();
+        let base = rules.default_band();
         assert_eq!(
             (base.high(), base.low(), base.hysteresis(), base.mode()),
             (120.0, 80.0, 5.0, Mode::Level)
         );
-        let msft = rules.rule_for(&Symbol::parse("MSFT").expect("valid"));
+        let msft = rules.band_for(&Symbol::parse("MSFT").expect("valid"));
         assert_eq!(msft.mode(), Mode::Cross);
         // And a bad variable stops the worker, naming it, as it stops the function.
         let error = rules_of(
@@ -279,7 +288,7 @@ mod tests {
         );
         // Unset, the specification's defaults.
         let defaults = rules_of(&worker_args(&[]), &[]).expect("valid");
-        let base = defaults.default_rule();
+        let base = defaults.default_band();
         assert_eq!(
             (base.high(), base.low(), base.mode()),
             (150.0, 50.0, Mode::Cross)
@@ -290,7 +299,7 @@ mod tests {
     fn flags_take_the_place_of_their_variables() {
         let rules =
             rules_of(&worker_args(&["--mode", "cross"]), &FUNCTION_VARIABLES).expect("valid");
-        let base = rules.default_rule();
+        let base = rules.default_band();
         assert_eq!(
             (base.high(), base.low(), base.hysteresis(), base.mode()),
             (120.0, 80.0, 5.0, Mode::Cross),
@@ -308,12 +317,12 @@ mod tests {
         ];
         let rules =
             rules_of(&worker_args(&["--rules", path]), &with_bad_rules).expect("RULES is not read");
-        let aapl = rules.rule_for(&Symbol::parse("AAPL").expect("valid"));
+        let aapl = rules.band_for(&Symbol::parse("AAPL").expect("valid"));
         assert_eq!(
             (aapl.high(), aapl.low(), aapl.mode()),
             (300.0, 80.0, Mode::Level)
         );
-        let msft = rules.rule_for(&Symbol::parse("MSFT").expect("valid"));
+        let msft = rules.band_for(&Symbol::parse("MSFT").expect("valid"));
         assert_eq!(msft.high(), 150.0, "no RULES override survives the file");
     }
 

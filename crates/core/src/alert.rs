@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::rules::Mode;
+use crate::rules::{Fire, Label, RuleId};
 use crate::tick::{Price, Symbol, Timestamp};
 
 /// Which threshold a price went beyond.
@@ -51,18 +51,19 @@ impl FromStr for AlertKind {
 #[error("alert kind must be HIGH or LOW, got {0:?}")]
 pub struct UnknownAlertKind(String);
 
-/// Identifies an alert: the tick that raised it (symbol and tick time) and its kind.
+/// Identifies an alert: the rule that raised it and the tick it raised it on (symbol and tick
+/// time).
 ///
 /// Two deliveries of the same tick always produce the same key, which is what makes storing an
-/// alert idempotent.
+/// alert idempotent; two rules firing on one tick make two keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AlertKey {
     /// The instrument.
     pub symbol: Symbol,
     /// The tick's timestamp.
     pub at: Timestamp,
-    /// Which threshold.
-    pub kind: AlertKind,
+    /// The rule.
+    pub rule: RuleId,
 }
 
 impl AlertKey {
@@ -74,22 +75,25 @@ impl AlertKey {
 
 /// A stable, opaque alert id: 128 bits of SHA-256 over the alert key, shown as 32 hex digits.
 ///
-/// Subscribers de-duplicate on it; it never changes for a given (symbol, tick time, kind).
+/// Subscribers de-duplicate on it; it never changes for a given (rule, symbol, tick time).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AlertId([u8; 16]);
 
 impl AlertId {
     /// Version tag hashed in front of the key, so a future change of derivation cannot collide.
-    const DOMAIN: &'static [u8] = b"tickwatch.alert.v1\0";
+    /// (v1 hashed the alert kind where v2 hashes the rule id.)
+    const DOMAIN: &'static [u8] = b"tickwatch.alert.v2\0";
 
-    /// Derives the id of `key`.
+    /// Derives the id of `key`: `sha256("tickwatch.alert.v2\0" + rule id + "\0" + symbol + "\0" +
+    /// tick time as i64 big-endian milliseconds)`, first 16 bytes.
     pub fn derive(key: &AlertKey) -> AlertId {
         let mut hasher = Sha256::new();
         hasher.update(Self::DOMAIN);
+        hasher.update(key.rule.as_str().as_bytes());
+        hasher.update([0]);
         hasher.update(key.symbol.as_str().as_bytes());
         hasher.update([0]);
         hasher.update(key.at.epoch_ms().to_be_bytes());
-        hasher.update(key.kind.as_str().as_bytes());
         let digest = hasher.finalize();
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest[..16]);
@@ -158,18 +162,23 @@ impl<'de> Deserialize<'de> for AlertId {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alert {
-    /// Stable id, derived from (symbol, timestamp, kind).
+    /// Stable id, derived from (rule id, symbol, timestamp).
     pub alert_id: AlertId,
+    /// The rule that raised it.
+    pub rule_id: RuleId,
+    /// The rule's label, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
     /// The instrument.
     pub symbol: Symbol,
-    /// Which threshold was crossed.
+    /// `HIGH` for an `above` rule, `LOW` for a `below` rule.
     pub kind: AlertKind,
     /// The tick's price.
     pub price: Price,
-    /// The threshold that was crossed (the rule in force when the alert was raised).
+    /// The rule's threshold (as the rule stood when the alert was raised).
     pub threshold: f64,
-    /// The rule mode that raised it.
-    pub mode: Mode,
+    /// The rule's firing policy.
+    pub fire: Fire,
     /// The tick's timestamp.
     pub timestamp: Timestamp,
     /// When tickwatch raised it (from the injected clock).
@@ -182,7 +191,7 @@ impl Alert {
         AlertKey {
             symbol: self.symbol,
             at: self.timestamp,
-            kind: self.kind,
+            rule: self.rule_id,
         }
     }
 
@@ -204,31 +213,32 @@ impl Alert {
 mod tests {
     use super::*;
 
-    fn key(symbol: &str, ms: i64, kind: AlertKind) -> AlertKey {
+    fn key(rule: &str, symbol: &str, ms: i64) -> AlertKey {
         AlertKey {
             symbol: Symbol::parse(symbol).expect("valid symbol"),
             at: Timestamp::from_epoch_ms(ms).expect("valid timestamp"),
-            kind,
+            rule: RuleId::parse(rule).expect("valid rule id"),
         }
     }
 
     #[test]
     fn alert_ids_are_stable_across_releases() {
         // Pinned values, computed independently (Python hashlib) from the documented derivation:
-        // sha256("tickwatch.alert.v1\0" + symbol + "\0" + i64 big-endian ms + kind)[..16].
+        // sha256("tickwatch.alert.v2\0" + rule + "\0" + symbol + "\0" + i64 big-endian ms)[..16].
         // Changing the derivation would let a redelivered tick store a second alert.
         let cases = [
             (
-                key("AAPL", 1_795_703_400_123, AlertKind::High),
-                "c646ed7184a02dc26212544c8b713409",
+                key("high", "AAPL", 1_795_703_400_123),
+                "6074c6158ce5b408bb8e1b6bca4f9134",
             ),
             (
-                key("AAPL", 1_795_703_400_123, AlertKind::Low),
-                "caf7c80c38a8478ae941e3c884d945da",
+                key("low", "AAPL", 1_795_703_400_123),
+                "b298e129d7e7af24cc8f03bdb1766c7e",
             ),
+            (key("low", "BRK.B", 0), "5eba1b49805ef38fe5d5ae89aed03e63"),
             (
-                key("BRK.B", 0, AlertKind::Low),
-                "4d1d6ec9664060cf7d335162d0ff609f",
+                key("aapl-200", "AAPL", 1_795_703_400_123),
+                "68ea4512cc1bfe3d8a04334f5edd8bc1",
             ),
         ];
         for (key, expected) in cases {
@@ -240,11 +250,13 @@ mod tests {
 
     #[test]
     fn alert_ids_differ_by_every_key_part() {
-        let base = key("AAPL", 1000, AlertKind::High);
+        let base = key("high", "AAPL", 1000);
         let others = [
-            key("AAPM", 1000, AlertKind::High),
-            key("AAPL", 1001, AlertKind::High),
-            key("AAPL", 1000, AlertKind::Low),
+            key("high", "AAPM", 1000),
+            key("high", "AAPL", 1001),
+            key("low", "AAPL", 1000),
+            // The separators keep the parts apart: "a" + "bC" is not "ab" + "C".
+            key("highA", "APL", 1000),
         ];
         for other in others {
             assert_ne!(base.id(), other.id(), "{other:?}");

@@ -23,7 +23,8 @@ pub mod testing;
 
 pub use alert::{Alert, AlertId, AlertKey, AlertKind};
 pub use pipeline::{
-    Accepted, BatchReport, BatchStats, FailedSteps, Failure, Outcome, Pipeline, PipelineConfig,
+    Accepted, AlertOutcome, BatchReport, BatchStats, FailedSteps, Failure, Outcome, Pipeline,
+    PipelineConfig,
 };
-pub use rules::{Mode, Rule, RuleSet};
+pub use rules::{Band, BandSet, Mode, Rule, RuleBook, RuleId};
 pub use tick::{Price, Symbol, Tick, TickError, Timestamp};

@@ -6,13 +6,15 @@
 //!    the order they came while different symbols go through every step side by side. Arrival
 //!    order is the only order that makes the answer independent of batch boundaries: a tick
 //!    older than one that arrived before it is stale in the same batch as in a later one;
-//! 3. cross mode: evaluates each symbol's group from its state as last seen by this pipeline (or
-//!    from no state), and commits the new state together with the alerts it raised in one
-//!    compare-and-set ([`StateStore::advance`]): at most one state write per symbol per batch,
-//!    never one per tick. A wrong guess or a lost race comes back with the stored state, and the
-//!    group is evaluated again from it, at most [`CAS_ATTEMPTS_MAX`] times. So a batch costs one
-//!    round trip to the store, not a read and a write. Level mode: inserts the alerts idempotently
-//!    ([`AlertStore::insert`]);
+//! 3. evaluates each symbol's group under the rules that apply to it ([`RuleBook::for_symbol`]).
+//!    If any of them keeps state, the group is evaluated from the symbol's state as last seen by
+//!    this pipeline (or from no state), and the new state is committed together with the alerts
+//!    of the stateful rules in one compare-and-set ([`StateStore::advance`]): at most one state
+//!    write per symbol per batch, never one per tick. A wrong guess or a lost race comes back
+//!    with the stored state, and the group is evaluated again from it, at most
+//!    [`CAS_ATTEMPTS_MAX`] times. So a batch costs one round trip to the store, not a read and a
+//!    write. The alerts of stateless rules (`every` without a cooldown) are inserted
+//!    idempotently ([`AlertStore::insert`]);
 //! 4. looks up the alerts of redelivered or late ticks ([`AlertStore::fetch`]), so a delivery that
 //!    failed half-way is completed by the retry;
 //! 5. publishes every alert not yet announced, then marks it notified.
@@ -24,6 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::alert::{Alert, AlertId, AlertKey};
@@ -32,7 +35,7 @@ use crate::ports::{
     StoredAlert, before_deadline,
 };
 use crate::retry::{RetryPolicy, Rng};
-use crate::rules::{Mode, Rule, RuleSet, SymbolState, Verdict, evaluate};
+use crate::rules::{Cursor, Rule, RuleBook, SymbolRules, SymbolState};
 use crate::tick::{Symbol, Tick, TickError, Timestamp};
 
 /// How many times a symbol's state may be reloaded after losing a compare-and-set race within one
@@ -47,8 +50,8 @@ pub const STATE_CACHE_SYMBOLS_MAX: usize = 100_000;
 /// What the pipeline needs besides its ports. No `Default`: callers say what they want.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
-    /// The alert rules.
-    pub rules: RuleSet,
+    /// The alert rules at start ([`Pipeline::set_rules`] replaces them while it runs).
+    pub rules: Arc<RuleBook>,
     /// How port calls are retried.
     pub retry: RetryPolicy,
     /// Seed of the backoff jitter; fixed in tests for reproducible schedules.
@@ -61,8 +64,10 @@ pub struct Pipeline<S, N, C> {
     notifier: N,
     clock: C,
     config: PipelineConfig,
+    /// The rules in force; each batch takes the book current when it starts.
+    rules: std::sync::RwLock<Arc<RuleBook>>,
     batches: AtomicU64,
-    /// Cross mode: the last state this pipeline read or wrote per symbol.
+    /// The last state this pipeline read or wrote per symbol.
     states: std::sync::Mutex<HashMap<Symbol, SymbolState>>,
 }
 
@@ -80,31 +85,52 @@ pub enum Outcome {
 /// What an accepted tick did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Accepted {
-    /// Nothing to report (inside the band, or no zone change).
+    /// No rule fired.
     Quiet,
-    /// Cross mode: back inside the band; the symbol can alert again.
+    /// An `enter` rule's condition cleared: it can fire again.
     Rearmed,
-    /// Raised a new alert, now stored and announced. (Boxed: alerts are rare, and an unboxed alert
-    /// would make every outcome of a batch as large as one.)
-    Alerted(Box<Alert>),
-    /// Its alert was already stored (a redelivery, or the same tick twice); it was announced now
-    /// only if no earlier delivery had finished doing so.
+    /// Rules fired: one entry per alert, in rule order.
+    Alerts(Vec<AlertOutcome>),
+    /// Not newer than the newest tick seen for its symbol, so its stateful rules ignored it.
+    Stale,
+}
+
+impl Accepted {
+    /// The new alerts it raised (stored and announced now).
+    pub fn new_alerts(&self) -> impl Iterator<Item = &Alert> {
+        let outcomes: &[AlertOutcome] = match self {
+            Accepted::Alerts(outcomes) => outcomes,
+            _ => &[],
+        };
+        outcomes.iter().filter_map(|outcome| match outcome {
+            AlertOutcome::New(alert) => Some(&**alert),
+            AlertOutcome::Duplicate { .. } => None,
+        })
+    }
+}
+
+/// One alert of an accepted tick.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertOutcome {
+    /// Raised now, stored and announced. (Boxed: alerts are rare, and an unboxed alert would
+    /// make every outcome as large as one.)
+    New(Box<Alert>),
+    /// Already stored (a redelivery, or the same tick twice); announced now only if no earlier
+    /// delivery had finished doing so.
     Duplicate {
         /// The alert's id.
         alert_id: AlertId,
         /// Whether this delivery published it.
         announced_now: bool,
     },
-    /// Cross mode: not newer than its symbol's last state change, so it changes nothing.
-    Stale,
 }
 
 /// The pipeline step that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Committing symbol state with its alerts.
+    /// Committing symbol state with the alerts of stateful rules.
     Advance,
-    /// Storing level-mode alerts.
+    /// Storing the alerts of stateless rules.
     Insert,
     /// Looking up the alerts of redelivered ticks.
     Fetch,
@@ -139,9 +165,9 @@ impl Step {
 /// redelivery still needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailedSteps {
-    /// Committing symbol state with its alerts (cross mode): the tick is not evaluated yet.
+    /// Committing symbol state with its alerts: the tick is not evaluated yet.
     pub advance_state: u64,
-    /// Storing level-mode alerts: the alert is not stored yet.
+    /// Storing the alerts of stateless rules: not stored yet.
     pub insert_alert: u64,
     /// Looking up the alerts of redelivered ticks.
     pub fetch_alert: u64,
@@ -240,7 +266,7 @@ pub struct BatchStats {
     pub unannounced: u64,
     /// Alerts published by this batch (new ones and completed redeliveries).
     pub published: u64,
-    /// Messages whose alert already existed.
+    /// Alerts found already stored (their ticks were delivered before).
     pub duplicates: u64,
     /// Stale ticks.
     pub stale: u64,
@@ -258,13 +284,19 @@ impl BatchStats {
             Outcome::Accepted(accepted) => {
                 self.accepted += 1;
                 match accepted {
-                    Accepted::Alerted(_) => {
-                        self.alerts += 1;
-                        self.published += 1;
-                    }
-                    Accepted::Duplicate { announced_now, .. } => {
-                        self.duplicates += 1;
-                        self.published += u64::from(*announced_now);
+                    Accepted::Alerts(outcomes) => {
+                        for outcome in outcomes {
+                            match outcome {
+                                AlertOutcome::New(_) => {
+                                    self.alerts += 1;
+                                    self.published += 1;
+                                }
+                                AlertOutcome::Duplicate { announced_now, .. } => {
+                                    self.duplicates += 1;
+                                    self.published += u64::from(*announced_now);
+                                }
+                            }
+                        }
                     }
                     Accepted::Stale => self.stale += 1,
                     Accepted::Quiet | Accepted::Rearmed => {}
@@ -326,25 +358,38 @@ impl<E: PortError> StepError<E> {
     }
 }
 
-/// What happens to one tick of a group, before the store and notifier have answered. The rare
-/// variants are boxed so that a batch's fates stay small.
+/// What happens to one tick of a group, before the store and notifier have answered.
 #[derive(Clone, Debug)]
-enum Fate {
+struct Fate {
+    /// What the tick did besides alerting.
+    base: Base,
+    /// Its alerts (most ticks have none: an empty `Vec` does not allocate).
+    items: Vec<Item>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Base {
     Quiet,
     Rearmed,
     Stale,
-    /// Cross mode: raised by this evaluation; stored by `advance`.
+}
+
+/// One alert of a tick. Boxed so that a batch's fates stay small.
+#[derive(Clone, Debug)]
+enum Item {
+    /// Raised by a stateful rule; stored by `advance` with the state.
     Raised(Box<Alert>),
-    /// Level mode: stored by `insert`.
+    /// Raised by a stateless rule; stored by `insert`.
     Level(Box<Alert>),
-    /// A late or redelivered tick beyond a threshold: its alert may already exist.
+    /// A stale tick that satisfies a stateful rule: it may be the redelivery of the tick that
+    /// fired it, so its alert may exist.
     Candidate(Box<AlertKey>),
 }
 
 /// All ticks of one symbol in a batch.
 struct Group {
     symbol: Symbol,
-    rule: Rule,
+    rules: Arc<SymbolRules>,
     /// Message indices, in arrival order.
     members: Vec<usize>,
     /// Parallel to `members`, once evaluated.
@@ -382,6 +427,7 @@ where
             store,
             notifier,
             clock,
+            rules: std::sync::RwLock::new(config.rules.clone()),
             config,
             batches: AtomicU64::new(0),
             states: std::sync::Mutex::new(HashMap::new()),
@@ -394,8 +440,20 @@ where
     }
 
     /// The rules in force.
-    pub fn rules(&self) -> &RuleSet {
-        &self.config.rules
+    pub fn rules(&self) -> Arc<RuleBook> {
+        self.rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `rules` in force from the next batch on. A batch already running finishes under the
+    /// rules it started with.
+    pub fn set_rules(&self, rules: Arc<RuleBook>) {
+        *self
+            .rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = rules;
     }
 
     /// The store (for callers that also query it).
@@ -415,12 +473,13 @@ where
     ///
     /// ```
     /// use tickwatch_core::testing::{MemoryRig, block_on_ready};
-    /// use tickwatch_core::{Accepted, Mode, Outcome, PipelineConfig, Rule, RuleSet, Timestamp};
+    /// use tickwatch_core::{AlertOutcome, Band, Mode, Outcome, PipelineConfig, RuleBook, Timestamp};
     /// use tickwatch_core::retry::RetryPolicy;
     /// use tickwatch_core::tick::Field;
     ///
     /// let config = PipelineConfig {
-    ///     rules: RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, Mode::Cross)?),
+    ///     // The rules `high` (above 150) and `low` (below 50), firing on entering.
+    ///     rules: std::sync::Arc::new(RuleBook::from(Band::new(150.0, 50.0, 0.0, Mode::Cross)?)),
     ///     retry: RetryPolicy::new(3, 50, 1_000).expect("valid policy"),
     ///     jitter_seed: 1,
     /// };
@@ -432,10 +491,12 @@ where
     /// ];
     /// let report = block_on_ready(rig.pipeline.process(batch, None));
     ///
-    /// // The first tick enters the high zone: stored, announced. The second stays there. The
-    /// // third is not a tick at all, and says which field is wrong.
-    /// assert!(matches!(&report.outcomes[0].1, Outcome::Accepted(Accepted::Alerted(_))));
-    /// assert_eq!(report.outcomes[1].1, Outcome::Accepted(Accepted::Quiet));
+    /// // The first tick enters the high zone: `high` fires, its alert stored and announced. The
+    /// // second stays there. The third is not a tick at all, and says which field is wrong.
+    /// let Outcome::Accepted(first) = &report.outcomes[0].1 else { panic!("accepted") };
+    /// let alerts: Vec<_> = first.new_alerts().collect();
+    /// assert_eq!((alerts.len(), alerts[0].rule_id.as_str()), (1, "high"));
+    /// assert!(matches!(&report.outcomes[1].1, Outcome::Accepted(a) if a.new_alerts().count() == 0));
     /// assert!(matches!(&report.outcomes[2].1, Outcome::Rejected(e) if e.field() == Some(Field::Price)));
     /// assert_eq!((report.stats.alerts, report.stats.rejected), (1, 1));
     /// assert_eq!(rig.notifier.published().len(), 1);
@@ -476,8 +537,8 @@ where
         } = self.group_by_symbol(messages);
         let tick = |index: usize| ticks[index].expect("group members are valid ticks");
 
-        evaluate_level_groups(&mut groups, &tick, now);
-        self.settle_cross_groups(&mut groups, &tick, now, deadline, &mut rng)
+        evaluate_stateless_groups(&mut groups, &tick, now);
+        self.settle_stateful_groups(&mut groups, &tick, now, deadline, &mut rng)
             .await;
         let mut known: HashMap<AlertKey, Known> = HashMap::new();
         let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
@@ -497,9 +558,10 @@ where
         Rng::seeded(self.config.jitter_seed ^ batch_number.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
-    /// Splits a batch into its rejected messages and one group per symbol, each with the rule
-    /// that applies to it.
+    /// Splits a batch into its rejected messages and one group per symbol, each with the rules
+    /// that apply to it.
     fn group_by_symbol<Id>(&self, messages: Vec<(Id, Result<Tick, TickError>)>) -> Sorted<Id> {
+        let book = self.rules();
         let mut sorted = Sorted {
             ids: Vec::with_capacity(messages.len()),
             ticks: Vec::with_capacity(messages.len()),
@@ -515,7 +577,7 @@ where
                     let g = *group_of.entry(tick.symbol).or_insert_with(|| {
                         groups.push(Group {
                             symbol: tick.symbol,
-                            rule: *self.config.rules.rule_for(&tick.symbol),
+                            rules: book.for_symbol(&tick.symbol),
                             members: Vec::new(),
                             fates: Vec::new(),
                             failure: None,
@@ -587,8 +649,9 @@ where
         results
     }
 
-    /// Cross mode: load, evaluate and commit each symbol's state, reloading after lost races.
-    async fn settle_cross_groups(
+    /// Groups with stateful rules: evaluate and commit each symbol's state, reloading after lost
+    /// races.
+    async fn settle_stateful_groups(
         &self,
         groups: &mut [Group],
         tick: &impl Fn(usize) -> Tick,
@@ -601,8 +664,8 @@ where
         let mut pending: Vec<(usize, Option<SymbolState>)> = {
             let remembered = self.lock_states();
             (0..groups.len())
-                .filter(|&g| groups[g].rule.mode() == Mode::Cross)
-                .map(|g| (g, remembered.get(&groups[g].symbol).copied()))
+                .filter(|&g| groups[g].rules.stateful())
+                .map(|g| (g, remembered.get(&groups[g].symbol).cloned()))
                 .collect()
         };
         for _ in 0..CAS_ATTEMPTS_MAX {
@@ -613,18 +676,19 @@ where
             let mut changed_groups = Vec::new();
             for (g, prior) in pending.drain(..) {
                 let group = &mut groups[g];
-                let (fates, next) = plan_cross(group, prior, tick, now);
+                let (fates, next) = plan(group, prior.as_ref(), tick, now);
                 group.fates = fates;
                 if let Some(next) = next {
                     changes.push(Advance {
                         symbol: group.symbol,
-                        expected_last_seen: prior.map(|state| state.last_seen),
+                        expected_last_seen: prior.as_ref().map(|state| state.last_seen),
                         next,
                         alerts: group
                             .fates
                             .iter()
-                            .filter_map(|fate| match fate {
-                                Fate::Raised(alert) => Some(**alert),
+                            .flat_map(|fate| &fate.items)
+                            .filter_map(|item| match item {
+                                Item::Raised(alert) => Some(**alert),
                                 _ => None,
                             })
                             .collect(),
@@ -639,10 +703,10 @@ where
                 .await;
             for ((&g, change), result) in changed_groups.iter().zip(&changes).zip(results) {
                 match result {
-                    Ok(Advanced::Applied) => self.remember(change.symbol, change.next),
+                    Ok(Advanced::Applied) => self.remember(change.symbol, change.next.clone()),
                     Ok(Advanced::Conflict(current)) => {
-                        match current {
-                            Some(state) => self.remember(change.symbol, state),
+                        match &current {
+                            Some(state) => self.remember(change.symbol, state.clone()),
                             None => self.forget(&change.symbol),
                         }
                         pending.push((g, current));
@@ -688,7 +752,7 @@ where
         self.lock_states().remove(symbol);
     }
 
-    /// Level mode: store each distinct alert once.
+    /// Stateless rules: store each distinct alert once.
     async fn insert_level_alerts(
         &self,
         groups: &mut [Group],
@@ -697,8 +761,8 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let (alerts, owners) = owned_items(groups, |fate| match fate {
-            Fate::Level(alert) => Some((alert.key(), **alert)),
+        let (alerts, owners) = owned_items(groups, |item| match item {
+            Item::Level(alert) => Some((alert.key(), **alert)),
             _ => None,
         });
         let results = self
@@ -720,8 +784,8 @@ where
             }
         }
         for group in groups.iter().filter(|g| g.ok()) {
-            for fate in &group.fates {
-                if let Fate::Raised(alert) = fate {
+            for item in group.fates.iter().flat_map(|fate| &fate.items) {
+                if let Item::Raised(alert) = item {
                     known.insert(alert.key(), Known::New);
                     stored.insert(alert.key(), **alert);
                 }
@@ -738,8 +802,8 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let (keys, owners) = owned_items(groups, |fate| match fate {
-            Fate::Candidate(key) if !known.contains_key(key) => Some((**key, **key)),
+        let (keys, owners) = owned_items(groups, |item| match item {
+            Item::Candidate(key) if !known.contains_key(key) => Some((**key, **key)),
             _ => None,
         });
         let results = self
@@ -771,11 +835,10 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) -> HashSet<AlertKey> {
-        let (alerts, owners) = owned_items(groups, |fate| {
-            let key = match fate {
-                Fate::Raised(alert) | Fate::Level(alert) => alert.key(),
-                Fate::Candidate(key) => **key,
-                _ => return None,
+        let (alerts, owners) = owned_items(groups, |item| {
+            let key = match item {
+                Item::Raised(alert) | Item::Level(alert) => alert.key(),
+                Item::Candidate(key) => **key,
             };
             let pending = matches!(
                 known.get(&key),
@@ -869,22 +932,10 @@ struct Sorted<Id> {
     groups: Vec<Group>,
 }
 
-/// Level mode needs no state: each tick's fate follows from the tick alone.
-fn evaluate_level_groups(groups: &mut [Group], tick: &impl Fn(usize) -> Tick, now: Timestamp) {
-    for group in groups.iter_mut().filter(|g| g.rule.mode() == Mode::Level) {
-        group.fates = group
-            .members
-            .iter()
-            .map(|&i| {
-                let t = tick(i);
-                match evaluate(&group.rule, None, &t).0 {
-                    Verdict::Alert(kind) => {
-                        Fate::Level(Box::new(build_alert(&group.rule, &t, kind, now)))
-                    }
-                    _ => Fate::Quiet,
-                }
-            })
-            .collect();
+/// Groups without stateful rules need no state: each tick's fate follows from the tick alone.
+fn evaluate_stateless_groups(groups: &mut [Group], tick: &impl Fn(usize) -> Tick, now: Timestamp) {
+    for group in groups.iter_mut().filter(|g| !g.rules.stateful()) {
+        group.fates = plan(group, None, tick, now).0;
     }
 }
 
@@ -907,8 +958,8 @@ fn report<Id>(
             && failure.step.leaves_alerts_stored()
         {
             // The group's new alerts are stored; only their announcement failed.
-            for fate in &group.fates {
-                if let Fate::Raised(alert) | Fate::Level(alert) = fate
+            for item in group.fates.iter().flat_map(|fate| &fate.items) {
+                if let Item::Raised(alert) | Item::Level(alert) = item
                     && matches!(known.get(&alert.key()), Some(Known::New))
                     && !announced.contains(&alert.key())
                 {
@@ -954,14 +1005,14 @@ fn report<Id>(
 /// group that first carried it: the group that fails if the item's step fails.
 fn owned_items<K: Eq + std::hash::Hash, T>(
     groups: &[Group],
-    mut pick: impl FnMut(&Fate) -> Option<(K, T)>,
+    mut pick: impl FnMut(&Item) -> Option<(K, T)>,
 ) -> (Vec<T>, Vec<usize>) {
     let mut items = Vec::new();
     let mut owners = Vec::new();
     let mut seen = HashSet::new();
     for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
-        for fate in &group.fates {
-            if let Some((key, item)) = pick(fate)
+        for item in group.fates.iter().flat_map(|fate| &fate.items) {
+            if let Some((key, item)) = pick(item)
                 && seen.insert(key)
             {
                 items.push(item);
@@ -972,65 +1023,68 @@ fn owned_items<K: Eq + std::hash::Hash, T>(
     (items, owners)
 }
 
-/// Evaluates a cross-mode group from `prior`. Returns each tick's fate and the new state, if the
-/// state changed.
-fn plan_cross(
+/// Evaluates a group from `prior` (its symbol's state, or none). Returns each tick's fate and the
+/// new state, if any tick moved it.
+fn plan(
     group: &Group,
-    prior: Option<SymbolState>,
+    prior: Option<&SymbolState>,
     tick: &impl Fn(usize) -> Tick,
     now: Timestamp,
 ) -> (Vec<Fate>, Option<SymbolState>) {
-    let mut state = prior;
+    let rules = group.rules.rules();
+    let mut cursor = Cursor::new(&group.rules, prior);
     let fates = group
         .members
         .iter()
         .map(|&i| {
             let t = tick(i);
-            let (verdict, next) = evaluate(&group.rule, state, &t);
-            if next.is_some() {
-                state = next;
+            let evaluation = cursor.step(&t);
+            let mut items = Vec::new();
+            for &index in &evaluation.fired {
+                let alert = Box::new(build_alert(&rules[index], &t, now));
+                items.push(if group.rules.keeps_state(index) {
+                    Item::Raised(alert)
+                } else {
+                    Item::Level(alert)
+                });
             }
-            match verdict {
-                Verdict::Alert(kind) => {
-                    Fate::Raised(Box::new(build_alert(&group.rule, &t, kind, now)))
-                }
-                Verdict::Rearm => Fate::Rearmed,
-                Verdict::Quiet => Fate::Quiet,
-                // A late tick beyond a threshold may be the redelivery of one that raised an alert
-                // whose announcement did not finish: look it up.
-                Verdict::Stale => match group.rule.beyond(t.price.get()) {
-                    Some(kind) => Fate::Candidate(Box::new(AlertKey {
-                        symbol: t.symbol,
-                        at: t.at,
-                        kind,
-                    })),
-                    None => Fate::Stale,
-                },
+            for &index in &evaluation.maybe_fired {
+                items.push(Item::Candidate(Box::new(AlertKey {
+                    symbol: t.symbol,
+                    at: t.at,
+                    rule: rules[index].id(),
+                })));
             }
+            let base = if evaluation.stale {
+                Base::Stale
+            } else if evaluation.rearmed {
+                Base::Rearmed
+            } else {
+                Base::Quiet
+            };
+            Fate { base, items }
         })
         .collect();
-    (fates, if state == prior { None } else { state })
+    (fates, cursor.finish())
 }
 
-/// Builds the alert a tick raises under `rule`.
-pub fn build_alert(
-    rule: &Rule,
-    tick: &Tick,
-    kind: crate::alert::AlertKind,
-    now: Timestamp,
-) -> Alert {
+/// Builds the alert `rule` raises on `tick`.
+pub fn build_alert(rule: &Rule, tick: &Tick, now: Timestamp) -> Alert {
     let key = AlertKey {
         symbol: tick.symbol,
         at: tick.at,
-        kind,
+        rule: rule.id(),
     };
+    let condition = rule.condition();
     Alert {
         alert_id: key.id(),
+        rule_id: rule.id(),
+        label: rule.label(),
         symbol: tick.symbol,
-        kind,
+        kind: condition.kind(),
         price: tick.price,
-        threshold: rule.threshold(kind),
-        mode: rule.mode(),
+        threshold: condition.threshold(),
+        fire: rule.fire(),
         timestamp: tick.at,
         processed_at: now,
     }
@@ -1045,24 +1099,35 @@ fn resolve(
 ) -> Accepted {
     // The first message of the batch carrying an alert owns it: it alone reports the alert as
     // raised or announced, so counts add up to what was stored and published.
-    let duplicate = |key: AlertKey, first: bool| Accepted::Duplicate {
+    let duplicate = |key: AlertKey, first: bool| AlertOutcome::Duplicate {
         alert_id: key.id(),
         announced_now: first && announced.contains(&key),
     };
-    match fate {
-        Fate::Quiet => Accepted::Quiet,
-        Fate::Rearmed => Accepted::Rearmed,
-        Fate::Stale => Accepted::Stale,
-        Fate::Raised(alert) | Fate::Level(alert) => {
-            let first = owner_seen.insert(alert.key());
-            match known.get(&alert.key()) {
-                Some(Known::New) if first => Accepted::Alerted(alert.clone()),
-                _ => duplicate(alert.key(), first),
+    let outcomes: Vec<AlertOutcome> = fate
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Raised(alert) | Item::Level(alert) => {
+                let first = owner_seen.insert(alert.key());
+                Some(match known.get(&alert.key()) {
+                    Some(Known::New) if first => AlertOutcome::New(alert.clone()),
+                    _ => duplicate(alert.key(), first),
+                })
             }
-        }
-        Fate::Candidate(key) => match known.get(&**key) {
-            Some(Known::Existing { .. } | Known::New) => duplicate(**key, owner_seen.insert(**key)),
-            _ => Accepted::Stale,
-        },
+            Item::Candidate(key) => match known.get(&**key) {
+                Some(Known::Existing { .. } | Known::New) => {
+                    Some(duplicate(**key, owner_seen.insert(**key)))
+                }
+                _ => None,
+            },
+        })
+        .collect();
+    if !outcomes.is_empty() {
+        return Accepted::Alerts(outcomes);
+    }
+    match fate.base {
+        Base::Quiet => Accepted::Quiet,
+        Base::Rearmed => Accepted::Rearmed,
+        Base::Stale => Accepted::Stale,
     }
 }

@@ -114,7 +114,7 @@ pub struct Advance {
 }
 
 /// What an [`Advance`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Advanced {
     /// The state moved and the alerts are stored (new, not notified).
     Applied,
@@ -243,4 +243,48 @@ impl<T: Clock> Clock for std::sync::Arc<T> {
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         T::sleep(self, duration)
     }
+}
+
+/// Rules as the store holds them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRules {
+    /// The store's change counter: every committed change moves it up by one.
+    pub version: u64,
+    /// The valid rules.
+    pub rules: Vec<crate::rules::Rule>,
+    /// Rules the store holds that do not validate (written by hand, or by a newer release): the
+    /// pipeline skips them, and says so.
+    pub invalid: Vec<InvalidRule>,
+}
+
+/// A stored rule that does not validate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvalidRule {
+    /// Its id as stored (any text).
+    pub id: String,
+    /// What is wrong with it.
+    pub error: crate::rules::RulesError,
+}
+
+/// Where rules live (a SQLite database, a DynamoDB table). A store that has never been written
+/// holds no version: then the base rules (the configuration's, or the defaults) are in force.
+pub trait RuleStore: Send + Sync {
+    /// The adapter's error.
+    type Error: PortError;
+
+    /// The change counter, cheaply (one row, one item); `None` if no rule was ever written.
+    fn rules_version(&self) -> impl Future<Output = Result<Option<u64>, Self::Error>> + Send;
+
+    /// Every rule, with the version they were read at; `None` if no rule was ever written.
+    fn load_rules(&self) -> impl Future<Output = Result<Option<StoredRules>, Self::Error>> + Send;
+
+    /// Stores `put` (replacing rules with the same id) and deletes `remove`, moving the version
+    /// from `expected` (`None`: never written) up by one, atomically. `Ok(false)`: the version was
+    /// not `expected` (another writer came first) and nothing changed.
+    fn commit_rules(
+        &self,
+        expected: Option<u64>,
+        put: &[crate::rules::Rule],
+        remove: &[crate::rules::RuleId],
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }

@@ -10,7 +10,7 @@ use tickwatch_core::ports::{
 };
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryStore, spec_config};
-use tickwatch_core::{Accepted, Alert, AlertKey, Mode, Outcome, Pipeline, Timestamp};
+use tickwatch_core::{Accepted, Alert, AlertKey, AlertOutcome, Mode, Outcome, Pipeline, Timestamp};
 use tokio::sync::oneshot;
 
 const NOW_MS: i64 = 1_795_703_400_000;
@@ -181,19 +181,27 @@ fn messages() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// What each message did; the specification's rules raise at most one alert per tick.
 fn labels(outcomes: &[(String, Outcome)]) -> Vec<&'static str> {
     outcomes
         .iter()
         .map(|(_, outcome)| match outcome {
-            Outcome::Accepted(Accepted::Alerted(_)) => "alerted",
-            Outcome::Accepted(Accepted::Duplicate {
-                announced_now: false,
-                ..
-            }) => "duplicate",
-            Outcome::Accepted(Accepted::Duplicate {
-                announced_now: true,
-                ..
-            }) => "duplicate, announced now",
+            Outcome::Accepted(Accepted::Alerts(alerts)) => match alerts.as_slice() {
+                [AlertOutcome::New(_)] => "alerted",
+                [
+                    AlertOutcome::Duplicate {
+                        announced_now: false,
+                        ..
+                    },
+                ] => "duplicate",
+                [
+                    AlertOutcome::Duplicate {
+                        announced_now: true,
+                        ..
+                    },
+                ] => "duplicate, announced now",
+                _ => "several alerts",
+            },
             Outcome::Accepted(Accepted::Stale) => "stale",
             Outcome::Accepted(Accepted::Quiet) => "quiet",
             Outcome::Accepted(Accepted::Rearmed) => "rearmed",

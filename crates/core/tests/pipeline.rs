@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use tickwatch_core::ports::ErrorClass::{Permanent, Transient};
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::rules::{SymbolState, Zone};
-use tickwatch_core::testing::{Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op};
+use tickwatch_core::rules::{Fire, Phase, RuleState, SymbolState};
+use tickwatch_core::testing::{
+    Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op, spec_rules,
+};
 use tickwatch_core::{
-    Accepted, Alert, AlertKind, BatchReport, Mode, Outcome, Pipeline, PipelineConfig, Rule,
-    RuleSet, Symbol, Timestamp,
+    Accepted, Alert, AlertKind, AlertOutcome, Band, BandSet, BatchReport, Mode, Outcome, Pipeline,
+    PipelineConfig, RuleBook, RuleId, Symbol, Timestamp,
 };
 
 const NOW_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
@@ -31,12 +33,10 @@ impl Harness {
 }
 
 fn harness(mode: Mode) -> Harness {
-    harness_with(RuleSet::uniform(
-        Rule::new(150.0, 50.0, 0.0, mode).expect("valid"),
-    ))
+    harness_with(spec_rules(mode))
 }
 
-fn harness_with(rules: RuleSet) -> Harness {
+fn harness_with(rules: Arc<RuleBook>) -> Harness {
     let config = PipelineConfig {
         rules,
         retry: RetryPolicy::new(3, 10, 200).expect("valid"),
@@ -80,30 +80,65 @@ fn batch(items: &[(&str, String)]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A compact view of outcomes: `A:HIGH`, `Q`, `R`, `S`, `D`, `D*` (duplicate announced now),
-/// `X:code` (rejected), `F:step`.
+/// `X:code` (rejected), `F:step`; a tick with several alerts joins them with `+`.
 fn summary(outcomes: &[(String, Outcome)]) -> Vec<String> {
     outcomes
         .iter()
         .map(|(id, outcome)| {
             let what = match outcome {
-                Outcome::Accepted(Accepted::Alerted(alert)) => format!("A:{}", alert.kind),
+                Outcome::Accepted(Accepted::Alerts(alerts)) => alerts
+                    .iter()
+                    .map(|alert| match alert {
+                        AlertOutcome::New(alert) => format!("A:{}", alert.kind),
+                        AlertOutcome::Duplicate {
+                            announced_now: false,
+                            ..
+                        } => "D".into(),
+                        AlertOutcome::Duplicate {
+                            announced_now: true,
+                            ..
+                        } => "D*".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+"),
                 Outcome::Accepted(Accepted::Quiet) => "Q".into(),
                 Outcome::Accepted(Accepted::Rearmed) => "R".into(),
                 Outcome::Accepted(Accepted::Stale) => "S".into(),
-                Outcome::Accepted(Accepted::Duplicate {
-                    announced_now: false,
-                    ..
-                }) => "D".into(),
-                Outcome::Accepted(Accepted::Duplicate {
-                    announced_now: true,
-                    ..
-                }) => "D*".into(),
                 Outcome::Rejected(error) => format!("X:{}", error.code()),
                 Outcome::Failed(failure) => format!("F:{}", failure.step.as_str()),
             };
             format!("{id}={what}")
         })
         .collect()
+}
+
+fn rule_id(text: &str) -> RuleId {
+    RuleId::parse(text).expect("valid")
+}
+
+/// The state of a rule that fired on entering (no cooldown, so no time of the last alert).
+fn fired(rule: &str) -> RuleState {
+    RuleState {
+        rule: rule_id(rule),
+        version: 1,
+        phase: Phase::Fired,
+        last_alert: None,
+    }
+}
+
+/// The rules of a symbol's stored state that are not armed, as `rule=phase`.
+fn rule_phases(h: &Harness, symbol: &str) -> Vec<String> {
+    h.store
+        .state(&sym(symbol))
+        .map(|state| {
+            state
+                .rules
+                .iter()
+                .filter(|r| r.phase != Phase::Armed)
+                .map(|r| format!("{}={}", r.rule, r.phase.as_str()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn published_ids(h: &Harness) -> Vec<String> {
@@ -180,12 +215,16 @@ async fn alerts_carry_the_rule_and_the_injected_clock() {
     assert_eq!(alert.kind, AlertKind::High);
     assert_eq!(alert.price.get(), 151.25);
     assert_eq!(alert.threshold, 150.0);
-    assert_eq!(alert.mode, Mode::Cross);
+    assert_eq!(alert.rule_id, rule_id("high"));
+    assert_eq!(alert.label, None);
+    assert_eq!(alert.fire, Fire::Enter);
     assert_eq!(alert.timestamp, ts(1_795_700_001_000));
     assert_eq!(alert.processed_at, ts(NOW_MS));
     assert_eq!(alert.alert_id, alert.key().id());
     let json = serde_json::to_value(alert).expect("serialisable");
     assert_eq!(json["kind"], "HIGH");
+    assert_eq!(json["rule_id"], "high");
+    assert_eq!(json["fire"], "enter");
     assert_eq!(json["timestamp"], "2026-11-26T13:33:21.000Z");
     assert_eq!(
         serde_json::from_value::<Alert>(json).expect("round trip"),
@@ -269,10 +308,8 @@ async fn ticks_of_a_symbol_are_evaluated_in_arrival_order_and_older_ones_are_sta
         [AlertKind::Low, AlertKind::High],
         "a symbol's alerts go out in the order they were raised"
     );
-    assert_eq!(
-        h.store.state(&sym("AAPL")).map(|s| s.zone),
-        Some(Zone::High)
-    );
+    // The zone the band used to keep is now the state of its rules: `high` has fired.
+    assert_eq!(rule_phases(&h, "AAPL"), ["high=fired"]);
 }
 
 #[tokio::test]
@@ -286,9 +323,8 @@ async fn cross_mode_state_carries_over_batches_and_stale_ticks_change_nothing() 
     // raised an alert, so it is stale rather than a duplicate.
     assert_eq!(summary(&report.outcomes), ["b=Q", "c=S"]);
     let expected = SymbolState {
-        zone: Zone::High,
-        since: ts(1_795_700_010_000),
         last_seen: ts(1_795_700_011_000),
+        rules: vec![fired("high")],
     };
     assert_eq!(h.store.state(&sym("AAPL")), Some(expected));
     assert_eq!(published_ids(&h).len(), 1);
@@ -296,12 +332,12 @@ async fn cross_mode_state_carries_over_batches_and_stale_ticks_change_nothing() 
 
 #[tokio::test]
 async fn per_symbol_overrides_apply_in_the_pipeline() {
-    let base = Rule::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid");
-    let rules = RuleSet::uniform(base).with_override(
+    let base = Band::new(150.0, 50.0, 0.0, Mode::Cross).expect("valid");
+    let bands = BandSet::uniform(base).with_override(
         sym("AAPL"),
-        Rule::new(200.0, 120.0, 0.0, Mode::Level).expect("valid"),
+        Band::new(200.0, 120.0, 0.0, Mode::Level).expect("valid"),
     );
-    let h = harness_with(rules);
+    let h = harness_with(Arc::new(RuleBook::try_from(&bands).expect("valid")));
     let report = h
         .process(&[
             ("a1", body("AAPL", 160.0, 1)),
@@ -320,7 +356,10 @@ async fn per_symbol_overrides_apply_in_the_pipeline() {
         .into_iter()
         .find(|a| a.symbol == sym("AAPL"))
         .expect("AAPL alert");
-    assert_eq!((low.threshold, low.mode), (120.0, Mode::Level));
+    assert_eq!(
+        (low.threshold, low.fire, low.rule_id),
+        (120.0, Fire::Every, rule_id("low.AAPL"))
+    );
 }
 
 /// Every valid message of the mixed batch that concerns AAPL or MSFT (the alerting ones).
@@ -573,12 +612,11 @@ async fn a_lost_compare_and_set_race_re_evaluates_against_the_winner() {
     let h = harness(Mode::Cross);
     // Another invocation moved AAPL into the high zone at t=5 between our load and our write.
     let winner = SymbolState {
-        zone: Zone::High,
-        since: ts(1_795_700_005_000),
         last_seen: ts(1_795_700_005_000),
+        rules: vec![fired("high")],
     };
     h.store
-        .interfere_before_advance(vec![(sym("AAPL"), winner)], 1);
+        .interfere_before_advance(vec![(sym("AAPL"), winner.clone())], 1);
     let report = h.process(&[("a", body("AAPL", 160.0, 10))]).await;
     assert_eq!(
         summary(&report.outcomes),
@@ -611,9 +649,8 @@ async fn endless_races_fail_the_message_for_redelivery() {
             vec![(
                 sym("AAPL"),
                 SymbolState {
-                    zone: Zone::Low,
-                    since: at,
                     last_seen: at,
+                    rules: vec![fired("low")],
                 },
             )]
         })
@@ -700,9 +737,8 @@ async fn a_remembered_state_that_went_stale_costs_a_retry_not_a_wrong_answer() {
     h.process(&[("a", body("AAPL", 160.0, 1))]).await;
     // Another worker re-armed AAPL at t=5; this pipeline still remembers "high since t=1".
     let rearmed = SymbolState {
-        zone: Zone::Normal,
-        since: ts(1_795_700_005_000),
         last_seen: ts(1_795_700_005_000),
+        rules: Vec::new(),
     };
     h.store.set_state(sym("AAPL"), rearmed);
     let report = h.process(&[("b", body("AAPL", 160.0, 10))]).await;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use tickwatch_core::ports::ErrorClass;
 use tickwatch_core::retry::RetryPolicy;
+use tickwatch_core::rules::{Condition, Fire, Label, RuleDoc, RuleId, SymbolPattern, SymbolState};
 use tickwatch_core::testing::{
     Fault, ManualClock, MemoryNotifier, MemoryRig, MemoryStore, Op, block_on_ready, spec_config,
 };
-use tickwatch_core::{Mode, Outcome, Pipeline, Timestamp};
+use tickwatch_core::{Mode, Outcome, Pipeline, PipelineConfig, Rule, RuleBook, Symbol, Timestamp};
 
 type Memory = Pipeline<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<ManualClock>>;
 
@@ -62,6 +63,11 @@ fn process(pipeline: &Memory, bodies: &[(usize, String)]) -> Vec<(usize, Outcome
     block_on_ready(pipeline.process(messages, None)).outcomes
 }
 
+/// Whether an outcome reports an alert raised (stored and announced) by this delivery.
+fn raised_new_alert(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Accepted(accepted) if accepted.new_alerts().next().is_some())
+}
+
 fn alert_ids(store: &MemoryStore) -> BTreeSet<String> {
     store
         .alerts()
@@ -96,8 +102,7 @@ proptest! {
         let subset: Vec<(usize, String)> = redeliver.iter().map(|i| numbered[i.index(numbered.len())].clone()).collect();
         for batch in batches(&subset, &redeliver_sizes) {
             for (_, outcome) in process(&pipeline, &batch) {
-                let raised = matches!(outcome, Outcome::Accepted(tickwatch_core::Accepted::Alerted(_)));
-                prop_assert!(!raised, "a redelivery raised a new alert: {:?}", outcome);
+                prop_assert!(!raised_new_alert(&outcome), "a redelivery raised a new alert: {:?}", outcome);
             }
         }
         prop_assert_eq!(alert_ids(&store), alerts_before);
@@ -222,8 +227,7 @@ proptest! {
         prop_assert_eq!(published.iter().cloned().collect::<BTreeSet<_>>(), alerts.clone());
         for worker in [&one, &two] {
             for (_, outcome) in process(worker, &numbered) {
-                let raised = matches!(outcome, Outcome::Accepted(tickwatch_core::Accepted::Alerted(_)));
-                prop_assert!(!raised, "a redelivery raised a new alert: {:?}", outcome);
+                prop_assert!(!raised_new_alert(&outcome), "a redelivery raised a new alert: {:?}", outcome);
             }
         }
         prop_assert_eq!(alert_ids(&store), alerts);
@@ -236,7 +240,7 @@ proptest! {
 fn verdict(outcome: &Outcome) -> &'static str {
     use tickwatch_core::Accepted;
     match outcome {
-        Outcome::Accepted(Accepted::Alerted(_) | Accepted::Duplicate { .. }) => "alert",
+        Outcome::Accepted(Accepted::Alerts(_)) => "alert",
         Outcome::Accepted(Accepted::Quiet) => "quiet",
         Outcome::Accepted(Accepted::Rearmed) => "rearmed",
         Outcome::Accepted(Accepted::Stale) => "stale",
@@ -301,4 +305,162 @@ fn a_late_crossing_is_stale_in_one_batch_as_in_two() {
     }
     assert!(together_store.alerts().is_empty());
     assert!(apart_store.alerts().is_empty());
+}
+
+/// The symbols of the many-rules property, named so that exact, prefix and `*` rules overlap.
+const MANY_SYMBOLS: [&str; 6] = ["AAPL", "AAPM", "AMZN", "BTC-USD", "BTC-EUR", "ETH-USD"];
+/// The patterns its rules watch (besides each exact symbol).
+const MANY_PATTERNS: [&str; 6] = ["*", "A*", "AA*", "AAPL*", "BTC-*", "E*"];
+
+/// One random rule, numbered `n`: any pattern, above or below a threshold near the ticks' prices,
+/// any firing policy with the options it allows (a cooldown for `every` and `enter`, hysteresis
+/// for `enter`), sometimes an exception, an expiry, a label, or paused.
+fn random_rule(n: usize) -> impl Strategy<Value = Rule> {
+    (
+        0..MANY_SYMBOLS.len() + MANY_PATTERNS.len(),
+        any::<bool>(),
+        prop_oneof![Just(50.0), Just(100.0), Just(150.0), 30.0..170.0f64],
+        0..3usize,
+        prop::option::weighted(0.4, 1..10u64),
+        prop_oneof![3 => Just(0.0), 1 => 0.5..20.0f64],
+        prop::option::weighted(0.2, 0..MANY_SYMBOLS.len()),
+        prop::option::weighted(0.2, 0..40i64),
+        prop::option::weighted(0.2, Just(())),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            move |(
+                pattern,
+                above,
+                threshold,
+                fire,
+                cooldown,
+                hysteresis,
+                except,
+                expires,
+                label,
+                paused,
+            )| {
+                let symbols = match pattern.checked_sub(MANY_SYMBOLS.len()) {
+                    Some(p) => MANY_PATTERNS[p],
+                    None => MANY_SYMBOLS[pattern],
+                };
+                let threshold = (threshold * 100.0f64).round() / 100.0;
+                let condition = if above {
+                    Condition::Above(threshold)
+                } else {
+                    Condition::Below(threshold)
+                };
+                let fire = [Fire::Every, Fire::Enter, Fire::Once][fire];
+                let doc = RuleDoc {
+                    except: except
+                        .map(|s| Symbol::parse(MANY_SYMBOLS[s]).expect("valid"))
+                        .into_iter()
+                        .collect(),
+                    hysteresis: if fire == Fire::Enter { hysteresis } else { 0.0 },
+                    cooldown_seconds: cooldown.filter(|_| fire != Fire::Once),
+                    expires_at: expires.map(|second| {
+                        Timestamp::from_epoch_ms(1_795_700_000_000 + second * 1000).expect("valid")
+                    }),
+                    label: label.map(|()| Label::parse(&format!("rule {n}")).expect("valid")),
+                    paused,
+                    ..RuleDoc::new(
+                        RuleId::parse(&format!("r{n}")).expect("valid"),
+                        symbols.parse::<SymbolPattern>().expect("valid"),
+                        condition,
+                        fire,
+                    )
+                };
+                Rule::from_doc(doc).expect("generated rules are valid")
+            },
+        )
+}
+
+/// 5 to 40 random rules with distinct ids.
+fn many_rules() -> impl Strategy<Value = Vec<Rule>> {
+    (5..=40usize).prop_flat_map(|count| (0..count).map(random_rule).collect::<Vec<_>>())
+}
+
+/// A tick of one of [`MANY_SYMBOLS`]: a price around the rules' thresholds, a time in a small
+/// window (whole or half seconds, so cooldowns, duplicates and late ticks are common).
+fn many_rules_tick() -> impl Strategy<Value = String> {
+    (
+        0..MANY_SYMBOLS.len(),
+        prop_oneof![Just(50.0), Just(100.0), Just(150.0), 20.0..180.0f64],
+        0..80i64,
+    )
+        .prop_map(|(s, price, half_seconds)| {
+            let price = (price * 100.0).round() / 100.0;
+            format!(
+                r#"{{"symbol":"{}","price":{price},"timestamp":{}}}"#,
+                MANY_SYMBOLS[s],
+                1_795_700_000_000 + half_seconds * 500
+            )
+        })
+}
+
+/// Every symbol's stored state.
+fn states(store: &MemoryStore) -> Vec<Option<SymbolState>> {
+    MANY_SYMBOLS
+        .iter()
+        .map(|s| store.state(&Symbol::parse(s).expect("valid")))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Many rules of every kind over overlapping symbols: processing a sequence of ticks, then
+    /// redelivering any subset of it, in any order and any batches, through the same worker or a
+    /// fresh one sharing the store, stores no new alert, announces nothing again and changes no
+    /// symbol's state.
+    #[test]
+    fn with_many_rules_redelivery_adds_no_alert_and_moves_no_state(
+        rules in many_rules(),
+        bodies in prop::collection::vec(many_rules_tick(), 1..60),
+        sizes in prop::collection::vec(1..25usize, 1..5),
+        redeliver in prop::collection::vec(any::<prop::sample::Index>(), 1..60),
+        redeliver_sizes in prop::collection::vec(1..25usize, 1..5),
+        fresh_worker in any::<bool>(),
+    ) {
+        let store = Arc::new(MemoryStore::new());
+        let notifier = Arc::new(MemoryNotifier::new());
+        let clock = Arc::new(ManualClock::at(Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid")));
+        let book = Arc::new(RuleBook::new(rules).expect("distinct ids"));
+        let worker = || {
+            let config = PipelineConfig {
+                rules: book.clone(),
+                retry: RetryPolicy::new(2, 10, 100).expect("valid"),
+                jitter_seed: 1,
+            };
+            Pipeline::new(config, store.clone(), notifier.clone(), clock.clone())
+        };
+        let first = worker();
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        for batch in batches(&numbered, &sizes) {
+            for (_, outcome) in process(&first, &batch) {
+                prop_assert!(!matches!(outcome, Outcome::Failed(_) | Outcome::Rejected(_)), "{:?}", outcome);
+            }
+        }
+        let alerts_before = alert_ids(&store);
+        let states_before = states(&store);
+        let published_before = notifier.published().len();
+        prop_assert_eq!(published_before, alerts_before.len(), "each alert published once");
+        prop_assert!(store.alerts().iter().all(|s| s.notified));
+
+        let again = if fresh_worker { worker() } else { first };
+        let subset: Vec<(usize, String)> = redeliver
+            .iter()
+            .map(|i| numbered[i.index(numbered.len())].clone())
+            .collect();
+        for batch in batches(&subset, &redeliver_sizes) {
+            for (_, outcome) in process(&again, &batch) {
+                prop_assert!(!matches!(outcome, Outcome::Failed(_)), "{:?}", outcome);
+                prop_assert!(!raised_new_alert(&outcome), "a redelivery raised a new alert: {:?}", outcome);
+            }
+        }
+        prop_assert_eq!(alert_ids(&store), alerts_before);
+        prop_assert_eq!(states(&store), states_before);
+        prop_assert_eq!(notifier.published().len(), published_before);
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! The resources (`ALERTS_TABLE_NAME`, `STATE_TABLE_NAME`, `ALERTS_TOPIC_ARN`,
 //! `DEAD_LETTER_QUEUE_URL`) and the rules (`HIGH_THRESHOLD`, `LOW_THRESHOLD`, `ALERT_MODE`,
-//! `HYSTERESIS`, `RULES`) are read by [`tickwatch_aws::deploy`], the one reader `tickwatch
+//! `HYSTERESIS`, `RULES`, and the rules table: `RULES_TABLE`, `RULES_REFRESH_SECONDS`) are read
+//! by [`tickwatch_aws::deploy`], the one reader `tickwatch
 //! sqs-worker` uses too, so the worker and the function given the same environment evaluate the
 //! same way; its documentation has the table of those variables. Only the function reads:
 //!
@@ -17,7 +18,6 @@
 //! empty values rather than leaving a variable out).
 
 use tickwatch_aws::deploy::{Resources, RuleSettings, optional};
-use tickwatch_core::RuleSet;
 use tracing::level_filters::LevelFilter;
 
 /// A variable that cannot be used (the shared [`tickwatch_aws::SettingError`]).
@@ -31,8 +31,9 @@ pub const SERVICE_NAME_DEFAULT: &str = "tickwatch";
 pub struct FunctionConfig {
     /// The tables, the topic and the dead-letter queue.
     pub resources: Resources,
-    /// The rules: thresholds, mode and hysteresis as the default, `RULES` as overrides.
-    pub rules: RuleSet,
+    /// The rules: thresholds, mode and hysteresis as the default band, `RULES` as per-symbol
+    /// bands (together the base rules), and the rules table, if any.
+    pub rules: RuleSettings,
     /// `LOG_LEVEL`.
     pub log_level: LevelFilter,
     /// The metrics `Service` dimension (`AWS_LAMBDA_FUNCTION_NAME`).
@@ -46,7 +47,7 @@ impl FunctionConfig {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<FunctionConfig, ConfigError> {
         let resources = Resources::from_variables(&lookup)?;
-        let rules = RuleSettings::from_variables(&lookup)?.into_rules();
+        let rules = RuleSettings::from_variables(&lookup)?;
         let log_level = match optional(&lookup, "LOG_LEVEL") {
             None => LevelFilter::INFO,
             Some(text) => text
@@ -114,13 +115,18 @@ mod tests {
         assert_eq!(config.resources.state_table(), "state-dev");
         assert_eq!(config.resources.topic_arn(), TOPIC);
         assert_eq!(config.resources.dead_letter_queue_url(), DLQ);
-        let rule = config.rules.default_rule();
+        let band = config.rules.bands().default_band();
         assert_eq!(
-            (rule.high(), rule.low(), rule.hysteresis()),
+            (band.high(), band.low(), band.hysteresis()),
             (150.0, 50.0, 0.0)
         );
-        assert_eq!(rule.mode(), Mode::Cross);
-        assert!(config.rules.overrides().is_empty());
+        assert_eq!(band.mode(), Mode::Cross);
+        assert!(config.rules.bands().overrides().is_empty());
+        assert_eq!(
+            config.rules.table(),
+            None,
+            "no rules table unless one is named"
+        );
         assert_eq!(config.log_level, LevelFilter::INFO);
         assert_eq!(config.service, SERVICE_NAME_DEFAULT);
     }
@@ -133,22 +139,30 @@ mod tests {
             ("ALERT_MODE", Some("LEVEL")),
             ("HYSTERESIS", Some("1.5")),
             ("RULES", Some(r#"{"AAPL": {"high": 300, "mode": "cross"}}"#)),
+            ("RULES_TABLE", Some("tickwatch-rules-prod")),
+            ("RULES_REFRESH_SECONDS", Some("30")),
             ("LOG_LEVEL", Some("Debug")),
             ("AWS_LAMBDA_FUNCTION_NAME", Some("tickwatch-prod")),
         ])
         .expect("valid");
-        let rule = config.rules.default_rule();
+        let band = config.rules.bands().default_band();
         assert_eq!(
-            (rule.high(), rule.low(), rule.hysteresis()),
+            (band.high(), band.low(), band.hysteresis()),
             (200.5, 20.0, 1.5)
         );
-        assert_eq!(rule.mode(), Mode::Level);
+        assert_eq!(band.mode(), Mode::Level);
         let aapl = config
             .rules
-            .rule_for(&Symbol::parse("AAPL").expect("valid"));
+            .bands()
+            .band_for(&Symbol::parse("AAPL").expect("valid"));
         assert_eq!(
             (aapl.high(), aapl.low(), aapl.mode()),
             (300.0, 20.0, Mode::Cross)
+        );
+        let table = config.rules.table().expect("a rules table");
+        assert_eq!(
+            (table.name(), table.refresh_seconds()),
+            ("tickwatch-rules-prod", 30)
         );
         assert_eq!(config.log_level, LevelFilter::DEBUG);
         assert_eq!(config.service, "tickwatch-prod");
@@ -160,10 +174,12 @@ mod tests {
             ("HIGH_THRESHOLD", Some("")),
             ("ALERT_MODE", Some(" ")),
             ("RULES", Some("")),
+            ("RULES_TABLE", Some("")),
             ("LOG_LEVEL", Some("")),
         ])
         .expect("valid");
-        assert_eq!(config.rules.default_rule().high(), 150.0);
+        assert_eq!(config.rules.bands().default_band().high(), 150.0);
+        assert_eq!(config.rules.table(), None);
         assert_eq!(config.log_level, LevelFilter::INFO);
     }
 
@@ -201,6 +217,15 @@ mod tests {
                 &[("LOG_LEVEL", Some("verbose"))],
                 "LOG_LEVEL",
                 "one of trace",
+            ),
+            (&[("RULES_TABLE", Some("x"))], "RULES_TABLE", "table name"),
+            (
+                &[
+                    ("RULES_TABLE", Some("rules-dev")),
+                    ("RULES_REFRESH_SECONDS", Some("0")),
+                ],
+                "RULES_REFRESH_SECONDS",
+                "1 to 3600",
             ),
         ];
         for (changes, variable, fragment) in cases {

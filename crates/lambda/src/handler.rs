@@ -2,13 +2,15 @@
 //!
 //! It is generic over the ports, so tests drive it with the in-memory store, notifier and
 //! dead-letter queue and an event read from a fixture file, without the Lambda runtime. The work
-//! itself is the shared batch runner ([`tickwatch_aws::run_batch`]); this adds the invocation
-//! deadline, the request id on every log line, the metrics line, and the response.
+//! itself is the shared batch runner ([`tickwatch_aws::run_batch`]), after the rules are brought
+//! up to date as the SQS worker does it ([`RulesSource::before_batch`]: at most one cheap read of
+//! the rules table per refresh interval); this adds the invocation deadline, the request id on
+//! every log line, the metrics line, and the response.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use tickwatch_aws::metrics::emf_lines;
-use tickwatch_aws::{DeadLetterQueue, SqsMessage, run_batch};
+use tickwatch_aws::{DeadLetterQueue, FixedRules, RulesSource, SqsMessage, run_batch};
 use tickwatch_core::ports::{AlertStore, Clock, Notifier, StateStore};
 use tickwatch_core::{Pipeline, Timestamp};
 use tracing::Instrument;
@@ -34,10 +36,12 @@ pub enum HandlerError {
     },
 }
 
-/// The function: the pipeline (and its clock), the dead-letter queue and the metrics dimension.
-pub struct Handler<S, N, C, D> {
+/// The function: the pipeline (and its clock), the dead-letter queue, where its rules come
+/// from, and the metrics dimension.
+pub struct Handler<S, N, C, D, R = FixedRules> {
     pipeline: Pipeline<S, N, C>,
     dead_letters: D,
+    rules: R,
     service: String,
 }
 
@@ -48,13 +52,39 @@ where
     C: Clock,
     D: DeadLetterQueue,
 {
-    /// Builds the handler. Deadlines are computed and enforced on the pipeline's one clock.
+    /// Builds the handler with the pipeline's rules fixed. Deadlines are computed and enforced on
+    /// the pipeline's one clock.
     pub fn new(pipeline: Pipeline<S, N, C>, dead_letters: D, service: impl Into<String>) -> Self {
         Handler {
             pipeline,
             dead_letters,
+            rules: FixedRules,
             service: service.into(),
         }
+    }
+}
+
+impl<S, N, C, D, R> Handler<S, N, C, D, R>
+where
+    S: AlertStore + StateStore,
+    N: Notifier,
+    C: Clock,
+    D: DeadLetterQueue,
+    R: RulesSource,
+{
+    /// The same handler with its rules brought up to date by `rules` before every batch.
+    pub fn with_rules<R2: RulesSource>(self, rules: R2) -> Handler<S, N, C, D, R2> {
+        Handler {
+            pipeline: self.pipeline,
+            dead_letters: self.dead_letters,
+            rules,
+            service: self.service,
+        }
+    }
+
+    /// Where the rules come from.
+    pub fn rules(&self) -> &R {
+        &self.rules
     }
 
     /// The pipeline (for tests and callers that inspect its ports).
@@ -97,6 +127,7 @@ where
             });
         }
         let deadline = answer_by(deadline_ms);
+        self.rules.before_batch(&self.pipeline).await;
         let result = run_batch(&self.pipeline, &self.dead_letters, messages, deadline).await;
         for line in emf_lines(
             &self.service,
@@ -251,7 +282,76 @@ mod tests {
             letters[0].body, "price=151.25;symbol=AAPL",
             "the original body, unchanged"
         );
-        assert_eq!(h.handler.pipeline().rules().default_rule().high(), 150.0);
+        let ids: Vec<String> = h
+            .handler
+            .pipeline()
+            .rules()
+            .rules()
+            .iter()
+            .map(|rule| rule.id().to_string())
+            .collect();
+        assert_eq!(ids, ["high", "low"], "the specification's rules");
+    }
+
+    /// A rules source that counts the batches it was asked about and swaps in a book at the
+    /// second.
+    struct CountingRules {
+        batches: std::sync::atomic::AtomicU32,
+        second: Arc<tickwatch_core::RuleBook>,
+    }
+
+    impl RulesSource for CountingRules {
+        async fn before_batch<S, N, C>(&self, pipeline: &Pipeline<S, N, C>)
+        where
+            S: AlertStore + StateStore,
+            N: Notifier,
+            C: Clock,
+        {
+            let seen = self
+                .batches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if seen == 1 {
+                pipeline.set_rules(self.second.clone());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_rules_are_brought_up_to_date_before_every_batch() {
+        let h = harness();
+        let handler = h.handler.with_rules(CountingRules {
+            batches: std::sync::atomic::AtomicU32::new(0),
+            second: tickwatch_core::testing::rule_book(&[
+                r#"{"id":"aapl-150","symbols":"AAPL","condition":"above 150","fire":"every"}"#,
+            ]),
+        });
+        handler
+            .handle(event(MIXED, roomy_deadline()))
+            .await
+            .expect("answers");
+        let second = records(&[(
+            "late".to_owned(),
+            format!(r#"{{"symbol":"AAPL","price":160,"timestamp":{}}}"#, NOW_MS),
+        )]);
+        handler.handle(second).await.expect("answers");
+        assert_eq!(
+            handler
+                .rules()
+                .batches
+                .load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+        let rules: Vec<String> = h
+            .notifier
+            .published()
+            .iter()
+            .map(|alert| alert.rule_id.to_string())
+            .collect();
+        assert_eq!(
+            rules,
+            ["high", "low", "aapl-150"],
+            "the second batch ran under the rules put in force before it"
+        );
     }
 
     /// The log lines of this test binary: a global JSON subscriber writing into memory, installed

@@ -36,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         service = %config.service,
         alerts_table = config.resources.alerts_table(),
         state_table = config.resources.state_table(),
+        rules_table = config.rules.table().map(|t| t.name()),
+        rules_refresh_seconds = config.rules.table().map(|t| t.refresh_seconds()),
         "Function initialised."
     );
     let handler = &handler;

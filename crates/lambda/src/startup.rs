@@ -3,7 +3,10 @@
 //! does not pay for the first handshake), and reporting init errors to the Lambda Runtime API.
 //!
 //! The deployment is built by [`tickwatch_aws::Deployment::connect`], the path `tickwatch
-//! sqs-worker` takes too; what is the function's own is its [`startup_policy`]. A resource that
+//! sqs-worker` takes too; what is the function's own is its [`startup_policy`]. With a rules
+//! table (`RULES_TABLE`), init loads its rules (that read is the table's check, and it must
+//! succeed: a failure fails init naming `RULES_TABLE`), and the handler checks the table again at
+//! most once every `RULES_REFRESH_SECONDS` before a batch. A resource that
 //! answers with a permanent error (no such table, topic or queue; access denied) fails init with a
 //! message naming the variable. A transient one (a timeout, throttling) only logs a warning: the
 //! function may still work, and each message's own retries and SQS redelivery cover it, while a
@@ -12,8 +15,8 @@
 use lambda_runtime::Diagnostic;
 use tickwatch_aws::config::{SdkConfig, pipeline_retry_policy};
 use tickwatch_aws::{
-    AwsClients, AwsError, ConnectError, Deployment, DynamoStore, SnsNotifier, SqsDeadLetterQueue,
-    StartupPolicy, TransientCheckFailure,
+    AwsClients, AwsError, ConnectError, Deployment, DynamoRuleStore, DynamoStore, RulesRefresher,
+    SnsNotifier, SqsDeadLetterQueue, StartupPolicy, TransientCheckFailure,
 };
 use tickwatch_clock::SystemClock;
 use tracing::level_filters::LevelFilter;
@@ -24,8 +27,14 @@ use crate::handler::Handler;
 /// The path of the Runtime API's init error endpoint.
 pub const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
 
-/// The handler as deployed.
-pub type LambdaHandler = Handler<DynamoStore, SnsNotifier, SystemClock, SqsDeadLetterQueue>;
+/// The handler as deployed (the rules refresher is `None` without a rules table).
+pub type LambdaHandler = Handler<
+    DynamoStore,
+    SnsNotifier,
+    SystemClock,
+    SqsDeadLetterQueue,
+    Option<RulesRefresher<DynamoRuleStore>>,
+>;
 
 /// Why the function cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -105,15 +114,16 @@ pub async fn build(
     let Deployment {
         pipeline,
         dead_letters,
+        rules,
     } = Deployment::connect(
         &clients,
         &config.resources,
-        config.rules.clone(),
+        &config.rules,
         &startup_policy(jitter_seed),
         SystemClock,
     )
     .await?;
-    Ok(Handler::new(pipeline, dead_letters, &config.service))
+    Ok(Handler::new(pipeline, dead_letters, &config.service).with_rules(rules))
 }
 
 /// Reports an init error to the Runtime API at `runtime_api` (`host:port`), as the Lambda service

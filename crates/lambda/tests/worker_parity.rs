@@ -49,24 +49,80 @@ const ROUNDS: [[(&str, f64); 3]; 4] = [
     [("AAPL", 79.0), ("MSFT", 79.0), ("GOOGL", 100.0)],
 ];
 
-/// What those variables call for: `(symbol, tick time, kind, threshold, mode)`.
+/// What those variables call for: `(symbol, tick time, kind, threshold, fire, rule id)`.
 ///
-/// AAPL and GOOGL (level): every tick beyond 120 or 80. MSFT (cross): 125 enters the high zone;
-/// 117 is back inside the band but by less than the hysteresis, so the symbol is not re-armed and
-/// the next 125 raises nothing (with no hysteresis it would); 79 enters the low zone. With the
-/// default variables (150/50, cross) only GOOGL's 155 and 45 would alert.
-const EXPECTED: [(&str, &str, &str, &str, &str); 7] = [
-    ("AAPL", "2026-11-26T14:30:00.000Z", "HIGH", "120", "level"),
-    ("AAPL", "2026-11-26T14:30:02.000Z", "HIGH", "120", "level"),
-    ("AAPL", "2026-11-26T14:30:03.000Z", "LOW", "80", "level"),
-    ("GOOGL", "2026-11-26T14:30:01.000Z", "HIGH", "120", "level"),
-    ("GOOGL", "2026-11-26T14:30:02.000Z", "LOW", "80", "level"),
-    ("MSFT", "2026-11-26T14:30:00.000Z", "HIGH", "120", "cross"),
-    ("MSFT", "2026-11-26T14:30:03.000Z", "LOW", "80", "cross"),
+/// AAPL and GOOGL (level, so the default band's rules `high` and `low` fire on `every` tick):
+/// every tick beyond 120 or 80. MSFT (cross, so its own band's rules `high.MSFT` and `low.MSFT`
+/// fire on `enter`): 125 enters the high zone; 117 is back inside the band but by less than the
+/// hysteresis, so the rule is not re-armed and the next 125 raises nothing (with no hysteresis it
+/// would); 79 enters the low zone. With the default variables (150/50, cross) only GOOGL's 155
+/// and 45 would alert.
+const EXPECTED: [(&str, &str, &str, &str, &str, &str); 7] = [
+    (
+        "AAPL",
+        "2026-11-26T14:30:00.000Z",
+        "HIGH",
+        "120",
+        "every",
+        "high",
+    ),
+    (
+        "AAPL",
+        "2026-11-26T14:30:02.000Z",
+        "HIGH",
+        "120",
+        "every",
+        "high",
+    ),
+    (
+        "AAPL",
+        "2026-11-26T14:30:03.000Z",
+        "LOW",
+        "80",
+        "every",
+        "low",
+    ),
+    (
+        "GOOGL",
+        "2026-11-26T14:30:01.000Z",
+        "HIGH",
+        "120",
+        "every",
+        "high",
+    ),
+    (
+        "GOOGL",
+        "2026-11-26T14:30:02.000Z",
+        "LOW",
+        "80",
+        "every",
+        "low",
+    ),
+    (
+        "MSFT",
+        "2026-11-26T14:30:00.000Z",
+        "HIGH",
+        "120",
+        "enter",
+        "high.MSFT",
+    ),
+    (
+        "MSFT",
+        "2026-11-26T14:30:03.000Z",
+        "LOW",
+        "80",
+        "enter",
+        "low.MSFT",
+    ),
 ];
 
-/// An alert as stored, without what differs between runs (`processed_at`).
-type StoredAlert = (String, String, String, String, String, String, bool);
+/// An alert as stored, without what differs between runs (`processed_at`): the fields of
+/// [`EXPECTED`], the alert id and whether it is marked notified.
+type StoredAlert = (
+    (String, String, String, String, String, String),
+    String,
+    bool,
+);
 
 fn bodies(round: usize) -> Vec<String> {
     ROUNDS[round]
@@ -101,11 +157,14 @@ async fn stored_alerts(stack: &Stack) -> BTreeSet<StoredAlert> {
         .iter()
         .map(|item| {
             (
-                text(item, "symbol"),
-                text(item, "timestamp"),
-                text(item, "kind"),
-                text(item, "threshold"),
-                text(item, "mode"),
+                (
+                    text(item, "symbol"),
+                    text(item, "tick_time"),
+                    text(item, "kind"),
+                    text(item, "threshold"),
+                    text(item, "fire"),
+                    text(item, "rule_id"),
+                ),
                 text(item, "alert_id"),
                 item.get("notified") == Some(&AttributeValue::Bool(true)),
             )
@@ -113,7 +172,7 @@ async fn stored_alerts(stack: &Stack) -> BTreeSet<StoredAlert> {
         .collect()
 }
 
-/// `(symbol, tick time, kind)` of every announcement on `stack`'s subscribed queue.
+/// `(symbol, tick time, rule id)` of every announcement on `stack`'s subscribed queue.
 async fn announcements(stack: &Stack, expected: usize) -> BTreeSet<(String, String, String)> {
     stack
         .notifications(expected)
@@ -123,7 +182,7 @@ async fn announcements(stack: &Stack, expected: usize) -> BTreeSet<(String, Stri
             let alert: Value =
                 serde_json::from_str(message.body().expect("body")).expect("alert JSON");
             let field = |name: &str| alert[name].as_str().expect(name).to_owned();
-            (field("symbol"), field("timestamp"), field("kind"))
+            (field("symbol"), field("timestamp"), field("rule_id"))
         })
         .collect()
 }
@@ -150,7 +209,7 @@ async fn the_worker_and_the_function_raise_the_same_alerts_from_the_same_environ
     let deployment = Deployment::connect(
         &worker_stack.clients,
         &resources,
-        rules.into_rules(),
+        &rules,
         &policy,
         SystemClock,
     )
@@ -190,6 +249,7 @@ async fn the_worker_and_the_function_raise_the_same_alerts_from_the_same_environ
             &options,
             &deployment.pipeline,
             &deployment.dead_letters,
+            &deployment.rules,
             std::future::pending(),
         )
         .await
@@ -207,29 +267,24 @@ async fn the_worker_and_the_function_raise_the_same_alerts_from_the_same_environ
         by_worker, by_function,
         "the same variables, the same alerts"
     );
-    let expected: BTreeSet<(String, String, String, String, String)> = EXPECTED
+    let expected: BTreeSet<(String, String, String, String, String, String)> = EXPECTED
         .iter()
-        .map(|(symbol, at, kind, threshold, mode)| {
+        .map(|(symbol, at, kind, threshold, fire, rule)| {
             (
                 symbol.to_string(),
                 at.to_string(),
                 kind.to_string(),
                 threshold.to_string(),
-                mode.to_string(),
+                fire.to_string(),
+                rule.to_string(),
             )
         })
         .collect();
-    let stored: BTreeSet<(String, String, String, String, String)> = by_function
+    let stored: BTreeSet<(String, String, String, String, String, String)> = by_function
         .iter()
-        .map(|(symbol, at, kind, threshold, mode, _, notified)| {
-            assert!(notified, "{symbol} {at} {kind} is announced and marked");
-            (
-                symbol.clone(),
-                at.clone(),
-                kind.clone(),
-                threshold.clone(),
-                mode.clone(),
-            )
+        .map(|(fields, _, notified)| {
+            assert!(notified, "{fields:?} is announced and marked");
+            fields.clone()
         })
         .collect();
     assert_eq!(stored, expected, "the alerts those variables call for");

@@ -1,10 +1,11 @@
-//! The embedded store: alerts and cross-mode symbol state in one SQLite database.
+//! The embedded store: alerts, symbol state and the rules in one SQLite database.
 //!
-//! One file holds everything, in WAL mode, so `tickwatch alerts` can read while `tickwatch run`
-//! writes. Every port call is one transaction: a batch of ticks costs a handful of transactions,
-//! not one per tick. Alerts are keyed by (symbol, timestamp, kind), so storing one is idempotent;
-//! symbol state is compare-and-set on `last_seen_ms`, so two processes sharing a database cannot
-//! move a symbol backwards.
+//! One file holds everything, in WAL mode, so `tickwatch alerts` can read and `tickwatch rules`
+//! can write while `tickwatch run` works. Every port call is one transaction: a batch of ticks
+//! costs a handful of transactions, not one per tick. Alerts are keyed by (symbol, timestamp,
+//! rule id), so storing one is idempotent; symbol state is compare-and-set on `last_seen_ms`, so
+//! two processes sharing a database cannot move a symbol backwards. The rules carry a change
+//! counter (one row) that a running pipeline reads between batches to pick up changes.
 //!
 //! Calls run inline on the caller's thread: each is a short local transaction, and the local mode
 //! drives the pipeline from a single-threaded runtime.
@@ -16,9 +17,12 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use tickwatch_core::alert::{Alert, AlertKey, AlertKind};
 use tickwatch_core::ports::{
-    Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, StateStore, StoredAlert,
+    Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, InvalidRule, RuleStore,
+    StateStore, StoredAlert, StoredRules,
 };
-use tickwatch_core::rules::{Mode, SymbolState, Zone};
+use tickwatch_core::rules::{
+    Fire, Label, Rule, RuleDoc, RuleId, SymbolState, decode_rule_states, encode_rule_states,
+};
 use tickwatch_core::tick::quote;
 use tickwatch_core::{Price, Symbol, Timestamp};
 
@@ -47,31 +51,66 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 /// Bytes of WAL file kept after a checkpoint; beyond that the file is truncated.
 const WAL_KEPT_BYTES: i64 = 64 * 1024 * 1024;
 
-/// The schema version this code writes; a database with another version is refused.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes. A version 1 database (tickwatch 0.1: one band per
+/// symbol) is migrated on open; any other version is refused.
+const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS alerts (
+const ALERTS_TABLE: &str = "
+CREATE TABLE alerts (
     symbol       TEXT    NOT NULL,
     timestamp    TEXT    NOT NULL,  -- tick time, RFC 3339 UTC with milliseconds: sorts as time
+    rule_id      TEXT    NOT NULL,
     kind         TEXT    NOT NULL CHECK (kind IN ('HIGH', 'LOW')),
     alert_id     TEXT    NOT NULL,  -- derived from the key, so unique with it
     price        REAL    NOT NULL,
     threshold    REAL    NOT NULL,
-    mode         TEXT    NOT NULL CHECK (mode IN ('cross', 'level')),
+    fire         TEXT    NOT NULL,  -- every, enter or once (checked when read)
+    label        TEXT,
     processed_at TEXT    NOT NULL,
     notified     INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
-    PRIMARY KEY (symbol, timestamp, kind)
+    PRIMARY KEY (symbol, timestamp, rule_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (timestamp);
-CREATE INDEX IF NOT EXISTS alerts_pending ON alerts (timestamp) WHERE notified = 0;
-CREATE TABLE IF NOT EXISTS symbol_state (
+CREATE INDEX alerts_by_time ON alerts (timestamp);
+CREATE INDEX alerts_pending ON alerts (timestamp) WHERE notified = 0;
+";
+
+const STATE_TABLE: &str = "
+CREATE TABLE symbol_state (
     symbol       TEXT    PRIMARY KEY,
-    -- Not `IN (...)`: SQLite builds a temporary table for a list of three, on every write.
-    zone         TEXT    NOT NULL CHECK (zone = 'low' OR zone = 'normal' OR zone = 'high'),
-    since_ms     INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL
+    last_seen_ms INTEGER NOT NULL,
+    rules        BLOB    NOT NULL   -- the rule states, tickwatch_core::rules::encode_rule_states
 ) WITHOUT ROWID;
+";
+
+const RULES_TABLES: &str = "
+CREATE TABLE rules (
+    rule_id      TEXT    PRIMARY KEY,
+    definition   TEXT    NOT NULL,  -- the rule as JSON (tickwatch_core::rules::RuleDoc)
+    version      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE rules_version (
+    only         INTEGER PRIMARY KEY CHECK (only = 1),
+    version      INTEGER NOT NULL   -- moves up by one with every change of the rules
+);
+";
+
+/// Version 1 to 2, in the transaction that opens the database: alerts gain their rule (`high` or
+/// `low`, the rules the default band became) and firing policy (cross: enter, level: every); the
+/// symbol states are rewritten by [`migrate_states`].
+const MIGRATE_V1_ALERTS: &str = "
+ALTER TABLE alerts RENAME TO alerts_v1;
+DROP INDEX IF EXISTS alerts_by_time;
+DROP INDEX IF EXISTS alerts_pending;
+";
+
+const COPY_V1_ALERTS: &str = "
+INSERT INTO alerts
+    (symbol, timestamp, rule_id, kind, alert_id, price, threshold, fire, label, processed_at, notified)
+SELECT symbol, timestamp, CASE kind WHEN 'HIGH' THEN 'high' ELSE 'low' END, kind, alert_id, price,
+       threshold, CASE mode WHEN 'level' THEN 'every' ELSE 'enter' END, NULL, processed_at, notified
+FROM alerts_v1;
+DROP TABLE alerts_v1;
+ALTER TABLE symbol_state RENAME TO symbol_state_v1;
 ";
 
 /// A SQLite failure.
@@ -156,6 +195,8 @@ pub struct AlertQuery {
     pub symbol: Option<Symbol>,
     /// Only this kind.
     pub kind: Option<AlertKind>,
+    /// Only alerts of this rule.
+    pub rule: Option<RuleId>,
     /// Only ticks at or after this time.
     pub since: Option<Timestamp>,
     /// Only ticks before this time.
@@ -202,7 +243,8 @@ impl SqliteStore {
         // persistent setting, and a database made by something else is left as it was.
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
-            0 | SCHEMA_VERSION => check_tables(&connection, version)?,
+            0 | SCHEMA_VERSION => check_tables(&connection, version, &TABLES)?,
+            1 => check_tables(&connection, version, &TABLES_V1)?,
             found => return Err(SqliteError::SchemaVersion { found }),
         }
         // WAL: readers never block the writer. NORMAL sync is durable across process crashes
@@ -216,8 +258,12 @@ impl SqliteStore {
         if version == 0 {
             // One transaction: a crash leaves either no tables or all of them, versioned.
             connection.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {ALERTS_TABLE} {STATE_TABLE} {RULES_TABLES}
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
+        }
+        if version == 1 {
+            migrate_v1(&connection)?;
         }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
@@ -251,18 +297,19 @@ impl SqliteStore {
     ) -> Result<(), E> {
         let connection = self.lock();
         let order = match query.order {
-            Order::OldestFirst => "timestamp, symbol, kind",
+            Order::OldestFirst => "timestamp, symbol, rule_id",
             Order::NewestFirst => "timestamp DESC, alert_id DESC",
         };
         let mut statement = connection
             .prepare_cached(&format!(
-                "SELECT alert_id, symbol, kind, price, threshold, mode, timestamp, processed_at, notified
+                "SELECT {ALERT_COLUMNS}
                  FROM alerts
                  WHERE (?1 IS NULL OR symbol = ?1)
                    AND (?2 IS NULL OR kind = ?2)
                    AND (?3 IS NULL OR timestamp >= ?3)
                    AND (?4 IS NULL OR timestamp < ?4)
                    AND (?5 = 0 OR notified = 0)
+                   AND (?7 IS NULL OR rule_id = ?7)
                  ORDER BY {order}
                  LIMIT ?6"
             ))
@@ -275,6 +322,7 @@ impl SqliteStore {
                 query.until.map(|t| t.to_string()),
                 query.pending_only,
                 query.limit.min(QUERY_LIMIT_MAX),
+                query.rule.map(|r| r.to_string()),
             ])
             .map_err(SqliteError::from)?;
         while let Some(row) = rows.next().map_err(SqliteError::from)? {
@@ -291,11 +339,11 @@ impl SqliteStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// The cross-mode state of every symbol, by symbol.
+    /// The state of every symbol, by symbol.
     pub fn states(&self) -> Result<Vec<(Symbol, SymbolState)>, SqliteError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT symbol, zone, since_ms, last_seen_ms FROM symbol_state ORDER BY symbol",
+            "SELECT symbol, last_seen_ms, rules FROM symbol_state ORDER BY symbol",
         )?;
         let rows = statement.query_map([], |row| {
             let symbol: String = row.get(0)?;
@@ -317,7 +365,7 @@ impl SqliteStore {
         {
             let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
             let mut existing = transaction.prepare_cached(
-                "SELECT notified FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND kind = ?3",
+                "SELECT notified FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND rule_id = ?3",
             )?;
             for alert in alerts {
                 if insert_alert(&mut insert, alert)? {
@@ -327,7 +375,7 @@ impl SqliteStore {
                         params![
                             alert.symbol.as_str(),
                             alert.timestamp.to_string(),
-                            alert.kind.as_str()
+                            alert.rule_id.as_str()
                         ],
                         |row| row.get(0),
                     )?;
@@ -341,15 +389,14 @@ impl SqliteStore {
 
     fn fetch_now(&self, keys: &[AlertKey]) -> Result<Vec<Option<StoredAlert>>, SqliteError> {
         let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT alert_id, symbol, kind, price, threshold, mode, timestamp, processed_at, notified
-             FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND kind = ?3",
-        )?;
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND rule_id = ?3"
+        ))?;
         keys.iter()
             .map(|key| {
                 statement
                     .query_row(
-                        params![key.symbol.as_str(), key.at.to_string(), key.kind.as_str()],
+                        params![key.symbol.as_str(), key.at.to_string(), key.rule.as_str()],
                         read_alert_row,
                     )
                     .optional()?
@@ -364,13 +411,13 @@ impl SqliteStore {
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut statement = transaction.prepare_cached(
-                "UPDATE alerts SET notified = 1 WHERE symbol = ?1 AND timestamp = ?2 AND kind = ?3",
+                "UPDATE alerts SET notified = 1 WHERE symbol = ?1 AND timestamp = ?2 AND rule_id = ?3",
             )?;
             for key in keys {
                 statement.execute(params![
                     key.symbol.as_str(),
                     key.at.to_string(),
-                    key.kind.as_str()
+                    key.rule.as_str()
                 ])?;
             }
         }
@@ -392,34 +439,26 @@ impl SqliteStore {
             // The compare-and-set is the write itself; only a write that matches nothing reads
             // what is there, to report the conflict.
             let mut create = transaction.prepare_cached(
-                "INSERT INTO symbol_state (symbol, zone, since_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO symbol_state (symbol, last_seen_ms, rules) VALUES (?1, ?2, ?3)
                  ON CONFLICT (symbol) DO NOTHING",
             )?;
             let mut update = transaction.prepare_cached(
-                "UPDATE symbol_state SET zone = ?2, since_ms = ?3, last_seen_ms = ?4
-                 WHERE symbol = ?1 AND last_seen_ms = ?5",
+                "UPDATE symbol_state SET last_seen_ms = ?2, rules = ?3
+                 WHERE symbol = ?1 AND last_seen_ms = ?4",
             )?;
-            let mut current = transaction.prepare_cached(
-                "SELECT zone, since_ms, last_seen_ms FROM symbol_state WHERE symbol = ?1",
-            )?;
+            let mut current = transaction
+                .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
             let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
             for index in order {
                 let change = &changes[index];
                 let (symbol, next) = (change.symbol.as_str(), &change.next);
-                let (zone, since_ms, last_seen_ms) = (
-                    next.zone.as_str(),
-                    next.since.epoch_ms(),
-                    next.last_seen.epoch_ms(),
-                );
+                let last_seen_ms = next.last_seen.epoch_ms();
+                let rules = encode_rule_states(&next.rules);
                 let written = match change.expected_last_seen {
-                    None => create.execute(params![symbol, zone, since_ms, last_seen_ms])?,
-                    Some(expected) => update.execute(params![
-                        symbol,
-                        zone,
-                        since_ms,
-                        last_seen_ms,
-                        expected.epoch_ms()
-                    ])?,
+                    None => create.execute(params![symbol, last_seen_ms, rules])?,
+                    Some(expected) => {
+                        update.execute(params![symbol, last_seen_ms, rules, expected.epoch_ms()])?
+                    }
                 };
                 if written == 0 {
                     let stored = current
@@ -440,7 +479,30 @@ impl SqliteStore {
 }
 
 /// The columns of each table this code makes, in order.
-const TABLES: [(&str, &[&str]); 2] = [
+const TABLES: [(&str, &[&str]); 4] = [
+    (
+        "alerts",
+        &[
+            "symbol",
+            "timestamp",
+            "rule_id",
+            "kind",
+            "alert_id",
+            "price",
+            "threshold",
+            "fire",
+            "label",
+            "processed_at",
+            "notified",
+        ],
+    ),
+    ("symbol_state", &["symbol", "last_seen_ms", "rules"]),
+    ("rules", &["rule_id", "definition", "version"]),
+    ("rules_version", &["only", "version"]),
+];
+
+/// The tables of schema version 1.
+const TABLES_V1: [(&str, &[&str]); 2] = [
     (
         "alerts",
         &[
@@ -461,10 +523,61 @@ const TABLES: [(&str, &[&str]); 2] = [
     ),
 ];
 
+/// Migrates a version 1 database to version 2, in one transaction.
+fn migrate_v1(connection: &Connection) -> Result<(), SqliteError> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| {
+        connection.execute_batch(MIGRATE_V1_ALERTS)?;
+        connection.execute_batch(ALERTS_TABLE)?;
+        connection.execute_batch(COPY_V1_ALERTS)?;
+        connection.execute_batch(STATE_TABLE)?;
+        migrate_states(connection)?;
+        connection.execute_batch(&format!(
+            "DROP TABLE symbol_state_v1; {RULES_TABLES} PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+        Ok::<_, SqliteError>(())
+    })();
+    match migrated {
+        Ok(()) => Ok(connection.execute_batch("COMMIT")?),
+        Err(error) => {
+            // Leave the version 1 database as it was.
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+/// Version 1 kept a zone per symbol; version 2 keeps the state of each rule
+/// ([`SymbolState::from_zone`]: in the high or low zone, that side's rule has fired).
+fn migrate_states(connection: &Connection) -> Result<(), SqliteError> {
+    let mut read = connection.prepare("SELECT symbol, zone, last_seen_ms FROM symbol_state_v1")?;
+    let mut write = connection
+        .prepare("INSERT INTO symbol_state (symbol, last_seen_ms, rules) VALUES (?1, ?2, ?3)")?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let (symbol, zone, last_seen_ms): (String, String, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        let bad = |e: &dyn std::fmt::Display| SqliteError::BadRow(format!("symbol state: {e}"));
+        let parsed = Symbol::parse(&symbol).map_err(|e| bad(&e))?;
+        let last_seen = Timestamp::from_epoch_ms(last_seen_ms).map_err(|e| bad(&e))?;
+        let state = SymbolState::from_zone(&zone, &parsed, last_seen);
+        write.execute(params![
+            symbol,
+            last_seen_ms,
+            encode_rule_states(&state.rules)
+        ])?;
+    }
+    Ok(())
+}
+
 /// Refuses a database made by something else: one whose tables of our names have other columns,
 /// or, not yet versioned by us (`version` 0), one holding tables we do not make (creating ours
 /// among them would change a stranger's file).
-fn check_tables(connection: &Connection, version: i64) -> Result<(), SqliteError> {
+fn check_tables(
+    connection: &Connection,
+    version: i64,
+    tables: &[(&str, &[&str])],
+) -> Result<(), SqliteError> {
     let mut statement = connection.prepare(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
          ORDER BY name",
@@ -473,7 +586,7 @@ fn check_tables(connection: &Connection, version: i64) -> Result<(), SqliteError
         .query_map([], |row| row.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     for name in &names {
-        let Some((_, expected)) = TABLES.iter().find(|(table, _)| table == name) else {
+        let Some((_, expected)) = tables.iter().find(|(table, _)| table == name) else {
             if version == 0 {
                 return Err(SqliteError::Foreign {
                     problem: format!(
@@ -495,11 +608,11 @@ fn check_tables(connection: &Connection, version: i64) -> Result<(), SqliteError
             });
         }
     }
-    let ours = TABLES
+    let ours = tables
         .iter()
         .filter(|(table, _)| names.iter().any(|name| name == table))
         .count();
-    if version == SCHEMA_VERSION && ours < TABLES.len() {
+    if version != 0 && ours < tables.len() {
         return Err(SqliteError::Foreign {
             problem: "its tables are missing".into(),
         });
@@ -508,9 +621,12 @@ fn check_tables(connection: &Connection, version: i64) -> Result<(), SqliteError
 }
 
 const INSERT_ALERT: &str = "INSERT INTO alerts
-    (symbol, timestamp, kind, alert_id, price, threshold, mode, processed_at, notified)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
+    (symbol, timestamp, rule_id, kind, alert_id, price, threshold, fire, label, processed_at, notified)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)
     ON CONFLICT DO NOTHING";
+
+/// The columns [`read_alert_row`] reads, in its order.
+const ALERT_COLUMNS: &str = "alert_id, rule_id, label, symbol, kind, price, threshold, fire, timestamp, processed_at, notified";
 
 /// Inserts an alert unless its key exists; reports whether it was new.
 fn insert_alert(
@@ -520,11 +636,13 @@ fn insert_alert(
     let inserted = statement.execute(params![
         alert.symbol.as_str(),
         alert.timestamp.to_string(),
+        alert.rule_id.as_str(),
         alert.kind.as_str(),
         alert.alert_id.to_string(),
         alert.price.get(),
         alert.threshold,
-        alert.mode.as_str(),
+        alert.fire.as_str(),
+        alert.label.as_ref().map(Label::as_str),
         alert.processed_at.to_string(),
     ])?;
     Ok(inserted == 1)
@@ -532,9 +650,17 @@ fn insert_alert(
 
 fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteError>> {
     let text = |i: usize| row.get::<_, String>(i);
-    let (alert_id, symbol, kind, mode, timestamp, processed_at) =
-        (text(0)?, text(1)?, text(2)?, text(5)?, text(6)?, text(7)?);
-    let (price, threshold, notified): (f64, f64, bool) = (row.get(3)?, row.get(4)?, row.get(8)?);
+    let (alert_id, rule_id, symbol, kind, fire, timestamp, processed_at) = (
+        text(0)?,
+        text(1)?,
+        text(3)?,
+        text(4)?,
+        text(7)?,
+        text(8)?,
+        text(9)?,
+    );
+    let label: Option<String> = row.get(2)?;
+    let (price, threshold, notified): (f64, f64, bool) = (row.get(5)?, row.get(6)?, row.get(10)?);
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         SqliteError::BadRow(format!("alert {alert_id}: {what}: {e}"))
     };
@@ -542,11 +668,16 @@ fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteE
         Ok(StoredAlert {
             alert: Alert {
                 alert_id: alert_id.parse().map_err(|e| bad("alert_id", &e))?,
+                rule_id: RuleId::parse(&rule_id).map_err(|e| bad("rule_id", &e))?,
+                label: label
+                    .map(|l| Label::parse(&l))
+                    .transpose()
+                    .map_err(|e| bad("label", &e))?,
                 symbol: Symbol::parse(&symbol).map_err(|e| bad("symbol", &e))?,
                 kind: kind.parse().map_err(|e| bad("kind", &e))?,
                 price: Price::new(price).map_err(|e| bad("price", &e))?,
                 threshold,
-                mode: mode.parse::<Mode>().map_err(|e| bad("mode", &e))?,
+                fire: fire.parse::<Fire>().map_err(|e| bad("fire", &e))?,
                 timestamp: Timestamp::parse_rfc3339(&timestamp)
                     .map_err(|e| bad("timestamp", &e))?,
                 processed_at: Timestamp::parse_rfc3339(&processed_at)
@@ -561,14 +692,13 @@ fn read_state_row(
     row: &Row<'_>,
     first: usize,
 ) -> rusqlite::Result<Result<SymbolState, SqliteError>> {
-    let zone: String = row.get(first)?;
-    let (since, last_seen): (i64, i64) = (row.get(first + 1)?, row.get(first + 2)?);
+    let last_seen: i64 = row.get(first)?;
+    let rules: Vec<u8> = row.get(first + 1)?;
     let bad = |e: &dyn std::fmt::Display| SqliteError::BadRow(format!("symbol state: {e}"));
     Ok((|| {
         Ok(SymbolState {
-            zone: zone.parse::<Zone>().map_err(|e| bad(&e))?,
-            since: Timestamp::from_epoch_ms(since).map_err(|e| bad(&e))?,
             last_seen: Timestamp::from_epoch_ms(last_seen).map_err(|e| bad(&e))?,
+            rules: decode_rule_states(&rules).map_err(|e| bad(&e))?,
         })
     })())
 }
@@ -640,5 +770,122 @@ impl StateStore for SqliteStore {
             self.advance_now(changes).map_err(StoreError::from),
             changes.len(),
         )
+    }
+}
+
+impl SqliteStore {
+    fn rules_version_now(&self) -> Result<Option<u64>, SqliteError> {
+        let connection = self.lock();
+        read_rules_version(&connection)
+    }
+
+    fn load_rules_now(&self) -> Result<Option<StoredRules>, SqliteError> {
+        let mut connection = self.lock();
+        // One read transaction: the version and the rules it counts.
+        let transaction = connection.transaction()?;
+        let Some(version) = read_rules_version(&transaction)? else {
+            return Ok(None);
+        };
+        let mut rules = Vec::new();
+        let mut invalid = Vec::new();
+        {
+            let mut statement = transaction.prepare_cached(
+                "SELECT rule_id, definition, version FROM rules ORDER BY rule_id",
+            )?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let (id, definition, rule_version): (String, String, i64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                let parsed = RuleDoc::from_json(&definition)
+                    .and_then(|doc| {
+                        if doc.id.as_str() == id {
+                            Ok(doc)
+                        } else {
+                            Err(tickwatch_core::rules::RulesError {
+                                location: "id".into(),
+                                reason: format!("{} is stored under {}", doc.id, quote(&id)),
+                            })
+                        }
+                    })
+                    .and_then(Rule::from_doc)
+                    .map(|rule| rule.with_version(u64::try_from(rule_version).unwrap_or(1)));
+                match parsed {
+                    Ok(rule) => rules.push(rule),
+                    Err(error) => invalid.push(InvalidRule { id, error }),
+                }
+            }
+        }
+        Ok(Some(StoredRules {
+            version,
+            rules,
+            invalid,
+        }))
+    }
+
+    fn commit_rules_now(
+        &self,
+        expected: Option<u64>,
+        put: &[Rule],
+        remove: &[RuleId],
+    ) -> Result<bool, SqliteError> {
+        let mut connection = self.lock();
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if read_rules_version(&transaction)? != expected {
+            return Ok(false);
+        }
+        {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO rules (rule_id, definition, version) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (rule_id) DO UPDATE SET definition = ?2, version = ?3",
+            )?;
+            for rule in put {
+                let definition = serde_json::to_string(rule.doc())
+                    .map_err(|e| SqliteError::BadRow(format!("rule {}: {e}", rule.id())))?;
+                let version = i64::try_from(rule.version()).unwrap_or(i64::MAX);
+                upsert.execute(params![rule.id().as_str(), definition, version])?;
+            }
+            let mut delete = transaction.prepare_cached("DELETE FROM rules WHERE rule_id = ?1")?;
+            for id in remove {
+                delete.execute(params![id.as_str()])?;
+            }
+            let next = i64::try_from(expected.unwrap_or(0) + 1).unwrap_or(i64::MAX);
+            transaction.execute(
+                "INSERT INTO rules_version (only, version) VALUES (1, ?1)
+                 ON CONFLICT (only) DO UPDATE SET version = ?1",
+                params![next],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(true)
+    }
+}
+
+fn read_rules_version(connection: &Connection) -> Result<Option<u64>, SqliteError> {
+    let version: Option<i64> = connection
+        .prepare_cached("SELECT version FROM rules_version WHERE only = 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    Ok(version.map(|v| u64::try_from(v).unwrap_or(0)))
+}
+
+impl RuleStore for SqliteStore {
+    type Error = StoreError;
+
+    async fn rules_version(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.rules_version_now()?)
+    }
+
+    async fn load_rules(&self) -> Result<Option<StoredRules>, StoreError> {
+        Ok(self.load_rules_now()?)
+    }
+
+    async fn commit_rules(
+        &self,
+        expected: Option<u64>,
+        put: &[Rule],
+        remove: &[RuleId],
+    ) -> Result<bool, StoreError> {
+        Ok(self.commit_rules_now(expected, put, remove)?)
     }
 }

@@ -1,7 +1,9 @@
 //! The SQLite store against the port contracts, on disk, with two writers and across reopenings.
 
-use tickwatch_core::ports::{Advance, Advanced, AlertStore, Classify, ErrorClass, StateStore};
-use tickwatch_core::rules::{SymbolState, Zone};
+use tickwatch_core::ports::{
+    Advance, Advanced, AlertStore, Classify, ErrorClass, RuleStore, StateStore,
+};
+use tickwatch_core::rules::{Phase, RuleState, SymbolState};
 use tickwatch_core::testing::block_on_ready;
 use tickwatch_core::testing::contract::{check_alert_store, check_state_store, sample_alert};
 use tickwatch_core::{AlertKind, Symbol, Timestamp};
@@ -15,6 +17,19 @@ fn sym(text: &str) -> Symbol {
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_epoch_ms(ms).expect("valid")
+}
+
+/// A state last seen at `ms` in which the rule of `kind` has fired.
+fn fired(kind: AlertKind, ms: i64) -> SymbolState {
+    SymbolState {
+        last_seen: ts(ms),
+        rules: vec![RuleState {
+            rule: tickwatch_core::testing::contract::sample_rule(kind),
+            version: 1,
+            phase: Phase::Fired,
+            last_alert: None,
+        }],
+    }
 }
 
 #[test]
@@ -34,17 +49,13 @@ fn everything_survives_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
     let alert = sample_alert(sym("AAPL"), 1, AlertKind::High);
-    let state = SymbolState {
-        zone: Zone::High,
-        since: ts(5),
-        last_seen: ts(9),
-    };
+    let state = fired(AlertKind::High, 9);
     {
         let store = SqliteStore::open(&path).expect("opens");
         let change = Advance {
             symbol: sym("AAPL"),
             expected_last_seen: None,
-            next: state,
+            next: state.clone(),
             alerts: vec![alert],
         };
         assert!(matches!(
@@ -74,35 +85,29 @@ fn two_writers_on_one_file_cannot_both_win() {
     let second = SqliteStore::open(&path).expect("opens again");
     let symbol = sym("AAPL");
     // Both read "no state" and try to move from it, in separate processes' worth of connections.
-    let change = |zone, ms| Advance {
+    let change = |kind, ms| Advance {
         symbol,
         expected_last_seen: None,
-        next: SymbolState {
-            zone,
-            since: ts(ms),
-            last_seen: ts(ms),
-        },
-        alerts: vec![sample_alert(
-            symbol,
-            ms,
-            if zone == Zone::High {
-                AlertKind::High
-            } else {
-                AlertKind::Low
-            },
-        )],
+        next: fired(kind, ms),
+        alerts: vec![sample_alert(symbol, ms, kind)],
     };
-    let a = block_on_ready(first.advance(&[change(Zone::High, 10)]))
+    let a = block_on_ready(first.advance(&[change(AlertKind::High, 10)]))
         .remove(0)
         .expect("no error");
-    let b = block_on_ready(second.advance(&[change(Zone::Low, 11)]))
+    let b = block_on_ready(second.advance(&[change(AlertKind::Low, 11)]))
         .remove(0)
         .expect("no error");
     assert_eq!(
         (a, b),
         (
             Advanced::Applied,
-            Advanced::Conflict(first.states().expect("states").first().map(|(_, s)| *s))
+            Advanced::Conflict(
+                first
+                    .states()
+                    .expect("states")
+                    .first()
+                    .map(|(_, s)| s.clone())
+            )
         )
     );
     assert_eq!(
@@ -110,7 +115,10 @@ fn two_writers_on_one_file_cannot_both_win() {
         1,
         "the loser stored no alert"
     );
-    assert_eq!(second.states().expect("states")[0].1.zone, Zone::High);
+    assert_eq!(
+        second.states().expect("states")[0].1,
+        fired(AlertKind::High, 10)
+    );
 }
 
 #[test]
@@ -377,7 +385,7 @@ fn a_fresh_database_is_created_whole_and_reopens() {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     drop(connection);
     SqliteStore::open(&path).expect("reopens");
 }
@@ -430,4 +438,194 @@ fn rows_edited_into_nonsense_are_reported_not_trusted() {
         .expect_err("bad row");
     assert!(error.to_string().contains("alert_id"), "{error}");
     assert_eq!(error.class(), ErrorClass::Permanent);
+}
+
+/// Writes a database as tickwatch 0.1 (schema version 1) left it.
+fn version_1_database(path: &std::path::Path) {
+    let connection = rusqlite::Connection::open(path).expect("opens");
+    connection
+        .execute_batch(
+            "CREATE TABLE alerts (
+                symbol TEXT NOT NULL, timestamp TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
+                price REAL NOT NULL, threshold REAL NOT NULL,
+                mode TEXT NOT NULL CHECK (mode IN ('cross', 'level')), processed_at TEXT NOT NULL,
+                notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
+                PRIMARY KEY (symbol, timestamp, kind)) WITHOUT ROWID;
+             CREATE INDEX alerts_by_time ON alerts (timestamp);
+             CREATE INDEX alerts_pending ON alerts (timestamp) WHERE notified = 0;
+             CREATE TABLE symbol_state (
+                symbol TEXT PRIMARY KEY, zone TEXT NOT NULL, since_ms INTEGER NOT NULL,
+                last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO alerts VALUES ('AAPL', '2026-11-26T14:30:00.000Z', 'HIGH',
+                'c646ed7184a02dc26212544c8b713409', 151.25, 150, 'cross', '2026-11-26T14:30:01.000Z', 1);
+             INSERT INTO alerts VALUES ('MSFT', '2026-11-26T14:30:02.000Z', 'LOW',
+                'caf7c80c38a8478ae941e3c884d945da', 40, 50, 'level', '2026-11-26T14:30:03.000Z', 0);
+             INSERT INTO symbol_state VALUES ('AAPL', 'high', 1795703400000, 1795703400000);
+             INSERT INTO symbol_state VALUES ('MSFT', 'normal', 1795703402000, 1795703402000);
+             PRAGMA user_version = 1;",
+        )
+        .expect("writes version 1");
+}
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_its_alerts_and_zones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("old.db");
+    version_1_database(&path);
+    let store = SqliteStore::open(&path).expect("migrates");
+    let alerts = store
+        .query(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .expect("readable");
+    let summary: Vec<(String, String, String, bool)> = alerts
+        .iter()
+        .map(|stored| {
+            (
+                stored.alert.symbol.to_string(),
+                stored.alert.rule_id.to_string(),
+                stored.alert.fire.to_string(),
+                stored.notified,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("AAPL".into(), "high".into(), "enter".into(), true),
+            ("MSFT".into(), "low".into(), "every".into(), false),
+        ]
+    );
+    assert_eq!(
+        alerts[0].alert.alert_id.to_string(),
+        "c646ed7184a02dc26212544c8b713409",
+        "stored alerts keep their ids"
+    );
+    let states = store.states().expect("readable");
+    assert_eq!(states[0].0, sym("AAPL"));
+    assert_eq!(
+        states[0]
+            .1
+            .rules
+            .iter()
+            .map(|r| r.rule.to_string())
+            .collect::<Vec<_>>(),
+        ["high", "high.AAPL"],
+        "in the high zone: the high rules have fired"
+    );
+    assert!(states[1].1.rules.is_empty(), "normal zone: all armed");
+    assert_eq!(
+        block_on_ready(store.rules_version()).expect("reads"),
+        None,
+        "no rules written yet: the base rules are in force"
+    );
+    drop(store);
+    SqliteStore::open(&path).expect("reopens as version 2");
+}
+
+#[test]
+fn a_version_1_database_that_cannot_be_migrated_is_left_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("old.db");
+    version_1_database(&path);
+    rusqlite::Connection::open(&path)
+        .expect("opens")
+        .execute(
+            "UPDATE symbol_state SET symbol = 'bad symbol' WHERE symbol = 'MSFT'",
+            [],
+        )
+        .expect("edits");
+    let error = SqliteStore::open(&path).expect_err("refused");
+    assert!(error.to_string().contains("symbol state"), "{error}");
+    let connection = rusqlite::Connection::open(&path).expect("opens");
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("version");
+    let alerts: i64 = connection
+        .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
+        .expect("the version 1 table is still there");
+    assert_eq!((version, alerts), (1, 2));
+}
+
+fn rule(json: &str) -> tickwatch_core::Rule {
+    tickwatch_core::Rule::from_doc(
+        tickwatch_core::rules::RuleDoc::from_json(json).expect("valid JSON"),
+    )
+    .expect("valid rule")
+}
+
+#[test]
+fn rules_are_stored_with_a_change_counter_and_compare_and_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("rules.db");
+    let store = SqliteStore::open(&path).expect("opens");
+    assert_eq!(block_on_ready(store.rules_version()).expect("reads"), None);
+    assert_eq!(block_on_ready(store.load_rules()).expect("reads"), None);
+
+    let a = rule(r#"{"id":"a","symbols":"AAPL","condition":"above 200","label":"<b>x</b>"}"#);
+    let b = rule(r#"{"id":"b","symbols":"BTC-*","condition":"below 5","fire":"once"}"#);
+    assert!(
+        block_on_ready(store.commit_rules(None, &[a.clone(), b.clone()], &[])).expect("commits")
+    );
+    assert!(
+        !block_on_ready(store.commit_rules(None, std::slice::from_ref(&a), &[])).expect("answers"),
+        "a writer that expected an unwritten store loses"
+    );
+    let other = SqliteStore::open(&path).expect("second connection");
+    assert_eq!(
+        block_on_ready(other.rules_version()).expect("reads"),
+        Some(1)
+    );
+    let loaded = block_on_ready(other.load_rules())
+        .expect("reads")
+        .expect("written");
+    assert_eq!(
+        (loaded.version, loaded.rules.clone()),
+        (1, vec![a.clone(), b.clone()])
+    );
+
+    let a2 = a.with_version(2);
+    assert!(
+        block_on_ready(other.commit_rules(Some(1), std::slice::from_ref(&a2), &[b.id()]))
+            .expect("commits")
+    );
+    assert!(!block_on_ready(store.commit_rules(Some(1), &[b], &[])).expect("answers"));
+    let loaded = block_on_ready(store.load_rules())
+        .expect("reads")
+        .expect("written");
+    assert_eq!((loaded.version, loaded.rules), (2, vec![a2]));
+    assert!(loaded.invalid.is_empty());
+}
+
+#[test]
+fn a_rule_edited_into_nonsense_is_listed_as_invalid_and_the_others_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("rules.db");
+    let store = SqliteStore::open(&path).expect("opens");
+    let good = rule(r#"{"id":"good","symbols":"*","condition":"above 1"}"#);
+    let bad = rule(r#"{"id":"bad","symbols":"*","condition":"above 2"}"#);
+    assert!(block_on_ready(store.commit_rules(None, &[good.clone(), bad], &[])).expect("commits"));
+    rusqlite::Connection::open(&path)
+        .expect("opens")
+        .execute(
+            "UPDATE rules SET definition = replace(definition, 'above 2', 'over 2') WHERE rule_id = 'bad'",
+            [],
+        )
+        .expect("edits");
+    let loaded = block_on_ready(store.load_rules())
+        .expect("reads")
+        .expect("written");
+    assert_eq!(loaded.rules, vec![good]);
+    assert_eq!(loaded.invalid.len(), 1);
+    assert_eq!(loaded.invalid[0].id, "bad");
+    assert!(
+        loaded.invalid[0]
+            .error
+            .to_string()
+            .starts_with("condition: "),
+        "{}",
+        loaded.invalid[0].error
+    );
 }

@@ -1,33 +1,51 @@
 //! The DynamoDB item codec: attribute names, keys, and alerts and symbol states to and from
 //! items. Malformed items are refused with an error naming the table and the attribute. The key
 //! schema and attribute layout are described in the parent module's documentation.
+//!
+//! Items written by tickwatch 0.1 (one band per symbol) are read, not refused: an alert without
+//! `rule_id` came from the band's `high` or `low` rule (by its kind) and fired on `enter` (mode
+//! `cross`) or `every` tick (mode `level`); a state with a `zone` and no `rules` is read through
+//! [`SymbolState::from_zone`].
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::Blob;
 use tickwatch_core::ports::StoredAlert;
-use tickwatch_core::rules::{SymbolState, Zone};
-use tickwatch_core::{Alert, AlertKind, Mode, Price, Symbol, Timestamp};
+use tickwatch_core::rules::{
+    Fire, Label, RuleId, SymbolState, decode_rule_states, encode_rule_states,
+};
+use tickwatch_core::{Alert, AlertKey, AlertKind, Mode, Price, Symbol, Timestamp};
 
 use crate::error::AwsError;
 
 /// Attribute names.
 pub(super) mod attr {
     pub(crate) const SYMBOL: &str = "symbol";
+    /// The alerts table's sort key: `<tick time>#<rule id>`.
     pub(crate) const TIMESTAMP: &str = "timestamp";
+    pub(crate) const TICK_TIME: &str = "tick_time";
+    pub(crate) const RULE_ID: &str = "rule_id";
+    pub(crate) const LABEL: &str = "label";
+    pub(crate) const FIRE: &str = "fire";
     pub(crate) const ALERT_ID: &str = "alert_id";
     pub(crate) const KIND: &str = "kind";
     pub(crate) const PRICE: &str = "price";
     pub(crate) const THRESHOLD: &str = "threshold";
-    pub(crate) const MODE: &str = "mode";
     pub(crate) const PROCESSED_AT: &str = "processed_at";
     pub(crate) const NOTIFIED: &str = "notified";
-    pub(crate) const ZONE: &str = "zone";
-    pub(crate) const SINCE: &str = "since";
     pub(crate) const LAST_SEEN: &str = "last_seen";
-    pub(crate) const SINCE_AT: &str = "since_at";
     pub(crate) const LAST_SEEN_AT: &str = "last_seen_at";
+    pub(crate) const RULES: &str = "rules";
+    /// tickwatch 0.1's alerts: `cross` or `level` where `fire` is now.
+    pub(crate) const MODE: &str = "mode";
+    /// tickwatch 0.1's states: `low`, `normal` or `high` where `rules` is now.
+    pub(crate) const ZONE: &str = "zone";
 }
+
+/// What separates the tick time from the rule id in an alert's sort key. It cannot occur in
+/// either: RFC 3339 times are digits and `-:.TZ`, rule ids `a-z A-Z 0-9 . _ -`.
+pub const SORT_KEY_SEPARATOR: char = '#';
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -55,12 +73,46 @@ pub(super) fn state_condition(
     }
 }
 
-pub(super) fn alert_key(symbol: &Symbol, at: Timestamp) -> Key {
-    (symbol.to_string(), Some(at.to_string()))
+/// The sort key of the alert `rule` raised on a tick at `at`: `2026-11-26T14:30:00.123Z#aapl-200`.
+/// Fixed-width times first, so the keys of a symbol sort by tick time and a time range is a
+/// `BETWEEN` (or a `begins_with` on a prefix of the time).
+pub fn alert_sort_key(at: Timestamp, rule: &RuleId) -> String {
+    format!("{at}{SORT_KEY_SEPARATOR}{rule}")
 }
 
-pub(super) fn alert_key_item(symbol: &Symbol, at: Timestamp) -> Item {
-    key_item(&alert_key(symbol, at))
+pub(super) fn alert_key(key: &AlertKey) -> Key {
+    (
+        key.symbol.to_string(),
+        Some(alert_sort_key(key.at, &key.rule)),
+    )
+}
+
+pub(super) fn alert_key_item(key: &AlertKey) -> Item {
+    key_item(&alert_key(key))
+}
+
+/// The rule a tickwatch 0.1 alert of `kind` came from: the band's `high` or `low` rule.
+pub(super) fn legacy_rule(kind: AlertKind) -> RuleId {
+    RuleId::parse(match kind {
+        AlertKind::High => "high",
+        AlertKind::Low => "low",
+    })
+    .expect("high and low are valid rule ids")
+}
+
+/// The kind of the tickwatch 0.1 alerts that read as raised by `rule`, if any (`high`, `low`).
+pub(super) fn legacy_kind(rule: &RuleId) -> Option<AlertKind> {
+    match rule.as_str() {
+        "high" => Some(AlertKind::High),
+        "low" => Some(AlertKind::Low),
+        _ => None,
+    }
+}
+
+/// Where tickwatch 0.1 stored the alert of `key` (its sort key was the tick time alone), if the
+/// key's rule is one such an alert reads as.
+pub(super) fn legacy_alert_key(key: &AlertKey) -> Option<Key> {
+    legacy_kind(&key.rule).map(|_| (key.symbol.to_string(), Some(key.at.to_string())))
 }
 
 pub(super) fn key_item((partition, sort): &Key) -> Item {
@@ -86,23 +138,18 @@ pub(super) fn key_of(item: &Item) -> Option<Key> {
 
 /// A new alert as an item (not yet notified).
 pub(super) fn alert_item(alert: &Alert) -> Item {
-    HashMap::from([
-        (
-            attr::SYMBOL.to_owned(),
-            AttributeValue::S(alert.symbol.to_string()),
-        ),
+    let s = |text: String| AttributeValue::S(text);
+    let mut item = HashMap::from([
+        (attr::SYMBOL.to_owned(), s(alert.symbol.to_string())),
         (
             attr::TIMESTAMP.to_owned(),
-            AttributeValue::S(alert.timestamp.to_string()),
+            s(alert_sort_key(alert.timestamp, &alert.rule_id)),
         ),
-        (
-            attr::ALERT_ID.to_owned(),
-            AttributeValue::S(alert.alert_id.to_string()),
-        ),
-        (
-            attr::KIND.to_owned(),
-            AttributeValue::S(alert.kind.to_string()),
-        ),
+        (attr::TICK_TIME.to_owned(), s(alert.timestamp.to_string())),
+        (attr::RULE_ID.to_owned(), s(alert.rule_id.to_string())),
+        (attr::FIRE.to_owned(), s(alert.fire.as_str().to_owned())),
+        (attr::ALERT_ID.to_owned(), s(alert.alert_id.to_string())),
+        (attr::KIND.to_owned(), s(alert.kind.to_string())),
         (
             attr::PRICE.to_owned(),
             AttributeValue::N(alert.price.to_string()),
@@ -112,15 +159,15 @@ pub(super) fn alert_item(alert: &Alert) -> Item {
             AttributeValue::N(alert.threshold.to_string()),
         ),
         (
-            attr::MODE.to_owned(),
-            AttributeValue::S(alert.mode.to_string()),
-        ),
-        (
             attr::PROCESSED_AT.to_owned(),
-            AttributeValue::S(alert.processed_at.to_string()),
+            s(alert.processed_at.to_string()),
         ),
         (attr::NOTIFIED.to_owned(), AttributeValue::Bool(false)),
-    ])
+    ]);
+    if let Some(label) = alert.label {
+        item.insert(attr::LABEL.to_owned(), s(label.to_string()));
+    }
+    item
 }
 
 pub(super) fn state_item(symbol: &Symbol, state: &SymbolState) -> Item {
@@ -130,41 +177,38 @@ pub(super) fn state_item(symbol: &Symbol, state: &SymbolState) -> Item {
             AttributeValue::S(symbol.to_string()),
         ),
         (
-            attr::ZONE.to_owned(),
-            AttributeValue::S(state.zone.as_str().to_owned()),
-        ),
-        (
-            attr::SINCE.to_owned(),
-            AttributeValue::N(state.since.epoch_ms().to_string()),
-        ),
-        (
             attr::LAST_SEEN.to_owned(),
             AttributeValue::N(state.last_seen.epoch_ms().to_string()),
-        ),
-        (
-            attr::SINCE_AT.to_owned(),
-            AttributeValue::S(state.since.to_string()),
         ),
         (
             attr::LAST_SEEN_AT.to_owned(),
             AttributeValue::S(state.last_seen.to_string()),
         ),
+        // Always written, even empty: its presence is what tells this layout from 0.1's `zone`.
+        (
+            attr::RULES.to_owned(),
+            AttributeValue::B(Blob::new(encode_rule_states(&state.rules))),
+        ),
     ])
 }
 
 /// Reads attributes of one item, naming the table and attribute in every error.
-struct Reader<'a> {
-    table: &'a str,
-    item: &'a Item,
+pub(super) struct Reader<'a> {
+    pub(super) table: &'a str,
+    pub(super) item: &'a Item,
 }
 
 impl Reader<'_> {
-    fn malformed(&self, attribute: &'static str, reason: impl Into<String>) -> AwsError {
+    pub(super) fn malformed(&self, attribute: &'static str, reason: impl Into<String>) -> AwsError {
         AwsError::MalformedItem {
             table: self.table.to_owned(),
             attribute,
             reason: reason.into(),
         }
+    }
+
+    fn has(&self, attribute: &str) -> bool {
+        self.item.contains_key(attribute)
     }
 
     fn get(&self, attribute: &'static str) -> Result<&AttributeValue, AwsError> {
@@ -173,17 +217,24 @@ impl Reader<'_> {
             .ok_or_else(|| self.malformed(attribute, "is missing"))
     }
 
-    fn string(&self, attribute: &'static str) -> Result<&str, AwsError> {
+    pub(super) fn string(&self, attribute: &'static str) -> Result<&str, AwsError> {
         match self.get(attribute)? {
             AttributeValue::S(text) => Ok(text),
             _ => Err(self.malformed(attribute, "is not a string (S)")),
         }
     }
 
-    fn number(&self, attribute: &'static str) -> Result<&str, AwsError> {
+    pub(super) fn number(&self, attribute: &'static str) -> Result<&str, AwsError> {
         match self.get(attribute)? {
             AttributeValue::N(text) => Ok(text),
             _ => Err(self.malformed(attribute, "is not a number (N)")),
+        }
+    }
+
+    fn binary(&self, attribute: &'static str) -> Result<&[u8], AwsError> {
+        match self.get(attribute)? {
+            AttributeValue::B(blob) => Ok(blob.as_ref()),
+            _ => Err(self.malformed(attribute, "is not binary (B)")),
         }
     }
 
@@ -195,7 +246,7 @@ impl Reader<'_> {
     }
 
     /// Parses a string attribute with `parse`, quoting the value in the error.
-    fn parsed<T, E: std::fmt::Display>(
+    pub(super) fn parsed<T, E: std::fmt::Display>(
         &self,
         attribute: &'static str,
         text: &str,
@@ -228,15 +279,37 @@ pub(super) fn parse_alert(table: &str, item: &Item) -> Result<StoredAlert, AwsEr
     let kind = r.parsed(attr::KIND, r.string(attr::KIND)?, str::parse::<AlertKind>)?;
     let price = r.float(attr::PRICE)?;
     let price = r.parsed(attr::PRICE, r.number(attr::PRICE)?, |_| Price::new(price))?;
-    let mode = r.parsed(attr::MODE, r.string(attr::MODE)?, str::parse::<Mode>)?;
+    let legacy = !r.has(attr::RULE_ID);
+    let (rule_id, fire, timestamp) = if legacy {
+        // tickwatch 0.1: the sort key is the tick time, the mode says how the band fired.
+        let mode = r.parsed(attr::MODE, r.string(attr::MODE)?, str::parse::<Mode>)?;
+        let fire = match mode {
+            Mode::Cross => Fire::Enter,
+            Mode::Level => Fire::Every,
+        };
+        (legacy_rule(kind), fire, r.timestamp_text(attr::TIMESTAMP)?)
+    } else {
+        (
+            r.parsed(attr::RULE_ID, r.string(attr::RULE_ID)?, RuleId::parse)?,
+            r.parsed(attr::FIRE, r.string(attr::FIRE)?, str::parse::<Fire>)?,
+            r.timestamp_text(attr::TICK_TIME)?,
+        )
+    };
+    let label = if r.has(attr::LABEL) {
+        Some(r.parsed(attr::LABEL, r.string(attr::LABEL)?, Label::parse)?)
+    } else {
+        None
+    };
     let alert = Alert {
         alert_id,
+        rule_id,
+        label,
         symbol,
         kind,
         price,
         threshold: r.float(attr::THRESHOLD)?,
-        mode,
-        timestamp: r.timestamp_text(attr::TIMESTAMP)?,
+        fire,
+        timestamp,
         processed_at: r.timestamp_text(attr::PROCESSED_AT)?,
     };
     Ok(StoredAlert {
@@ -247,35 +320,57 @@ pub(super) fn parse_alert(table: &str, item: &Item) -> Result<StoredAlert, AwsEr
 
 pub(super) fn parse_state(table: &str, item: &Item) -> Result<SymbolState, AwsError> {
     let r = Reader { table, item };
-    Ok(SymbolState {
-        zone: r.parsed(attr::ZONE, r.string(attr::ZONE)?, str::parse::<Zone>)?,
-        since: r.timestamp_ms(attr::SINCE)?,
-        last_seen: r.timestamp_ms(attr::LAST_SEEN)?,
-    })
+    let last_seen = r.timestamp_ms(attr::LAST_SEEN)?;
+    if !r.has(attr::RULES) && r.has(attr::ZONE) {
+        // tickwatch 0.1: a zone instead of rule states. Its next write replaces the item.
+        let symbol = r.parsed(attr::SYMBOL, r.string(attr::SYMBOL)?, Symbol::parse)?;
+        let zone = r.string(attr::ZONE)?;
+        if !matches!(zone, "low" | "normal" | "high") {
+            return Err(r.malformed(
+                attr::ZONE,
+                format!("{zone:?} is invalid: must be low, normal or high"),
+            ));
+        }
+        return Ok(SymbolState::from_zone(zone, &symbol, last_seen));
+    }
+    let rules = decode_rule_states(r.binary(attr::RULES)?)
+        .map_err(|e| r.malformed(attr::RULES, e.to_string()))?;
+    Ok(SymbolState { last_seen, rules })
 }
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_core::rules::{Phase, RuleState};
+
     use super::*;
-    use tickwatch_core::AlertKey;
+
+    fn rule(id: &str) -> RuleId {
+        RuleId::parse(id).expect("valid rule id")
+    }
+
+    fn ts(ms: i64) -> Timestamp {
+        Timestamp::from_epoch_ms(ms).expect("valid")
+    }
 
     fn sample_alert() -> Alert {
         let symbol = Symbol::parse("BRK.B").expect("valid");
-        let at = Timestamp::from_epoch_ms(1_795_703_400_123).expect("valid");
+        let at = ts(1_795_703_400_123);
         let key = AlertKey {
             symbol,
             at,
-            kind: AlertKind::High,
+            rule: rule("brk-150"),
         };
         Alert {
             alert_id: key.id(),
+            rule_id: key.rule,
+            label: Some(Label::parse("Berkshire over 150").expect("valid")),
             symbol,
             kind: AlertKind::High,
             price: Price::new(151.25).expect("valid"),
             threshold: 150.0,
-            mode: Mode::Cross,
+            fire: Fire::Enter,
             timestamp: at,
-            processed_at: Timestamp::from_epoch_ms(1_795_703_401_000).expect("valid"),
+            processed_at: ts(1_795_703_401_000),
         }
     }
 
@@ -283,11 +378,20 @@ mod tests {
     fn alert_items_round_trip() {
         let alert = sample_alert();
         let item = alert_item(&alert);
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         assert_eq!(
-            item.get("timestamp"),
-            Some(&AttributeValue::S("2026-11-26T14:30:00.123Z".into()))
+            text("timestamp").as_deref(),
+            Some("2026-11-26T14:30:00.123Z#brk-150")
         );
+        assert_eq!(
+            text("tick_time").as_deref(),
+            Some("2026-11-26T14:30:00.123Z")
+        );
+        assert_eq!(text("rule_id").as_deref(), Some("brk-150"));
+        assert_eq!(text("label").as_deref(), Some("Berkshire over 150"));
+        assert_eq!(text("fire").as_deref(), Some("enter"));
         assert_eq!(item.get("price"), Some(&AttributeValue::N("151.25".into())));
+        assert!(!item.contains_key("mode"), "0.1's mode is not written");
         let stored = parse_alert("alerts", &item).expect("parses");
         assert_eq!(
             stored,
@@ -296,32 +400,209 @@ mod tests {
                 notified: false
             }
         );
+        // Without a label, no label attribute (DynamoDB refuses empty strings in keys, and an
+        // absent label is not an empty one).
+        let unlabelled = Alert {
+            label: None,
+            ..alert
+        };
+        let item = alert_item(&unlabelled);
+        assert!(!item.contains_key("label"));
+        assert_eq!(
+            parse_alert("alerts", &item).map(|s| s.alert),
+            Ok(unlabelled)
+        );
+    }
+
+    #[test]
+    fn sort_keys_sort_by_tick_time_then_rule_and_make_time_ranges() {
+        let keys = [
+            alert_sort_key(ts(999), &rule("z")),
+            alert_sort_key(ts(1_000), &rule("A")),
+            alert_sort_key(ts(1_000), &rule("a-1")),
+            alert_sort_key(ts(1_000), &rule("high")),
+            alert_sort_key(ts(1_001), &rule("0")),
+            alert_sort_key(ts(60_000), &rule("low")),
+        ];
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, keys, "string order is time order, then rule order");
+        // A time range is a BETWEEN from the first time to the last time followed by a
+        // character above every rule id character.
+        let (from, to) = (ts(1_000).to_string(), format!("{}#~", ts(1_001)));
+        let inside: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.as_str() >= from.as_str() && k.as_str() <= to.as_str())
+            .collect();
+        assert_eq!(inside, keys[1..5].iter().collect::<Vec<_>>());
+        assert!(keys[1].starts_with("1970-01-01T00:00:01.000Z#"));
+        // 0.1's keys (the time alone) sort right before the same time's new keys.
+        assert!(ts(1_000).to_string() < keys[1] && ts(1_000).to_string() > keys[0]);
+    }
+
+    /// An alerts item exactly as tickwatch 0.1 wrote it.
+    fn legacy_alert_item(kind: &str, mode: &str) -> Item {
+        let s = |text: &str| AttributeValue::S(text.to_owned());
+        HashMap::from([
+            ("symbol".to_owned(), s("AAPL")),
+            ("timestamp".to_owned(), s("2026-11-26T14:30:00.123Z")),
+            ("alert_id".to_owned(), s("0123456789abcdef0123456789abcdef")),
+            ("kind".to_owned(), s(kind)),
+            ("price".to_owned(), AttributeValue::N("151.25".into())),
+            ("threshold".to_owned(), AttributeValue::N("150".into())),
+            ("mode".to_owned(), s(mode)),
+            ("processed_at".to_owned(), s("2026-11-26T14:30:01.000Z")),
+            ("notified".to_owned(), AttributeValue::Bool(true)),
+        ])
+    }
+
+    #[test]
+    fn alert_items_of_the_previous_release_are_read() {
+        let cases = [
+            ("HIGH", "cross", "high", Fire::Enter),
+            ("HIGH", "level", "high", Fire::Every),
+            ("LOW", "cross", "low", Fire::Enter),
+            ("LOW", "level", "low", Fire::Every),
+        ];
+        for (kind, mode, rule_id, fire) in cases {
+            let stored = parse_alert("alerts", &legacy_alert_item(kind, mode))
+                .unwrap_or_else(|e| panic!("{kind} {mode}: {e}"));
+            let alert = stored.alert;
+            assert_eq!(alert.rule_id.as_str(), rule_id, "{kind} {mode}");
+            assert_eq!(alert.fire, fire, "{kind} {mode}");
+            assert_eq!(alert.label, None);
+            assert_eq!(alert.timestamp, ts(1_795_703_400_123));
+            assert_eq!(
+                alert.alert_id.to_string(),
+                "0123456789abcdef0123456789abcdef",
+                "the id it was announced with is kept"
+            );
+            assert!(stored.notified);
+        }
+        let mut bad = legacy_alert_item("HIGH", "sideways");
+        let error = parse_alert("alerts", &bad).expect_err("bad mode");
+        assert!(error.to_string().contains("attribute mode"), "{error}");
+        bad.remove("mode");
+        let error = parse_alert("alerts", &bad).expect_err("no mode");
+        assert!(
+            error.to_string().contains("attribute mode is missing"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn legacy_keys_exist_only_for_the_band_rules() {
+        let key = |id: &str| AlertKey {
+            symbol: Symbol::parse("AAPL").expect("valid"),
+            at: ts(1_795_703_400_123),
+            rule: rule(id),
+        };
+        assert_eq!(
+            legacy_alert_key(&key("high")),
+            Some(("AAPL".into(), Some("2026-11-26T14:30:00.123Z".into())))
+        );
+        assert!(legacy_alert_key(&key("low")).is_some());
+        assert_eq!(legacy_alert_key(&key("high.AAPL")), None);
+        assert_eq!(legacy_alert_key(&key("aapl-200")), None);
+        assert_eq!(
+            alert_key(&key("high")).1.as_deref(),
+            Some("2026-11-26T14:30:00.123Z#high")
+        );
+    }
+
+    fn sample_state() -> SymbolState {
+        SymbolState {
+            last_seen: ts(2_000),
+            rules: vec![
+                RuleState {
+                    rule: rule("high"),
+                    version: 3,
+                    phase: Phase::Fired,
+                    last_alert: Some(ts(1_000)),
+                },
+                RuleState {
+                    rule: rule("once-1"),
+                    version: 1,
+                    phase: Phase::Done,
+                    last_alert: None,
+                },
+            ],
+        }
     }
 
     #[test]
     fn state_items_round_trip() {
-        let state = SymbolState {
-            zone: Zone::High,
-            since: Timestamp::from_epoch_ms(1_000).expect("valid"),
-            last_seen: Timestamp::from_epoch_ms(2_000).expect("valid"),
+        let symbol = Symbol::parse("AAPL").expect("valid");
+        for state in [
+            sample_state(),
+            SymbolState {
+                last_seen: ts(5),
+                rules: Vec::new(),
+            },
+        ] {
+            let item = state_item(&symbol, &state);
+            assert_eq!(
+                item.get("last_seen"),
+                Some(&AttributeValue::N(state.last_seen.epoch_ms().to_string()))
+            );
+            assert_eq!(
+                item.get("last_seen_at"),
+                Some(&AttributeValue::S(state.last_seen.to_string()))
+            );
+            assert_eq!(
+                item.get("rules"),
+                Some(&AttributeValue::B(Blob::new(encode_rule_states(
+                    &state.rules
+                ))))
+            );
+            for gone in ["zone", "since", "since_at"] {
+                assert!(!item.contains_key(gone), "{gone} is no longer written");
+            }
+            assert_eq!(parse_state("state", &item), Ok(state));
+        }
+    }
+
+    #[test]
+    fn state_items_of_the_previous_release_are_read_through_their_zone() {
+        let legacy = |zone: &str| -> Item {
+            HashMap::from([
+                ("symbol".to_owned(), AttributeValue::S("AAPL".into())),
+                ("zone".to_owned(), AttributeValue::S(zone.into())),
+                ("since".to_owned(), AttributeValue::N("1000".into())),
+                ("last_seen".to_owned(), AttributeValue::N("2000".into())),
+                (
+                    "since_at".to_owned(),
+                    AttributeValue::S("1970-01-01T00:00:01.000Z".into()),
+                ),
+                (
+                    "last_seen_at".to_owned(),
+                    AttributeValue::S("1970-01-01T00:00:02.000Z".into()),
+                ),
+            ])
         };
         let symbol = Symbol::parse("AAPL").expect("valid");
-        let item = state_item(&symbol, &state);
-        assert_eq!(
-            item.get("last_seen"),
-            Some(&AttributeValue::N("2000".into()))
+        for zone in ["high", "low", "normal"] {
+            assert_eq!(
+                parse_state("state", &legacy(zone)),
+                Ok(SymbolState::from_zone(zone, &symbol, ts(2_000))),
+                "{zone}"
+            );
+        }
+        let high = parse_state("state", &legacy("high")).expect("parses");
+        assert!(
+            high.rules
+                .iter()
+                .any(|s| s.rule.as_str() == "high" && s.phase == Phase::Fired),
+            "{high:?}"
         );
-        assert_eq!(
-            item.get("since_at"),
-            Some(&AttributeValue::S("1970-01-01T00:00:01.000Z".into()))
-        );
-        assert_eq!(parse_state("state", &item), Ok(state));
+        let error = parse_state("state", &legacy("sideways")).expect_err("bad zone");
+        assert!(error.to_string().contains("attribute zone"), "{error}");
     }
 
     #[test]
     fn malformed_items_name_the_attribute() {
         let good = alert_item(&sample_alert());
-        let cases: [(&str, Option<AttributeValue>, &str); 7] = [
+        let cases: [(&str, Option<AttributeValue>, &str); 10] = [
             ("price", None, "attribute price is missing"),
             (
                 "price",
@@ -344,14 +625,25 @@ mod tests {
                 "attribute notified is not a boolean",
             ),
             (
-                "timestamp",
+                "tick_time",
                 Some(AttributeValue::S("yesterday".into())),
-                "attribute timestamp \"yesterday\" is invalid",
+                "attribute tick_time \"yesterday\" is invalid",
             ),
+            ("tick_time", None, "attribute tick_time is missing"),
             (
                 "alert_id",
                 Some(AttributeValue::S("xyz".into())),
                 "attribute alert_id \"xyz\" is invalid",
+            ),
+            (
+                "rule_id",
+                Some(AttributeValue::S("a b".into())),
+                "attribute rule_id \"a b\" is invalid",
+            ),
+            (
+                "fire",
+                Some(AttributeValue::S("twice".into())),
+                "attribute fire \"twice\" is invalid",
             ),
         ];
         for (attribute, value, expected) in cases {
@@ -370,17 +662,27 @@ mod tests {
                 tickwatch_core::ports::ErrorClass::Permanent
             );
         }
-        let mut state = state_item(
-            &Symbol::parse("X").expect("valid"),
-            &SymbolState {
-                zone: Zone::Low,
-                since: Timestamp::from_epoch_ms(1).expect("valid"),
-                last_seen: Timestamp::from_epoch_ms(1).expect("valid"),
-            },
-        );
+        let symbol = Symbol::parse("X").expect("valid");
+        let mut state = state_item(&symbol, &sample_state());
         state.insert("last_seen".into(), AttributeValue::N("-5".into()));
         let error = parse_state("state", &state).expect_err("negative ms");
         assert!(error.to_string().contains("attribute last_seen"), "{error}");
+        let mut state = state_item(&symbol, &sample_state());
+        state.insert("rules".into(), AttributeValue::B(Blob::new(vec![1, 0])));
+        let error = parse_state("state", &state).expect_err("cut short");
+        assert!(error.to_string().contains("attribute rules"), "{error}");
+        state.insert("rules".into(), AttributeValue::S("high".into()));
+        let error = parse_state("state", &state).expect_err("not binary");
+        assert!(
+            error.to_string().contains("attribute rules is not binary"),
+            "{error}"
+        );
+        state.remove("rules");
+        let error = parse_state("state", &state).expect_err("missing");
+        assert!(
+            error.to_string().contains("attribute rules is missing"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -389,7 +691,7 @@ mod tests {
         assert_eq!(condition, "attribute_not_exists(#s)");
         assert_eq!(names.get("#s").map(String::as_str), Some("symbol"));
         assert!(values.is_none());
-        let at = Timestamp::from_epoch_ms(42).expect("valid");
+        let at = ts(42);
         let (condition, names, values) = state_condition(Some(at));
         assert_eq!(condition, "#ls = :expected");
         assert_eq!(names.get("#ls").map(String::as_str), Some("last_seen"));

@@ -1,4 +1,4 @@
-//! Test support on the store (feature `testing`): creating the tables on an emulator and reading
+//! Test support on the stores (feature `testing`): creating the tables on an emulator and reading
 //! state directly. The pipeline needs neither (deployments create the tables with Terraform, and a
 //! compare-and-set conflict brings the stored state back).
 
@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::types::{
 use tickwatch_core::Symbol;
 use tickwatch_core::rules::SymbolState;
 
-use super::DynamoStore;
 use super::item::{Key, attr, parse_state};
+use super::{DynamoRuleStore, DynamoStore};
 use crate::error::AwsError;
 
 /// How long `DynamoStore::create_tables` waits for new tables to become active, in milliseconds.
@@ -87,29 +87,58 @@ impl DynamoStore {
             .await
             .map_err(|e| AwsError::from_sdk("CreateTable", &e))?;
         for table in [&self.alerts_table, &self.state_table] {
-            self.wait_active(table).await?;
+            wait_active(&self.client, table).await?;
         }
         Ok(())
     }
+}
 
-    async fn wait_active(&self, table: &str) -> Result<(), AwsError> {
-        let polls_max = TABLE_ACTIVE_WAIT_MS_MAX / TABLE_POLL_MS;
-        for _ in 0..polls_max {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
-            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(TABLE_POLL_MS)).await;
-        }
-        Err(AwsError::NoAnswer {
-            operation: "DescribeTable",
-            reason: format!("table {table} not active after {TABLE_ACTIVE_WAIT_MS_MAX} ms"),
-        })
+impl DynamoRuleStore {
+    /// Creates the rules table (on-demand billing, hash key `rule_id`) and waits until it is
+    /// active: test support for the emulator; deployments create it with Terraform.
+    pub async fn create_table(&self) -> Result<(), AwsError> {
+        let rule_id = "rule_id";
+        self.client()
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(rule_id)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| AwsError::build("CreateTable", e))?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(rule_id)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| AwsError::build("CreateTable", e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateTable", &e))?;
+        wait_active(self.client(), self.table()).await
     }
+}
+
+async fn wait_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), AwsError> {
+    let polls_max = TABLE_ACTIVE_WAIT_MS_MAX / TABLE_POLL_MS;
+    for _ in 0..polls_max {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeTable", &e))?;
+        if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(TABLE_POLL_MS)).await;
+    }
+    Err(AwsError::NoAnswer {
+        operation: "DescribeTable",
+        reason: format!("table {table} not active after {TABLE_ACTIVE_WAIT_MS_MAX} ms"),
+    })
 }

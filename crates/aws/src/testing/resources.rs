@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
-use crate::DynamoStore;
 use crate::config::AwsClients;
+use crate::{DynamoRuleStore, DynamoStore};
 
 use super::unique_name;
 
@@ -21,6 +21,13 @@ pub async fn fresh_store(dynamodb: &aws_sdk_dynamodb::Client) -> DynamoStore {
         unique_name("state"),
     );
     store.create_tables().await.expect("tables created");
+    store
+}
+
+/// A [`DynamoRuleStore`] on a new, [`unique_name`]d and created rules table.
+pub async fn fresh_rule_store(dynamodb: &aws_sdk_dynamodb::Client) -> DynamoRuleStore {
+    let store = DynamoRuleStore::new(dynamodb.clone(), unique_name("rules"));
+    store.create_table().await.expect("rules table created");
     store
 }
 

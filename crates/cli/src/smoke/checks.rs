@@ -112,21 +112,24 @@ impl Probe {
         let symbol = |suffix: &str| {
             Symbol::parse(&format!("SMOKE-{run_id}-{suffix}")).expect("smoke symbols are valid")
         };
+        // The default rules of a fresh deployment (its rules table not written yet).
+        let rule =
+            |id: &str| tickwatch_core::RuleId::parse(id).expect("the default rule ids are valid");
         Probe {
             high: AlertKey {
                 symbol: symbol("H"),
                 at: now,
-                kind: AlertKind::High,
+                rule: rule("high"),
             },
             low: AlertKey {
                 symbol: symbol("L"),
                 at: now,
-                kind: AlertKind::Low,
+                rule: rule("low"),
             },
             normal: AlertKey {
                 symbol: symbol("N"),
                 at: now,
-                kind: AlertKind::High,
+                rule: rule("high"),
             },
             marker: format!("smoke-{run_id}"),
         }
@@ -290,15 +293,18 @@ where
         stored_detail,
     );
     for key in expected_alerts {
-        let name = format!(
-            "{} alert announced on the topic with its attributes",
-            key.kind
-        );
+        let kind = if key.rule.as_str() == "high" {
+            AlertKind::High
+        } else {
+            AlertKind::Low
+        };
+        let name = format!("{kind} alert announced on the topic with its attributes");
         match announced.get(&key.id().to_string()) {
             Some(attributes) => {
                 let good = attributes.get("symbol").map(String::as_str)
                     == Some(key.symbol.as_str())
-                    && attributes.get("kind").map(String::as_str) == Some(key.kind.as_str());
+                    && attributes.get("kind").map(String::as_str) == Some(kind.as_str())
+                    && attributes.get("rule_id").map(String::as_str) == Some(key.rule.as_str());
                 report.check(&name, good, format!("attributes {attributes:?}"));
             }
             None => report.check(&name, false, "not received"),

@@ -19,7 +19,7 @@ use tickwatch_aws::worker::VISIBILITY_TIMEOUT_S_MIN;
 use tickwatch_core::Mode;
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::testing::{MemoryRig, spec_config};
-use tickwatch_core::{Accepted, Outcome, Timestamp};
+use tickwatch_core::{Outcome, Timestamp};
 
 use crate::support::Dir;
 
@@ -65,9 +65,12 @@ fn expected_alerts(bodies: &[String]) -> BTreeSet<String> {
     report
         .outcomes
         .iter()
-        .filter_map(|(_, outcome)| match outcome {
-            Outcome::Accepted(Accepted::Alerted(alert)) => Some(alert.alert_id.to_string()),
-            _ => None,
+        .flat_map(|(_, outcome)| match outcome {
+            Outcome::Accepted(accepted) => accepted
+                .new_alerts()
+                .map(|alert| alert.alert_id.to_string())
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
         })
         .collect()
 }

@@ -5,6 +5,7 @@ mod dlq;
 mod errors;
 mod kill;
 mod notify_faults;
+mod rules;
 mod run;
 mod store_faults;
 mod support;

@@ -1,7 +1,7 @@
 //! The everyday commands (`run`, `alerts`, `notify`, `generate`) in a temporary directory, with
 //! their stdout, stderr, exit code and database checked afterwards.
 
-use crate::support::{Dir, Webhook, tick};
+use crate::support::{Dir, LiveRun, Webhook, tick};
 use serde_json::Value;
 
 #[test]
@@ -645,53 +645,24 @@ fn a_second_run_continues_where_the_first_stopped() {
 }
 
 /// A feed that stays open (a producer piping into stdin): each tick's alert is announced while
-/// the feed is still open, not when it ends. The timeout only bounds a hang; it is no speed test.
+/// the feed is still open, not when it ends.
 #[test]
 fn a_live_feed_is_announced_while_it_is_still_open() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::mpsc;
-    use std::time::Duration;
-
     let dir = Dir::new();
-    let mut child = dir.spawn_tickwatch(&["run", "--input", "-", "--notify", "stdout"]);
-    let mut feed = child.stdin.take().expect("stdin is piped");
-    let (lines, announced) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next_alert = || -> Value {
-        let line = announced
-            .recv_timeout(Duration::from_secs(60))
-            .expect("an alert is announced while the feed stays open");
-        serde_json::from_str(&line).expect("an alert is one JSON line")
-    };
-
+    let mut live = LiveRun::start(&dir);
     for (symbol, price, at, kind) in [
         ("AAPL", 160.0, "2026-11-26T14:30:00Z", "HIGH"),
         ("MSFT", 40.0, "2026-11-26T14:30:01Z", "LOW"),
     ] {
-        writeln!(feed, "{}", tick(symbol, price, at)).expect("feed a tick");
-        feed.flush().expect("flush the feed");
-        let alert = next_alert();
+        live.send(&tick(symbol, price, at));
+        let alert = live.next_alert();
         assert_eq!(
             (alert["symbol"].as_str(), alert["kind"].as_str()),
             (Some(symbol), Some(kind))
         );
-        assert!(
-            child.try_wait().expect("poll tickwatch").is_none(),
-            "tickwatch is still reading the open feed"
-        );
+        assert!(live.running(), "tickwatch is still reading the open feed");
     }
-
-    drop(feed);
-    let output = child
-        .wait_with_output()
-        .expect("tickwatch ends with its input");
+    let output = live.finish();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("2 ticks"), "{stderr}");

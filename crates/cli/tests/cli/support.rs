@@ -227,3 +227,61 @@ impl Webhook {
         self.received.lock().expect("log").clone()
     }
 }
+
+/// A `tickwatch run` reading a live feed on its stdin, its stdout read line by line on a thread:
+/// ticks go in one at a time while the run is going, and the alerts it announces come out.
+pub(crate) struct LiveRun {
+    child: Child,
+    feed: std::process::ChildStdin,
+    announced: std::sync::mpsc::Receiver<String>,
+}
+
+impl LiveRun {
+    /// Starts `tickwatch run --input - --notify stdout` in `dir`.
+    pub(crate) fn start(dir: &Dir) -> LiveRun {
+        let mut child = dir.spawn_tickwatch(&["run", "--input", "-", "--notify", "stdout"]);
+        let feed = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines, announced) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LiveRun {
+            child,
+            feed,
+            announced,
+        }
+    }
+
+    /// Writes one line into the feed, which stays open.
+    pub(crate) fn send(&mut self, line: &str) {
+        writeln!(self.feed, "{line}").expect("feed a tick");
+        self.feed.flush().expect("flush the feed");
+    }
+
+    /// The next alert announced. The timeout only bounds a hang; it is no speed test.
+    pub(crate) fn next_alert(&self) -> Value {
+        let line = self
+            .announced
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("an alert is announced while the feed stays open");
+        serde_json::from_str(&line).expect("an alert is one JSON line")
+    }
+
+    /// Whether the run is still going.
+    pub(crate) fn running(&mut self) -> bool {
+        self.child.try_wait().expect("poll tickwatch").is_none()
+    }
+
+    /// Closes the feed and waits for the run to end.
+    pub(crate) fn finish(self) -> Output {
+        drop(self.feed);
+        self.child
+            .wait_with_output()
+            .expect("tickwatch ends with its input")
+    }
+}

@@ -1,4 +1,4 @@
-//! Rule configuration as users write it: a TOML rules file, or JSON overrides (the Lambda `RULES`
+//! The legacy rule configuration as users write it: a TOML rules file, or JSON overrides (the Lambda `RULES`
 //! variable). Both overlay onto a base rule, field by field: base, then `[default]`, then
 //! `[symbols.X]`.
 //!
@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Mode, Rule, RuleSet};
+use super::{Band, BandSet, Mode};
 use crate::tick::{PRICE_MAX, Symbol, escape_controls, format_number, quote};
 
 /// Largest rules file or `RULES` value accepted, in bytes.
@@ -125,7 +125,7 @@ fn check_size(text: &str, what: &str) -> Result<(), RulesError> {
 }
 
 /// Checks each number on its own (finite, not negative, below the price bound) so that the error
-/// names the key that holds it; `Rule::new` then checks how they relate. Numbers are echoed in
+/// names the key that holds it; `Band::new` then checks how they relate. Numbers are echoed in
 /// their short form (`1e300`).
 fn check_values(spec: &RuleSpec) -> Result<(), RulesError> {
     let values = [
@@ -153,7 +153,7 @@ fn check_values(spec: &RuleSpec) -> Result<(), RulesError> {
 }
 
 /// `spec` over `base`, checked.
-fn apply(base: Rule, spec: &RuleSpec) -> Result<Rule, RulesError> {
+fn apply(base: Band, spec: &RuleSpec) -> Result<Band, RulesError> {
     check_values(spec)?;
     base.with_spec(spec)
 }
@@ -175,24 +175,24 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-impl RuleSet {
+impl BandSet {
     /// Parses a TOML rules file over `base`. Errors name the line of the offending key.
     ///
     /// ```
-    /// use tickwatch_core::{Mode, Rule, RuleSet, Symbol};
+    /// use tickwatch_core::{Mode, Band, BandSet, Symbol};
     ///
-    /// let base = Rule::new(150.0, 50.0, 0.0, Mode::Cross)?;
-    /// let rules = RuleSet::from_toml(base, "[default]\nhysteresis = 0.5\n\n[symbols.AAPL]\nhigh = 200\nlow = 120\n")?;
-    /// let aapl = rules.rule_for(&Symbol::parse("AAPL").expect("valid"));
+    /// let base = Band::new(150.0, 50.0, 0.0, Mode::Cross)?;
+    /// let rules = BandSet::from_toml(base, "[default]\nhysteresis = 0.5\n\n[symbols.AAPL]\nhigh = 200\nlow = 120\n")?;
+    /// let aapl = rules.band_for(&Symbol::parse("AAPL").expect("valid"));
     /// assert_eq!((aapl.high(), aapl.low(), aapl.hysteresis()), (200.0, 120.0, 0.5));
-    /// let other = rules.rule_for(&Symbol::parse("MSFT").expect("valid"));
+    /// let other = rules.band_for(&Symbol::parse("MSFT").expect("valid"));
     /// assert_eq!((other.high(), other.low()), (150.0, 50.0));
     ///
-    /// let refused = RuleSet::from_toml(base, "[symbols.AAPL]\nhigh = 100\nlow = 120\n").unwrap_err();
+    /// let refused = BandSet::from_toml(base, "[symbols.AAPL]\nhigh = 100\nlow = 120\n").unwrap_err();
     /// assert_eq!(refused.to_string(), "line 3 [symbols.AAPL] low: (120) must be below high (100)");
     /// # Ok::<(), tickwatch_core::rules::RulesError>(())
     /// ```
-    pub fn from_toml(base: Rule, text: &str) -> Result<RuleSet, RulesError> {
+    pub fn from_toml(base: Band, text: &str) -> Result<BandSet, RulesError> {
         check_size(text, "rules file")?;
         let file: RulesFile = toml::from_str(text).map_err(|e| {
             let location = e.span().map_or_else(
@@ -203,7 +203,7 @@ impl RuleSet {
             RulesError::new(location, escape_controls(e.message().trim_end()))
         })?;
         // The rule of one table over `base`; errors at the line of the key they name.
-        let table_rule = |base: Rule, spec: &Spanned<SpecAt>, table: &str| {
+        let table_rule = |base: Band, spec: &Spanned<SpecAt>, table: &str| {
             apply(base, &spec.get_ref().spec()).map_err(|e| {
                 let offset = spec
                     .get_ref()
@@ -225,7 +225,7 @@ impl RuleSet {
                 ),
             ));
         }
-        let mut rules = RuleSet::uniform(default);
+        let mut rules = BandSet::uniform(default);
         for (name, spec) in &file.symbols {
             let table = format!("symbols.{}", symbol_label(name.get_ref()));
             let symbol = Symbol::parse(name.get_ref()).map_err(|e| {
@@ -241,7 +241,7 @@ impl RuleSet {
 
     /// Parses JSON per-symbol overrides, `{"AAPL": {"high": 200, "low": 120}}`, over `base`.
     /// `what` names the source in errors (e.g. the environment variable).
-    pub fn from_json_overrides(base: Rule, what: &str, text: &str) -> Result<RuleSet, RulesError> {
+    pub fn from_json_overrides(base: Band, what: &str, text: &str) -> Result<BandSet, RulesError> {
         check_size(text, what)?;
         let specs: BTreeMap<String, RuleSpec> = serde_json::from_str(text)
             .map_err(|e| RulesError::new(what, escape_controls(&e.to_string())))?;
@@ -254,7 +254,7 @@ impl RuleSet {
                 ),
             ));
         }
-        let mut rules = RuleSet::uniform(base);
+        let mut rules = BandSet::uniform(base);
         for (name, spec) in &specs {
             let location = format!("{what}.{}", symbol_label(name));
             let symbol =
@@ -264,4 +264,46 @@ impl RuleSet {
         }
         Ok(rules)
     }
+}
+
+/// Most rules one list (an `import` file) may hold.
+pub const RULE_LIST_MAX: usize = super::RULES_MAX;
+
+/// Largest rule list accepted, in bytes (the largest list at about 300 bytes a rule).
+pub const RULE_LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Parses a JSON array of rules (what `tickwatch rules export` writes). Each error names the
+/// rule by its position and id, and the field.
+pub fn parse_rule_list(text: &str) -> Result<Vec<super::Rule>, RulesError> {
+    if text.len() > RULE_LIST_BYTES_MAX {
+        return Err(RulesError::new(
+            "rules file",
+            format!(
+                "is {} bytes; the limit is {RULE_LIST_BYTES_MAX}",
+                text.len()
+            ),
+        ));
+    }
+    let values: Vec<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| RulesError::new("rules file", escape_controls(&e.to_string())))?;
+    if values.len() > RULE_LIST_MAX {
+        return Err(RulesError::new(
+            "rules file",
+            format!("has {} rules; the limit is {RULE_LIST_MAX}", values.len()),
+        ));
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let name = match value.get("id").and_then(serde_json::Value::as_str) {
+                Some(id) => format!("rule {} ({})", index + 1, quote(id)),
+                None => format!("rule {}", index + 1),
+            };
+            serde_json::from_value::<super::RuleDoc>(value)
+                .map_err(|e| super::model::json_error("rule", &e))
+                .and_then(super::Rule::from_doc)
+                .map_err(|e| e.within(&name))
+        })
+        .collect()
 }

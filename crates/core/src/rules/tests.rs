@@ -1,10 +1,10 @@
-//! Table-driven tests of rule evaluation and rule configuration.
+//! Table-driven tests of the legacy band configuration and its translation into rules.
 
 use super::*;
-use crate::tick::{Price, Timestamp};
+use crate::tick::{Price, Symbol, Tick, Timestamp};
 
-fn rule(mode: Mode, hysteresis: f64) -> Rule {
-    Rule::new(150.0, 50.0, hysteresis, mode).expect("valid rule")
+fn rule(mode: Mode, hysteresis: f64) -> Band {
+    Band::new(150.0, 50.0, hysteresis, mode).expect("valid band")
 }
 
 fn tick(price: f64, at_ms: i64) -> Tick {
@@ -15,23 +15,31 @@ fn tick(price: f64, at_ms: i64) -> Tick {
     }
 }
 
-/// Runs a sequence of (price, time) ticks through `evaluate`, threading the state, and returns a
-/// compact trace: `H`/`L` alert, `r` re-arm, `.` quiet, `s` stale.
-fn trace(rule: &Rule, ticks: &[(f64, i64)]) -> String {
-    let mut state = None;
+/// Runs a sequence of (price, time) ticks through the rules a band translates into, threading
+/// the state, and returns a compact trace: `H`/`L` the `high`/`low` rule fired, `r` re-arm, `.`
+/// quiet, `s` stale.
+fn trace(band: &Band, ticks: &[(f64, i64)]) -> String {
+    let book = RuleBook::from(*band);
+    let rules = book.for_symbol(&tick(1.0, 1).symbol);
+    let mut cursor = Cursor::new(&rules, None);
     ticks
         .iter()
         .map(|&(price, at)| {
-            let (verdict, next) = evaluate(rule, state, &tick(price, at));
-            if next.is_some() {
-                state = next;
-            }
-            match verdict {
-                Verdict::Alert(AlertKind::High) => 'H',
-                Verdict::Alert(AlertKind::Low) => 'L',
-                Verdict::Rearm => 'r',
-                Verdict::Quiet => '.',
-                Verdict::Stale => 's',
+            let evaluation = cursor.step(&tick(price, at));
+            let fired: String = evaluation
+                .fired
+                .iter()
+                .map(|&i| match rules.rules()[i].id().as_str() {
+                    "high" => 'H',
+                    "low" => 'L',
+                    other => panic!("unexpected rule {other}"),
+                })
+                .collect();
+            match (fired.as_str(), evaluation.rearmed, evaluation.stale) {
+                ("", _, true) => "s".to_owned(),
+                ("", true, _) => "r".to_owned(),
+                ("", false, _) => ".".to_owned(),
+                (fired, _, _) => fired.to_owned(),
             }
         })
         .collect()
@@ -165,42 +173,50 @@ fn level_mode_alerts_on_every_tick_beyond() {
 }
 
 #[test]
-fn evaluation_returns_the_new_state_unless_stale() {
-    let cross = rule(Mode::Cross, 0.0);
+fn the_cursor_gives_the_state_to_store_unless_every_tick_was_stale() {
+    let book = RuleBook::from(rule(Mode::Cross, 0.0));
+    let rules = book.for_symbol(&tick(1.0, 1).symbol);
     let at = |ms| Timestamp::from_epoch_ms(ms).expect("valid");
-    let state = |zone, since, last_seen| SymbolState {
-        zone,
-        since: at(since),
-        last_seen: at(last_seen),
+    let high = RuleState {
+        rule: RuleId::parse("high").expect("valid"),
+        version: 1,
+        phase: Phase::Fired,
+        last_alert: None,
     };
+
+    let mut cursor = Cursor::new(&rules, None);
+    cursor.step(&tick(160.0, 1));
+    let state = cursor.finish().expect("moved");
     assert_eq!(
-        evaluate(&cross, None, &tick(100.0, 1)),
-        (Verdict::Quiet, Some(state(Zone::Normal, 1, 1)))
+        state,
+        SymbolState {
+            last_seen: at(1),
+            rules: vec![high]
+        }
     );
+
+    // Quiet ticks still move last_seen; a re-armed rule is back in its initial state, not stored.
+    let mut cursor = Cursor::new(&rules, Some(&state));
+    assert!(cursor.step(&tick(100.0, 3)).rearmed);
     assert_eq!(
-        evaluate(&cross, None, &tick(160.0, 1)),
-        (
-            Verdict::Alert(AlertKind::High),
-            Some(state(Zone::High, 1, 1))
-        )
+        cursor.finish(),
+        Some(SymbolState {
+            last_seen: at(3),
+            rules: vec![]
+        })
     );
-    let high = state(Zone::High, 1, 1);
-    assert_eq!(
-        evaluate(&cross, Some(high), &tick(170.0, 2)),
-        (Verdict::Quiet, Some(state(Zone::High, 1, 2)))
-    );
-    assert_eq!(
-        evaluate(&cross, Some(high), &tick(100.0, 3)),
-        (Verdict::Rearm, Some(state(Zone::Normal, 3, 3)))
-    );
-    assert_eq!(
-        evaluate(&cross, Some(high), &tick(100.0, 1)),
-        (Verdict::Stale, None)
-    );
-    assert_eq!(
-        evaluate(&rule(Mode::Level, 0.0), Some(high), &tick(170.0, 0)),
-        (Verdict::Alert(AlertKind::High), None)
-    );
+
+    // Only stale ticks: nothing to write.
+    let mut cursor = Cursor::new(&rules, Some(&state));
+    assert!(cursor.step(&tick(100.0, 1)).stale);
+    assert_eq!(cursor.finish(), None);
+
+    // Stateless rules (level) keep no state and see every tick.
+    let level = RuleBook::from(rule(Mode::Level, 0.0));
+    let level_rules = level.for_symbol(&tick(1.0, 1).symbol);
+    let mut cursor = Cursor::new(&level_rules, Some(&state));
+    assert_eq!(cursor.step(&tick(170.0, 0)).fired.len(), 1);
+    assert_eq!(cursor.finish(), None);
 }
 
 #[test]
@@ -237,7 +253,7 @@ fn rule_validation() {
         ((1e12, 50.0, 0.0), Some("high: must be below 1e12")),
     ];
     for &((high, low, hysteresis), expected) in cases {
-        let result = Rule::new(high, low, hysteresis, Mode::Cross);
+        let result = Band::new(high, low, hysteresis, Mode::Cross);
         match expected {
             None => assert!(result.is_ok(), "{high} {low} {hysteresis}: {result:?}"),
             Some(message) => {
@@ -251,8 +267,8 @@ fn rule_validation() {
     }
 }
 
-fn base() -> Rule {
-    Rule::new(
+fn base() -> Band {
+    Band::new(
         HIGH_THRESHOLD_DEFAULT,
         LOW_THRESHOLD_DEFAULT,
         0.0,
@@ -281,27 +297,27 @@ low = 120
 mode = "cross"
 hysteresis = 2.5
 "#;
-    let rules = RuleSet::from_toml(base(), text).expect("valid file");
-    let default = rules.default_rule();
+    let rules = BandSet::from_toml(base(), text).expect("valid file");
+    let default = rules.default_band();
     assert_eq!(
         (default.high(), default.low(), default.mode()),
         (160.0, 50.0, Mode::Level)
     );
-    let aapl = rules.rule_for(&sym("AAPL"));
+    let aapl = rules.band_for(&sym("AAPL"));
     assert_eq!(
         (aapl.high(), aapl.low(), aapl.mode()),
         (200.0, 120.0, Mode::Level)
     );
-    let brk = rules.rule_for(&sym("BRK.B"));
+    let brk = rules.band_for(&sym("BRK.B"));
     assert_eq!(
         (brk.high(), brk.mode(), brk.hysteresis()),
         (160.0, Mode::Cross, 2.5)
     );
-    assert_eq!(rules.rule_for(&sym("MSFT")), default);
+    assert_eq!(rules.band_for(&sym("MSFT")), default);
     assert_eq!(
-        RuleSet::from_toml(base(), "")
+        BandSet::from_toml(base(), "")
             .expect("empty file is fine")
-            .default_rule(),
+            .default_band(),
         &base()
     );
 }
@@ -400,7 +416,7 @@ fn rules_file_errors_name_the_line_of_the_key() {
         ),
     ];
     for (text, expected) in cases {
-        let error = RuleSet::from_toml(base(), text)
+        let error = BandSet::from_toml(base(), text)
             .expect_err("should be refused")
             .to_string();
         assert!(
@@ -417,15 +433,15 @@ fn rules_file_errors_name_the_line_of_the_key() {
 
 #[test]
 fn json_overrides_for_the_lambda() {
-    let rules = RuleSet::from_json_overrides(
+    let rules = BandSet::from_json_overrides(
         base(),
         "RULES",
         r#"{"AAPL":{"high":200,"low":120},"X":{"mode":"level"}}"#,
     )
     .expect("valid");
-    assert_eq!(rules.rule_for(&sym("AAPL")).high(), 200.0);
-    assert_eq!(rules.rule_for(&sym("X")).mode(), Mode::Level);
-    assert_eq!(rules.rule_for(&sym("Y")), &base());
+    assert_eq!(rules.band_for(&sym("AAPL")).high(), 200.0);
+    assert_eq!(rules.band_for(&sym("X")).mode(), Mode::Level);
+    assert_eq!(rules.band_for(&sym("Y")), &base());
 
     let cases: &[(&str, &str)] = &[
         (
@@ -454,7 +470,7 @@ fn json_overrides_for_the_lambda() {
         ),
     ];
     for (text, expected) in cases {
-        let error = RuleSet::from_json_overrides(base(), "RULES", text)
+        let error = BandSet::from_json_overrides(base(), "RULES", text)
             .expect_err("refused")
             .to_string();
         assert!(
@@ -467,3 +483,6 @@ fn json_overrides_for_the_lambda() {
         );
     }
 }
+
+#[path = "fire_tests.rs"]
+mod fire_tests;

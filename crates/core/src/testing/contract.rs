@@ -7,7 +7,7 @@
 
 use crate::alert::{Alert, AlertKey, AlertKind};
 use crate::ports::{Advance, Advanced, AlertStore, Inserted, StateStore};
-use crate::rules::{Mode, SymbolState, Zone};
+use crate::rules::{Fire, Phase, RuleId, RuleState, SymbolState};
 use crate::tick::{Price, Symbol, Timestamp};
 
 fn symbol(prefix: &str, name: &str) -> Symbol {
@@ -18,15 +18,43 @@ fn at(ms: i64) -> Timestamp {
     Timestamp::from_epoch_ms(1_795_700_000_000 + ms).expect("contract times are valid")
 }
 
+/// The id of the rule the sample alerts of `kind` come from: `high` or `low`.
+pub fn sample_rule(kind: AlertKind) -> RuleId {
+    RuleId::parse(match kind {
+        AlertKind::High => "high",
+        AlertKind::Low => "low",
+    })
+    .expect("valid rule id")
+}
+
+/// A state last seen at `last_ms` in which the rule of `fired` (if any) has fired, its last
+/// alert at `last_ms`.
+fn state(last_ms: i64, fired: Option<AlertKind>) -> SymbolState {
+    SymbolState {
+        last_seen: at(last_ms),
+        rules: fired
+            .map(|kind| RuleState {
+                rule: sample_rule(kind),
+                version: 1,
+                phase: Phase::Fired,
+                last_alert: Some(at(last_ms)),
+            })
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// An alert for the checks.
 pub fn sample_alert(symbol: Symbol, at_ms: i64, kind: AlertKind) -> Alert {
     let key = AlertKey {
         symbol,
         at: at(at_ms),
-        kind,
+        rule: sample_rule(kind),
     };
     Alert {
         alert_id: key.id(),
+        rule_id: key.rule,
+        label: None,
         symbol,
         kind,
         price: Price::new(if kind == AlertKind::High {
@@ -36,7 +64,7 @@ pub fn sample_alert(symbol: Symbol, at_ms: i64, kind: AlertKind) -> Alert {
         })
         .expect("valid price"),
         threshold: if kind == AlertKind::High { 150.0 } else { 50.0 },
-        mode: Mode::Cross,
+        fire: Fire::Enter,
         timestamp: key.at,
         processed_at: at(at_ms + 7),
     }
@@ -108,16 +136,12 @@ pub async fn check_alert_store<S: AlertStore>(store: &S, prefix: &str) {
 /// the state the store holds.
 pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &str) {
     let s = symbol(prefix, "S");
-    let high = SymbolState {
-        zone: Zone::High,
-        since: at(10),
-        last_seen: at(10),
-    };
+    let high = state(10, Some(AlertKind::High));
     let raised = sample_alert(s, 10, AlertKind::High);
     let first = Advance {
         symbol: s,
         expected_last_seen: None,
-        next: high,
+        next: high.clone(),
         alerts: vec![raised],
     };
     // Expecting a state where there is none conflicts, and says there is none.
@@ -151,11 +175,7 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
     let stale = Advance {
         symbol: s,
         expected_last_seen: None,
-        next: SymbolState {
-            zone: Zone::Low,
-            since: at(11),
-            last_seen: at(11),
-        },
+        next: state(11, Some(AlertKind::Low)),
         alerts: vec![stale_alert],
     };
     let older = Advance {
@@ -165,7 +185,7 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
     assert_eq!(
         ok(store.advance(&[stale, older]).await, "conflicting advances"),
         [
-            Advanced::Conflict(Some(high)),
+            Advanced::Conflict(Some(high.clone())),
             Advanced::Conflict(Some(high))
         ],
         "an advance from a state that is not current conflicts and reports the current one exactly"
@@ -180,27 +200,33 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
     );
 
     // The current writer moves on; alerts already stored are fine (idempotent).
-    let normal = SymbolState {
-        zone: Zone::Normal,
-        since: at(12),
-        last_seen: at(13),
-    };
+    // Several rule states, every phase, with and without a last alert: stored and read back
+    // exactly.
+    let mut normal = state(13, Some(AlertKind::Low));
+    normal.rules.push(RuleState {
+        rule: RuleId::parse("once.rule-1").expect("valid rule id"),
+        version: u64::MAX,
+        phase: Phase::Done,
+        last_alert: None,
+    });
+    normal.rules.push(RuleState {
+        rule: RuleId::parse(&"x".repeat(64)).expect("valid rule id"),
+        version: 7,
+        phase: Phase::Armed,
+        last_alert: Some(at(2)),
+    });
     let next = Advance {
         symbol: s,
         expected_last_seen: Some(at(10)),
-        next: normal,
+        next: normal.clone(),
         alerts: vec![raised],
     };
     let other = symbol(prefix, "T");
-    let quiet = SymbolState {
-        zone: Zone::Normal,
-        since: at(5),
-        last_seen: at(5),
-    };
+    let quiet = state(5, None);
     let fresh = Advance {
         symbol: other,
         expected_last_seen: None,
-        next: quiet,
+        next: quiet.clone(),
         alerts: Vec::new(),
     };
     assert_eq!(
@@ -214,7 +240,7 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
     let probe = |symbol| Advance {
         symbol,
         expected_last_seen: None,
-        next: quiet,
+        next: quiet.clone(),
         alerts: Vec::new(),
     };
     assert_eq!(

@@ -156,7 +156,7 @@ impl MemoryStore {
 
     /// The state of `symbol`.
     pub fn state(&self, symbol: &Symbol) -> Option<SymbolState> {
-        self.lock().states.get(symbol).copied()
+        self.lock().states.get(symbol).cloned()
     }
 
     /// Overwrites the state of `symbol` (simulates another writer).
@@ -267,11 +267,11 @@ impl StateStore for MemoryStore {
             changes
                 .iter()
                 .map(|change| {
-                    let current = inner.states.get(&change.symbol).copied();
-                    if current.map(|s| s.last_seen) != change.expected_last_seen {
+                    let current = inner.states.get(&change.symbol).cloned();
+                    if current.as_ref().map(|s| s.last_seen) != change.expected_last_seen {
                         return Advanced::Conflict(current);
                     }
-                    inner.states.insert(change.symbol, change.next);
+                    inner.states.insert(change.symbol, change.next.clone());
                     for alert in &change.alerts {
                         inner.alerts.entry(alert.key()).or_insert(StoredAlert {
                             alert: *alert,

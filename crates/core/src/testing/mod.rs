@@ -6,15 +6,18 @@
 pub mod contract;
 pub mod hostile;
 pub mod memory;
+pub mod rules;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 pub use memory::{Fault, InjectedFault, ManualClock, MemoryNotifier, MemoryStore, Op};
+pub use rules::{rule, rule_book, rule_mix};
 
 use crate::retry::RetryPolicy;
-use crate::{Mode, Pipeline, PipelineConfig, Rule, RuleSet, Timestamp};
+use crate::rules::RuleBook;
+use crate::{Band, Mode, Pipeline, PipelineConfig, Timestamp};
 
 /// Most polls [`block_on_ready`] makes before it decides the future waits on something real.
 pub const READY_POLLS_MAX: u64 = 10_000_000;
@@ -39,10 +42,12 @@ pub fn block_on_ready<F: Future>(future: F) -> F::Output {
     )
 }
 
-/// The specification's rules for every symbol: above 150 is HIGH, below 50 is LOW, in `mode`,
-/// no hysteresis.
-pub fn spec_rules(mode: Mode) -> RuleSet {
-    RuleSet::uniform(Rule::new(150.0, 50.0, 0.0, mode).expect("the specification's rule is valid"))
+/// The specification's rules for every symbol: `high` (above 150) and `low` (below 50), firing on
+/// `enter` (cross) or `every` tick (level), no hysteresis.
+pub fn spec_rules(mode: Mode) -> Arc<RuleBook> {
+    Arc::new(RuleBook::from(
+        Band::new(150.0, 50.0, 0.0, mode).expect("the specification's band is valid"),
+    ))
 }
 
 /// A pipeline configuration with [`spec_rules`], the one most tests run.

@@ -79,7 +79,14 @@ async fn high_low_and_normal_ticks_each_do_what_the_spec_says() {
     assert_eq!(string(&items[0], "kind"), "HIGH");
     assert_eq!(string(&items[0], "price"), "151.25");
     assert_eq!(string(&items[0], "threshold"), "150");
-    assert_eq!(string(&items[0], "timestamp"), "2026-11-26T14:30:00.000Z");
+    assert_eq!(
+        string(&items[0], "timestamp"),
+        "2026-11-26T14:30:00.000Z#high",
+        "the sort key: tick time, then the rule"
+    );
+    assert_eq!(string(&items[0], "tick_time"), "2026-11-26T14:30:00.000Z");
+    assert_eq!(string(&items[0], "rule_id"), "high");
+    assert_eq!(string(&items[0], "fire"), "enter");
     assert!(notified(&items[0]));
     let notifications = stack.notifications(1).await;
     assert_eq!(notifications.len(), 1);
@@ -90,6 +97,11 @@ async fn high_low_and_normal_ticks_each_do_what_the_spec_says() {
         message_attribute(&notifications[0], "kind").as_deref(),
         Some("HIGH")
     );
+    assert_eq!(
+        message_attribute(&notifications[0], "rule_id").as_deref(),
+        Some("high")
+    );
+    assert_eq!(alert["rule_id"], "high");
     assert_eq!(
         message_attribute(&notifications[0], "alert_id"),
         Some(string(&items[0], "alert_id"))
@@ -102,13 +114,31 @@ async fn high_low_and_normal_ticks_each_do_what_the_spec_says() {
     assert_eq!(bodies_of(&notifications)[0]["kind"], "LOW");
     assert_eq!(stack.alert_items().await.len(), 2);
 
-    // Normal: no alert, nothing announced; cross mode remembers the symbol's zone.
+    // Normal: no alert, nothing announced; the symbol's state remembers the tick (and, every
+    // rule being armed, no rule state).
     let (_, failed) = deliver(&stack, &api, &[tick("GOOGL", 100.0, 2)]).await;
     assert!(failed.is_empty());
     assert_eq!(stack.alert_items().await.len(), 2);
     assert!(stack.notifications(0).await.is_empty());
     let state = stack.state_item("GOOGL").await.expect("state stored");
-    assert_eq!(string(&state, "zone"), "normal");
+    assert_eq!(string(&state, "last_seen"), (T0_MS + 2_000).to_string());
+    let rules = match state.get("rules") {
+        Some(AttributeValue::B(bytes)) => {
+            tickwatch_core::rules::decode_rule_states(bytes.as_ref()).expect("rule states")
+        }
+        other => panic!("attribute rules: {other:?}"),
+    };
+    assert!(rules.is_empty(), "{rules:?}");
+    let aapl = stack.state_item("AAPL").await.expect("state stored");
+    let Some(AttributeValue::B(bytes)) = aapl.get("rules") else {
+        panic!("attribute rules: {aapl:?}");
+    };
+    let fired: Vec<String> = tickwatch_core::rules::decode_rule_states(bytes.as_ref())
+        .expect("rule states")
+        .iter()
+        .map(|s| s.rule.to_string())
+        .collect();
+    assert_eq!(fired, ["high"], "AAPL's high rule stands fired");
 
     // The logs are JSON, carry the request id and the message id, and the metrics line is EMF.
     let lines = function.lines();
@@ -333,6 +363,11 @@ async fn a_bad_variable_is_reported_as_an_init_error_naming_it() {
             "no-such-table",
             "ALERTS_TABLE_NAME: table no-such-table cannot be used",
         ),
+        (
+            "RULES_TABLE",
+            "no-such-rules",
+            "RULES_TABLE: table no-such-rules cannot be used",
+        ),
     ];
     for (variable, value, expected) in cases {
         let api = RuntimeApi::start().await;
@@ -392,7 +427,18 @@ async fn startup_checks_every_resource_and_tolerates_only_transient_failures() {
     let handler = build(&config_with("LOG_LEVEL", None), &moto, 7)
         .await
         .expect("every resource exists");
-    assert_eq!(handler.pipeline().rules().default_rule().high(), 150.0);
+    let ids: Vec<String> = handler
+        .pipeline()
+        .rules()
+        .rules()
+        .iter()
+        .map(|rule| rule.id().to_string())
+        .collect();
+    assert_eq!(ids, ["high", "low"], "the specification's rules");
+    assert!(
+        handler.rules().is_none(),
+        "no rules table, nothing to refresh"
+    );
 
     let missing = [
         ("ALERTS_TABLE_NAME", "missing-alerts"),
@@ -569,4 +615,93 @@ async fn two_functions_given_the_same_event_at_once_store_each_alert_once() {
         .filter_map(|m| message_attribute(m, "alert_id"))
         .collect();
     assert_eq!(announced, expected, "every alert announced at least once");
+}
+
+/// A desk adds a rule while the function runs: put into the rules table (as `tickwatch rules add
+/// --table` does it: planned over the base rules, which the first change seeds, and committed),
+/// it applies to a tick processed once the refresh interval has passed, and the stored alert and
+/// the announcement carry its rule id and label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_put_in_the_rules_table_applies_after_the_refresh_interval() {
+    use tickwatch_core::ports::RuleStore;
+    use tickwatch_core::rules::{Rule, RuleBook, RuleEdit, plan_edit};
+
+    let stack = Stack::create().await;
+    let table = tickwatch_aws::testing::fresh_rule_store(&stack.clients.dynamodb).await;
+    let mut env = stack.env();
+    env.insert("RULES_TABLE", table.table().to_owned());
+    env.insert("RULES_REFRESH_SECONDS", "1".to_owned());
+    let api = RuntimeApi::start().await;
+    let function = Function::start(&api, &env);
+
+    // The table was never written: the base rules (the specification's) are in force.
+    let (_, failed) = deliver(&stack, &api, &[tick("AAPL", 210.0, 0)]).await;
+    assert!(failed.is_empty());
+    let rule_ids = |messages: &[Message]| -> Vec<Option<String>> {
+        messages
+            .iter()
+            .map(|m| message_attribute(m, "rule_id"))
+            .collect()
+    };
+    assert_eq!(
+        rule_ids(&stack.notifications(1).await),
+        [Some("high".into())]
+    );
+
+    let added = tickwatch_core::testing::rule(
+        r#"{"id":"aapl-200","symbols":"AAPL","condition":"above 200","fire":"every","label":"AAPL over 200"}"#,
+    );
+    let base: Vec<Rule> = RuleBook::defaults()
+        .rules()
+        .iter()
+        .map(|rule| (**rule).clone())
+        .collect();
+    let plan = plan_edit(None, &base, RuleEdit::Add(added), 1).expect("a valid change");
+    assert!(
+        table
+            .commit_rules(None, &plan.put, &plan.remove)
+            .await
+            .expect("commits")
+    );
+    // The function checks the table at most once a second. Waiting out that second is the
+    // behaviour under test (how long a warm instance may run on the old rules), not a wait for
+    // something to finish.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    let (_, failed) = deliver(&stack, &api, &[tick("AAPL", 211.0, 1)]).await;
+    assert!(failed.is_empty());
+    // `high` fired at 210 and stays fired (seeding kept its version, so its state); the new rule
+    // fires on every tick above 200.
+    let items: Vec<_> = stack
+        .alert_items()
+        .await
+        .into_iter()
+        .filter(|item| string(item, "tick_time") == "2026-11-26T14:30:01.000Z")
+        .collect();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(string(&items[0], "rule_id"), "aapl-200");
+    assert_eq!(
+        string(&items[0], "timestamp"),
+        "2026-11-26T14:30:01.000Z#aapl-200"
+    );
+    assert_eq!(string(&items[0], "label"), "AAPL over 200");
+    assert_eq!(string(&items[0], "fire"), "every");
+    assert_eq!(string(&items[0], "threshold"), "200");
+    assert!(notified(&items[0]));
+    let notifications = stack.notifications(1).await;
+    assert_eq!(rule_ids(&notifications), [Some("aapl-200".into())]);
+    let alert = &bodies_of(&notifications)[0];
+    assert_eq!(alert["rule_id"], "aapl-200");
+    assert_eq!(alert["label"], "AAPL over 200");
+    assert_eq!(
+        message_attribute(&notifications[0], "alert_id"),
+        Some(string(&items[0], "alert_id"))
+    );
+    assert!(
+        function
+            .lines()
+            .iter()
+            .any(|line| line.contains("Rules changed")),
+        "the reload is logged"
+    );
 }

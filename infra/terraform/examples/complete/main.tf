@@ -24,13 +24,14 @@ module "tickwatch" {
 
   lambda_architecture = var.lambda_architecture
 
-  # The alert rules, as the function's HIGH_THRESHOLD, LOW_THRESHOLD, ALERT_MODE, HYSTERESIS and
-  # RULES (the same variables `tickwatch sqs-worker` reads).
-  high_threshold = var.high_threshold
-  low_threshold  = var.low_threshold
-  alert_mode     = var.alert_mode
-  hysteresis     = var.hysteresis
-  rules          = var.rules
+  # The alert rules, as the function's HIGH_THRESHOLD, LOW_THRESHOLD, ALERT_MODE, HYSTERESIS,
+  # RULES and RULES_REFRESH_SECONDS (the same variables `tickwatch sqs-worker` reads).
+  high_threshold        = var.high_threshold
+  low_threshold         = var.low_threshold
+  alert_mode            = var.alert_mode
+  hysteresis            = var.hysteresis
+  rules                 = var.rules
+  rules_refresh_seconds = var.rules_refresh_seconds
 
   alert_subscriptions  = var.alert_subscriptions
   alarm_action_arns    = var.alarm_action_arns

@@ -56,6 +56,16 @@ output "state_table_arn" {
   value       = module.tickwatch.state_table_arn
 }
 
+output "rules_table_name" {
+  description = "Name of the alert rules table."
+  value       = module.tickwatch.rules_table_name
+}
+
+output "rules_table_arn" {
+  description = "ARN of the alert rules table."
+  value       = module.tickwatch.rules_table_arn
+}
+
 output "alerts_topic_arn" {
   description = "ARN of the alerts topic."
   value       = module.tickwatch.alerts_topic_arn

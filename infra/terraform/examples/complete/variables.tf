@@ -78,6 +78,12 @@ variable "rules" {
   default     = ""
 }
 
+variable "rules_refresh_seconds" {
+  description = "RULES_REFRESH_SECONDS: how often the function re-reads the rules table (RULES_TABLE). The module validates it (a whole number, 1-3600)."
+  type        = number
+  default     = 10
+}
+
 variable "alert_subscriptions" {
   description = "Subscriptions to the alerts topic, each with an optional filter_policy on symbol and kind (see the module's README)."
   type = list(object({

@@ -17,6 +17,8 @@ locals {
     {
       ALERTS_TABLE_NAME     = aws_dynamodb_table.alerts.name
       STATE_TABLE_NAME      = aws_dynamodb_table.state.name
+      RULES_TABLE           = aws_dynamodb_table.rules.name
+      RULES_REFRESH_SECONDS = tostring(var.rules_refresh_seconds)
       ALERTS_TOPIC_ARN      = aws_sns_topic.alerts.arn
       DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url
       HIGH_THRESHOLD        = tostring(var.high_threshold)

@@ -33,6 +33,13 @@ locals {
     "dynamodb:DescribeTable",
     "dynamodb:PutItem",
   ]
+  # The rules are written by the CLI, never by the function: it only reads them (GetItem of the
+  # rules' version item at most every RULES_REFRESH_SECONDS, and a Scan to load the rules at start-up
+  # and when that version changed). No Query: with a hash key only, it could do nothing GetItem cannot.
+  rules_table_actions = [
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+  ]
 
   processor_policy = {
     Version = "2012-10-17"
@@ -61,6 +68,12 @@ locals {
         Effect   = "Allow"
         Action   = local.state_table_actions
         Resource = [aws_dynamodb_table.state.arn]
+      },
+      {
+        Sid      = "ReadRules"
+        Effect   = "Allow"
+        Action   = local.rules_table_actions
+        Resource = [aws_dynamodb_table.rules.arn]
       },
       {
         # GetTopicAttributes: the start-up check that the topic exists (and connection warm-up).

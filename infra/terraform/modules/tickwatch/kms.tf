@@ -1,5 +1,5 @@
 # One customer-managed key encrypts everything the stack stores: the function's environment
-# variables, both queues, the topic, both tables and the log group.
+# variables, both queues, the topic, the three tables and the log group.
 
 resource "aws_kms_key" "main" {
   description             = "tickwatch ${local.suffix}: Lambda environment, SQS queues, SNS topic, DynamoDB tables, CloudWatch log group"

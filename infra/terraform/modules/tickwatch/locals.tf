@@ -14,6 +14,7 @@ locals {
     dead_letter_queue = "tickwatch-ticks-dlq-${local.suffix}"
     alerts_table      = "tickwatch-alerts-${local.suffix}"
     state_table       = "tickwatch-state-${local.suffix}"
+    rules_table       = "tickwatch-rules-${local.suffix}"
     topic             = "tickwatch-alerts-${local.suffix}"
     function          = "tickwatch-processor-${local.suffix}"
     role              = "tickwatch-processor-${local.suffix}"

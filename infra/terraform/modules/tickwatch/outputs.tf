@@ -55,6 +55,16 @@ output "state_table_arn" {
   value       = aws_dynamodb_table.state.arn
 }
 
+output "rules_table_name" {
+  description = "Name of the alert rules table (hash key rule_id): the CLI writes the rules, the function reads them (RULES_TABLE)."
+  value       = aws_dynamodb_table.rules.name
+}
+
+output "rules_table_arn" {
+  description = "ARN of the alert rules table."
+  value       = aws_dynamodb_table.rules.arn
+}
+
 output "alerts_topic_arn" {
   description = "ARN of the alerts topic."
   value       = aws_sns_topic.alerts.arn

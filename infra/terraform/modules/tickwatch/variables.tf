@@ -209,6 +209,17 @@ variable "rules" {
   }
 }
 
+variable "rules_refresh_seconds" {
+  description = "RULES_REFRESH_SECONDS: how often, in seconds, the function (and `tickwatch sqs-worker`) re-reads the rules table (RULES_TABLE), so a rule the CLI writes takes effect within this time. Lower is fresher but reads the table more often."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.rules_refresh_seconds >= 1 && var.rules_refresh_seconds <= 3600 && floor(var.rules_refresh_seconds) == var.rules_refresh_seconds
+    error_message = "rules_refresh_seconds must be a whole number of seconds between 1 and 3600 (how often the rules table is re-read)."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Queue and event source mapping
 # ---------------------------------------------------------------------------------------------------

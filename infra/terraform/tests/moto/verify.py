@@ -30,7 +30,9 @@ MAX_RECEIVE_COUNT = 5
 ENV_VAR_NAMES = {
     "ALERTS_TABLE_NAME", "STATE_TABLE_NAME", "ALERTS_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL",
     "HIGH_THRESHOLD", "LOW_THRESHOLD", "ALERT_MODE", "HYSTERESIS", "LOG_LEVEL",
+    "RULES_TABLE", "RULES_REFRESH_SECONDS",
 }
+RULES_REFRESH_SECONDS = "10"
 ALERTS_TABLE_ACTIONS = {
     "dynamodb:BatchGetItem",
     "dynamodb:DescribeTable",
@@ -39,6 +41,9 @@ ALERTS_TABLE_ACTIONS = {
     "dynamodb:UpdateItem",
 }
 STATE_TABLE_ACTIONS = {"dynamodb:DescribeTable", "dynamodb:PutItem"}
+# The function and the worker only read the rules (the CLI writes them).
+RULES_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:Scan"}
+RULES_TABLE_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
 class Checks:
@@ -74,6 +79,16 @@ def as_set(value):
     return set(value) if isinstance(value, list) else {value}
 
 
+def grants_by_resource(doc):
+    """{resource ARN: set of actions} of a policy document (a dict or its JSON text)."""
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    grants = {}
+    for s in doc["Statement"]:
+        for resource in as_set(s["Resource"]):
+            grants.setdefault(resource, set()).update(as_set(s["Action"]))
+    return grants
+
+
 def verify_deployed(out, team, cost_center, c):
     suffix = out["environment_suffix"]
     key_arn = out["kms_key_arn"]
@@ -104,8 +119,9 @@ def verify_deployed(out, team, cost_center, c):
 
     dynamodb = client("dynamodb")
 
-    def table(label, name, key_schema):
+    def table(label, name, key_schema, expected_name):
         def run():
+            c.check(f"{label} named {expected_name.replace(suffix, '<suffix>')}", name == expected_name, name)
             t = dynamodb.describe_table(TableName=name)["Table"]
             schema = {k["AttributeName"]: k["KeyType"] for k in t["KeySchema"]}
             types = {a["AttributeName"]: a["AttributeType"] for a in t["AttributeDefinitions"]}
@@ -146,6 +162,8 @@ def verify_deployed(out, team, cost_center, c):
         env = cfg.get("Environment", {}).get("Variables", {})
         c.check("environment has exactly the variables the function reads", set(env) == ENV_VAR_NAMES, sorted(env))
         c.check("environment points at this stack", env.get("ALERTS_TABLE_NAME") == out["alerts_table_name"] and env.get("STATE_TABLE_NAME") == out["state_table_name"] and env.get("ALERTS_TOPIC_ARN") == out["alerts_topic_arn"] and env.get("DEAD_LETTER_QUEUE_URL") == out["dead_letter_queue_url"], env)
+        c.check("RULES_TABLE names the rules table", env.get("RULES_TABLE") == out["rules_table_name"] == f"tickwatch-rules-{suffix}", (env.get("RULES_TABLE"), out.get("rules_table_name")))
+        c.check("RULES_REFRESH_SECONDS defaults to 10", env.get("RULES_REFRESH_SECONDS") == RULES_REFRESH_SECONDS, env.get("RULES_REFRESH_SECONDS"))
         c.check("default thresholds, mode and hysteresis", (env.get("HIGH_THRESHOLD"), env.get("LOW_THRESHOLD"), env.get("ALERT_MODE"), env.get("HYSTERESIS"), env.get("LOG_LEVEL")) == ("150", "50", "cross", "0", "info"), env)
         reserved = lam.get_function_concurrency(FunctionName=out["function_name"]).get("ReservedConcurrentExecutions")
         c.check("reserved concurrency 5", reserved == RESERVED_CONCURRENCY, reserved)
@@ -225,12 +243,7 @@ def verify_deployed(out, team, cost_center, c):
         c.check("role has one inline policy", len(names) == 1, names)
         attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
         c.check("role has no managed policies", attached == [], attached)
-        doc = iam.get_role_policy(RoleName=role_name, PolicyName=names[0])["PolicyDocument"]
-        doc = json.loads(doc) if isinstance(doc, str) else doc
-        grants = {}
-        for s in doc["Statement"]:
-            for resource in as_set(s["Resource"]):
-                grants.setdefault(resource, set()).update(as_set(s["Action"]))
+        grants = grants_by_resource(iam.get_role_policy(RoleName=role_name, PolicyName=names[0])["PolicyDocument"])
         c.check("no statement on resource *", "*" not in grants, sorted(grants))
         log_group_arn = logs.describe_log_groups(logGroupNamePrefix=out["log_group_name"])["logGroups"][0]["arn"].removesuffix(":*")
         expected = {
@@ -238,12 +251,15 @@ def verify_deployed(out, team, cost_center, c):
             out["dead_letter_queue_arn"]: {"sqs:GetQueueAttributes", "sqs:SendMessage"},
             out["alerts_table_arn"]: ALERTS_TABLE_ACTIONS,
             out["state_table_arn"]: STATE_TABLE_ACTIONS,
+            out["rules_table_arn"]: RULES_TABLE_ACTIONS,
             out["alerts_topic_arn"]: {"sns:GetTopicAttributes", "sns:Publish"},
             key_arn: {"kms:Decrypt", "kms:GenerateDataKey"},
             log_group_arn: {"logs:CreateLogStream", "logs:PutLogEvents"},
             f"{log_group_arn}:*": {"logs:CreateLogStream", "logs:PutLogEvents"},
         }
         c.check("role policy grants exactly the specified actions per resource", grants == expected, {k: sorted(v) for k, v in grants.items()})
+        rules = grants.get(out["rules_table_arn"], set())
+        c.check("role only reads the rules table (GetItem, Scan; no writes)", rules == RULES_TABLE_ACTIONS and not rules & RULES_TABLE_WRITE_ACTIONS, sorted(rules))
         tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role_name).get("Tags", [])}
         has_tags("role", tags)
 
@@ -277,11 +293,14 @@ def verify_deployed(out, team, cost_center, c):
         policy = iam.get_role_policy(RoleName=name, PolicyName=name)["PolicyDocument"]
         policy = json.loads(policy) if isinstance(policy, str) else policy
         sids = [s["Sid"] for s in policy["Statement"]]
-        c.check("worker policy: the function's grants without its logs", "WriteLogs" not in sids and {"ConsumeTicks", "WriteAlerts", "PublishAlerts", "UseStackKey"} <= set(sids), sids)
+        c.check("worker policy: the function's grants without its logs", "WriteLogs" not in sids and {"ConsumeTicks", "WriteAlerts", "ReadRules", "PublishAlerts", "UseStackKey"} <= set(sids), sids)
+        rules = grants_by_resource(policy).get(out["rules_table_arn"], set())
+        c.check("worker only reads the rules table (GetItem, Scan; no writes)", rules == RULES_TABLE_ACTIONS and not rules & RULES_TABLE_WRITE_ACTIONS, sorted(rules))
 
     c.run("SQS queues", queues)
-    c.run("DynamoDB alerts table", table("alerts table", out["alerts_table_name"], {"symbol": "HASH", "timestamp": "RANGE"}))
-    c.run("DynamoDB state table", table("state table", out["state_table_name"], {"symbol": "HASH"}))
+    c.run("DynamoDB alerts table", table("alerts table", out["alerts_table_name"], {"symbol": "HASH", "timestamp": "RANGE"}, f"tickwatch-alerts-{suffix}"))
+    c.run("DynamoDB state table", table("state table", out["state_table_name"], {"symbol": "HASH"}, f"tickwatch-state-{suffix}"))
+    c.run("DynamoDB rules table", table("rules table", out["rules_table_name"], {"rule_id": "HASH"}, f"tickwatch-rules-{suffix}"))
     c.run("SNS topic", topic)
     c.run("Lambda function", function)
     c.run("Event source mapping", event_source_mapping)
@@ -303,6 +322,7 @@ def verify_destroyed(out, c):
         c.check("no queues left", not [u for u in urls if mine(u.rsplit("/", 1)[1])], urls)
         tables = client("dynamodb").list_tables()["TableNames"]
         c.check("no tables left", not [t for t in tables if mine(t)], tables)
+        c.check("rules table gone", out["rules_table_name"] not in tables, tables)
         topics = [t["TopicArn"] for t in client("sns").list_topics()["Topics"]]
         c.check("no topics left", not [t for t in topics if mine(t.rsplit(":", 1)[1])], topics)
         lam = client("lambda")

@@ -22,6 +22,13 @@ override_resource {
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-state-unit" }
 }
 
+# The third table too: without its own ARN the rules table would share the alerts table's, and the
+# read-only checks below could not tell the alerts table's writes from writes on the rules.
+override_resource {
+  target = aws_dynamodb_table.rules
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-rules-unit" }
+}
+
 variables {
   environment_suffix = "unit"
   team               = "market-data"
@@ -69,7 +76,8 @@ run "function" {
   assert {
     condition = keys(aws_lambda_function.processor.environment[0].variables) == tolist([
       "ALERTS_TABLE_NAME", "ALERTS_TOPIC_ARN", "ALERT_MODE", "DEAD_LETTER_QUEUE_URL",
-      "HIGH_THRESHOLD", "HYSTERESIS", "LOG_LEVEL", "LOW_THRESHOLD", "STATE_TABLE_NAME",
+      "HIGH_THRESHOLD", "HYSTERESIS", "LOG_LEVEL", "LOW_THRESHOLD", "RULES_REFRESH_SECONDS",
+      "RULES_TABLE", "STATE_TABLE_NAME",
     ])
     error_message = "The environment must hold exactly the variables the function reads (RULES only when set)."
   }
@@ -81,6 +89,18 @@ run "function" {
       aws_lambda_function.processor.environment[0].variables["DEAD_LETTER_QUEUE_URL"] == aws_sqs_queue.dead_letter.url
     )
     error_message = "Environment variables must point at this stack's tables, topic and dead-letter queue."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_TABLE"] == "tickwatch-rules-unit"
+    error_message = "RULES_TABLE must name this stack's rules table, tickwatch-rules-<suffix>."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_TABLE"] == aws_dynamodb_table.rules.name
+    error_message = "RULES_TABLE must be the rules table's name."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_REFRESH_SECONDS"] == "10"
+    error_message = "RULES_REFRESH_SECONDS must default to 10."
   }
   assert {
     condition = (
@@ -195,6 +215,49 @@ run "tables" {
       table.server_side_encryption[0].kms_key_arn == aws_kms_key.main.arn
     ])
     error_message = "Both tables must be on-demand, with PITR, without deletion protection, encrypted with the stack's key."
+  }
+}
+
+run "rules_table" {
+  assert {
+    condition     = aws_dynamodb_table.rules.name == "tickwatch-rules-unit"
+    error_message = "Rules table must be tickwatch-rules-<suffix>."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.hash_key == "rule_id"
+    error_message = "Rules table hash key must be rule_id."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.range_key == null
+    error_message = "Rules table must have no range key."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.attribute == toset([{ name = "rule_id", type = "S" }])
+    error_message = "Rules table must define exactly one attribute, rule_id, a string."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.billing_mode == "PAY_PER_REQUEST"
+    error_message = "Rules table must be on-demand (PAY_PER_REQUEST)."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.point_in_time_recovery[0].enabled
+    error_message = "Rules table must have point-in-time recovery enabled."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.server_side_encryption[0].enabled && aws_dynamodb_table.rules.server_side_encryption[0].kms_key_arn == aws_kms_key.main.arn
+    error_message = "Rules table must be encrypted with the stack's key."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.deletion_protection_enabled == false
+    error_message = "Rules table must be deletable with the stack, as the alerts and state tables are."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.tags == tomap({ Environment = "unit", Team = "market-data", CostCenter = "cc-42" })
+    error_message = "Rules table must carry exactly Environment, Team and CostCenter by default."
+  }
+  assert {
+    condition     = output.rules_table_name == aws_dynamodb_table.rules.name && output.rules_table_arn == "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-rules-unit"
+    error_message = "rules_table_name and rules_table_arn must expose the rules table."
   }
 }
 
@@ -333,11 +396,30 @@ run "iam" {
       "${aws_sqs_queue.dead_letter.arn} => sqs:GetQueueAttributes,sqs:SendMessage",
       "${aws_dynamodb_table.alerts.arn} => dynamodb:BatchGetItem,dynamodb:DescribeTable,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem",
       "${aws_dynamodb_table.state.arn} => dynamodb:DescribeTable,dynamodb:PutItem",
+      "${aws_dynamodb_table.rules.arn} => dynamodb:GetItem,dynamodb:Scan",
       "${aws_sns_topic.alerts.arn} => sns:GetTopicAttributes,sns:Publish",
       "${aws_kms_key.main.arn} => kms:Decrypt,kms:GenerateDataKey",
       "${aws_cloudwatch_log_group.processor.arn},${aws_cloudwatch_log_group.processor.arn}:* => logs:CreateLogStream,logs:PutLogEvents",
     ])
     error_message = "The role policy must grant exactly the specified actions, each on its one resource."
+  }
+  assert {
+    # Every action on the rules table, from any statement: exactly the two reads.
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.processor.policy).Statement : flatten([s.Action])
+      if contains(flatten([s.Resource]), "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-rules-unit")
+    ])) == toset(["dynamodb:GetItem", "dynamodb:Scan"])
+    error_message = "The function may only read the rules table: dynamodb:GetItem and dynamodb:Scan."
+  }
+  assert {
+    condition = length(setintersection(
+      toset(flatten([
+        for s in jsondecode(aws_iam_role_policy.processor.policy).Statement : flatten([s.Action])
+        if contains(flatten([s.Resource]), aws_dynamodb_table.rules.arn)
+      ])),
+      toset(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]),
+    )) == 0
+    error_message = "The function must not write to the rules table (no PutItem, UpdateItem, DeleteItem or BatchWriteItem)."
   }
 }
 
@@ -346,7 +428,7 @@ run "names_and_tags" {
     condition = alltrue([
       for name in [
         aws_sqs_queue.ticks.name, aws_sqs_queue.dead_letter.name, aws_dynamodb_table.alerts.name,
-        aws_dynamodb_table.state.name, aws_sns_topic.alerts.name, aws_lambda_function.processor.function_name,
+        aws_dynamodb_table.state.name, aws_dynamodb_table.rules.name, aws_sns_topic.alerts.name, aws_lambda_function.processor.function_name,
         aws_iam_role.processor.name, aws_iam_role_policy.processor.name, aws_cloudwatch_log_group.processor.name,
         aws_kms_alias.main.name, aws_cloudwatch_metric_alarm.error_rate.alarm_name,
         aws_cloudwatch_metric_alarm.dlq_not_empty.alarm_name, aws_cloudwatch_metric_alarm.oldest_tick_age.alarm_name,
@@ -358,7 +440,7 @@ run "names_and_tags" {
     condition = alltrue([
       for tags in [
         aws_kms_key.main.tags, aws_sqs_queue.ticks.tags, aws_sqs_queue.dead_letter.tags,
-        aws_dynamodb_table.alerts.tags, aws_dynamodb_table.state.tags, aws_sns_topic.alerts.tags,
+        aws_dynamodb_table.alerts.tags, aws_dynamodb_table.state.tags, aws_dynamodb_table.rules.tags, aws_sns_topic.alerts.tags,
         aws_lambda_function.processor.tags, aws_lambda_event_source_mapping.ticks.tags,
         aws_cloudwatch_log_group.processor.tags, aws_iam_role.processor.tags,
         aws_cloudwatch_metric_alarm.error_rate.tags, aws_cloudwatch_metric_alarm.dlq_not_empty.tags,
@@ -410,5 +492,30 @@ run "no_worker_role_by_default" {
   assert {
     condition     = !contains([for s in jsondecode(aws_kms_key.main.policy).Statement : s.Sid], "WorkerUse")
     error_message = "Without a worker role the key policy must not mention one."
+  }
+}
+
+# The worker role, when there is one, reads the rules as the function does and writes nothing there.
+# Here, not in variants.tftest.hcl, because it needs the rules table's own ARN (the overrides above).
+run "worker_reads_rules_only" {
+  variables {
+    worker_role_services = ["ecs-tasks.amazonaws.com"]
+  }
+  assert {
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.worker[0].policy).Statement : flatten([s.Action])
+      if contains(flatten([s.Resource]), "arn:aws:dynamodb:us-east-1:123456789012:table/tickwatch-rules-unit")
+    ])) == toset(["dynamodb:GetItem", "dynamodb:Scan"])
+    error_message = "The worker may only read the rules table: dynamodb:GetItem and dynamodb:Scan."
+  }
+  assert {
+    condition = length(setintersection(
+      toset(flatten([
+        for s in jsondecode(aws_iam_role_policy.worker[0].policy).Statement : flatten([s.Action])
+        if contains(flatten([s.Resource]), aws_dynamodb_table.rules.arn)
+      ])),
+      toset(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]),
+    )) == 0
+    error_message = "The worker must not write to the rules table (no PutItem, UpdateItem, DeleteItem or BatchWriteItem)."
   }
 }

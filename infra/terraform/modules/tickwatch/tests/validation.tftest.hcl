@@ -1,5 +1,7 @@
 # Every input validation rejects what it should, at plan time. Each run sets one bad value and
-# expects exactly that variable's validation to fail.
+# expects exactly that variable's validation to fail. For rules_refresh_seconds the ends of its range
+# are also planned, to show the bounds are inclusive (a rejecting run alone cannot tell 1..3600 from
+# 2..3599).
 
 mock_provider "aws" {
   source = "./tests/mocks"
@@ -323,4 +325,50 @@ run "worker_role_for_an_unknown_service" {
     worker_role_services = ["lambda.amazonaws.com"]
   }
   expect_failures = [var.worker_role_services]
+}
+
+run "rules_refresh_seconds_zero" {
+  command = plan
+  variables {
+    rules_refresh_seconds = 0
+  }
+  expect_failures = [var.rules_refresh_seconds]
+}
+
+run "rules_refresh_seconds_above_an_hour" {
+  command = plan
+  variables {
+    rules_refresh_seconds = 3601
+  }
+  expect_failures = [var.rules_refresh_seconds]
+}
+
+run "rules_refresh_seconds_not_whole" {
+  command = plan
+  variables {
+    rules_refresh_seconds = 2.5
+  }
+  expect_failures = [var.rules_refresh_seconds]
+}
+
+run "rules_refresh_seconds_minimum_accepted" {
+  command = plan
+  variables {
+    rules_refresh_seconds = 1
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_REFRESH_SECONDS"] == "1"
+    error_message = "rules_refresh_seconds = 1 must be accepted and reach the function."
+  }
+}
+
+run "rules_refresh_seconds_maximum_accepted" {
+  command = plan
+  variables {
+    rules_refresh_seconds = 3600
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_REFRESH_SECONDS"] == "3600"
+    error_message = "rules_refresh_seconds = 3600 must be accepted and reach the function."
+  }
 }

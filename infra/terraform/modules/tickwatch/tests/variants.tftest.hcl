@@ -47,6 +47,24 @@ run "custom_rules_and_mode" {
   }
 }
 
+run "rules_table_follows_suffix_and_refresh" {
+  variables {
+    rules_refresh_seconds = 45
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.name == "tickwatch-rules-variant-1"
+    error_message = "The rules table must be named tickwatch-rules-<suffix>."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_TABLE"] == "tickwatch-rules-variant-1"
+    error_message = "RULES_TABLE must follow the suffix."
+  }
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["RULES_REFRESH_SECONDS"] == "45"
+    error_message = "rules_refresh_seconds must reach the function as RULES_REFRESH_SECONDS."
+  }
+}
+
 run "timeout_drives_visibility_timeout" {
   variables {
     lambda_timeout_seconds = 120
@@ -65,6 +83,10 @@ run "extra_tags_and_environment" {
   assert {
     condition     = aws_sqs_queue.ticks.tags == tomap({ Environment = "staging", Team = "market-data", CostCenter = "cc-42", Owner = "alice" })
     error_message = "Extra tags are added; Team, CostCenter and Environment come from their variables."
+  }
+  assert {
+    condition     = aws_dynamodb_table.rules.tags == tomap({ Environment = "staging", Team = "market-data", CostCenter = "cc-42", Owner = "alice" })
+    error_message = "The rules table must carry the module's tags, extra ones included."
   }
 }
 
