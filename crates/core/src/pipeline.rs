@@ -35,7 +35,7 @@ use crate::ports::{
     StoredAlert, before_deadline,
 };
 use crate::retry::{RetryPolicy, Rng};
-use crate::rules::{Cursor, Rule, RuleBook, SymbolRules, SymbolState};
+use crate::rules::{Cursor, Evaluation, Rule, RuleBook, SymbolRules, SymbolState};
 use crate::tick::{Symbol, Tick, TickError, Timestamp};
 
 /// How many times a symbol's state may be reloaded after losing a compare-and-set race within one
@@ -363,8 +363,8 @@ impl<E: PortError> StepError<E> {
 struct Fate {
     /// What the tick did besides alerting.
     base: Base,
-    /// Its alerts (most ticks have none: an empty `Vec` does not allocate).
-    items: Vec<Item>,
+    /// Its alerts: this range of its group's `items` (most ticks have none).
+    items: std::ops::Range<u32>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -394,6 +394,8 @@ struct Group {
     members: Vec<usize>,
     /// Parallel to `members`, once evaluated.
     fates: Vec<Fate>,
+    /// The alerts of every tick of the group, in order (one allocation per group, not per tick).
+    items: Vec<Item>,
     failure: Option<Failure>,
 }
 
@@ -580,6 +582,7 @@ where
                             rules: book.for_symbol(&tick.symbol),
                             members: Vec::new(),
                             fates: Vec::new(),
+                            items: Vec::new(),
                             failure: None,
                         });
                         groups.len() - 1
@@ -676,17 +679,15 @@ where
             let mut changed_groups = Vec::new();
             for (g, prior) in pending.drain(..) {
                 let group = &mut groups[g];
-                let (fates, next) = plan(group, prior.as_ref(), tick, now);
-                group.fates = fates;
+                let next = plan(group, prior.as_ref(), tick, now);
                 if let Some(next) = next {
                     changes.push(Advance {
                         symbol: group.symbol,
                         expected_last_seen: prior.as_ref().map(|state| state.last_seen),
                         next,
                         alerts: group
-                            .fates
+                            .items
                             .iter()
-                            .flat_map(|fate| &fate.items)
                             .filter_map(|item| match item {
                                 Item::Raised(alert) => Some(**alert),
                                 _ => None,
@@ -784,7 +785,7 @@ where
             }
         }
         for group in groups.iter().filter(|g| g.ok()) {
-            for item in group.fates.iter().flat_map(|fate| &fate.items) {
+            for item in &group.items {
                 if let Item::Raised(alert) = item {
                     known.insert(alert.key(), Known::New);
                     stored.insert(alert.key(), **alert);
@@ -935,7 +936,7 @@ struct Sorted<Id> {
 /// Groups without stateful rules need no state: each tick's fate follows from the tick alone.
 fn evaluate_stateless_groups(groups: &mut [Group], tick: &impl Fn(usize) -> Tick, now: Timestamp) {
     for group in groups.iter_mut().filter(|g| !g.rules.stateful()) {
-        group.fates = plan(group, None, tick, now).0;
+        plan(group, None, tick, now);
     }
 }
 
@@ -958,7 +959,7 @@ fn report<Id>(
             && failure.step.leaves_alerts_stored()
         {
             // The group's new alerts are stored; only their announcement failed.
-            for item in group.fates.iter().flat_map(|fate| &fate.items) {
+            for item in &group.items {
                 if let Item::Raised(alert) | Item::Level(alert) = item
                     && matches!(known.get(&alert.key()), Some(Known::New))
                     && !announced.contains(&alert.key())
@@ -970,7 +971,13 @@ fn report<Id>(
         for (&index, fate) in group.members.iter().zip(&group.fates) {
             let outcome = match &group.failure {
                 Some(failure) => Outcome::Failed(failure.clone()),
-                None => Outcome::Accepted(resolve(fate, known, announced, &mut owner_seen)),
+                None => Outcome::Accepted(resolve(
+                    fate,
+                    &group.items,
+                    known,
+                    announced,
+                    &mut owner_seen,
+                )),
             };
             outcomes[index] = Some(outcome);
         }
@@ -1011,7 +1018,7 @@ fn owned_items<K: Eq + std::hash::Hash, T>(
     let mut owners = Vec::new();
     let mut seen = HashSet::new();
     for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
-        for item in group.fates.iter().flat_map(|fate| &fate.items) {
+        for item in &group.items {
             if let Some((key, item)) = pick(item)
                 && seen.insert(key)
             {
@@ -1023,49 +1030,51 @@ fn owned_items<K: Eq + std::hash::Hash, T>(
     (items, owners)
 }
 
-/// Evaluates a group from `prior` (its symbol's state, or none). Returns each tick's fate and the
-/// new state, if any tick moved it.
+/// Evaluates a group from `prior` (its symbol's state, or none) into its `fates` and `items`.
+/// Returns the new state, if any tick moved it.
 fn plan(
-    group: &Group,
+    group: &mut Group,
     prior: Option<&SymbolState>,
     tick: &impl Fn(usize) -> Tick,
     now: Timestamp,
-) -> (Vec<Fate>, Option<SymbolState>) {
-    let rules = group.rules.rules();
-    let mut cursor = Cursor::new(&group.rules, prior);
-    let fates = group
-        .members
-        .iter()
-        .map(|&i| {
-            let t = tick(i);
-            let evaluation = cursor.step(&t);
-            let mut items = Vec::new();
-            for &index in &evaluation.fired {
-                let alert = Box::new(build_alert(&rules[index], &t, now));
-                items.push(if group.rules.keeps_state(index) {
-                    Item::Raised(alert)
-                } else {
-                    Item::Level(alert)
-                });
-            }
-            for &index in &evaluation.maybe_fired {
-                items.push(Item::Candidate(Box::new(AlertKey {
-                    symbol: t.symbol,
-                    at: t.at,
-                    rule: rules[index].id(),
-                })));
-            }
-            let base = if evaluation.stale {
-                Base::Stale
-            } else if evaluation.rearmed {
-                Base::Rearmed
+) -> Option<SymbolState> {
+    let rules = group.rules.clone();
+    let mut cursor = Cursor::new(&rules, prior);
+    let mut evaluation = Evaluation::default();
+    group.fates.clear();
+    group.items.clear();
+    for &i in &group.members {
+        let t = tick(i);
+        cursor.step_into(&t, &mut evaluation);
+        let start = group.items.len() as u32;
+        for &index in &evaluation.fired {
+            let alert = Box::new(build_alert(&rules.rules()[index], &t, now));
+            group.items.push(if rules.keeps_state(index) {
+                Item::Raised(alert)
             } else {
-                Base::Quiet
-            };
-            Fate { base, items }
-        })
-        .collect();
-    (fates, cursor.finish())
+                Item::Level(alert)
+            });
+        }
+        for &index in &evaluation.maybe_fired {
+            group.items.push(Item::Candidate(Box::new(AlertKey {
+                symbol: t.symbol,
+                at: t.at,
+                rule: rules.rules()[index].id(),
+            })));
+        }
+        let base = if evaluation.stale {
+            Base::Stale
+        } else if evaluation.rearmed {
+            Base::Rearmed
+        } else {
+            Base::Quiet
+        };
+        group.fates.push(Fate {
+            base,
+            items: start..group.items.len() as u32,
+        });
+    }
+    cursor.finish()
 }
 
 /// Builds the alert `rule` raises on `tick`.
@@ -1093,6 +1102,7 @@ pub fn build_alert(rule: &Rule, tick: &Tick, now: Timestamp) -> Alert {
 /// The accepted outcome of a tick in a healthy group.
 fn resolve(
     fate: &Fate,
+    items: &[Item],
     known: &HashMap<AlertKey, Known>,
     announced: &HashSet<AlertKey>,
     owner_seen: &mut HashSet<AlertKey>,
@@ -1103,8 +1113,7 @@ fn resolve(
         alert_id: key.id(),
         announced_now: first && announced.contains(&key),
     };
-    let outcomes: Vec<AlertOutcome> = fate
-        .items
+    let outcomes: Vec<AlertOutcome> = items[fate.items.start as usize..fate.items.end as usize]
         .iter()
         .filter_map(|item| match item {
             Item::Raised(alert) | Item::Level(alert) => {

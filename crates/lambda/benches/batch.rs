@@ -151,6 +151,21 @@ fn stub_answer(target: &str, body: &str) -> (&'static str, String) {
     match target.split('.').next_back().unwrap_or("") {
         "DescribeTable" => (JSON, r#"{"Table":{"TableName":"stub","TableStatus":"ACTIVE"}}"#.into()),
         "BatchGetItem" => (JSON, r#"{"Responses":{},"UnprocessedKeys":{}}"#.into()),
+        // The rules table of the `cold` variant with RULES_TABLE: version 2, the two default
+        // rules stored (what a deployment whose rules were changed once holds).
+        "GetItem" if body.contains(RULES_TABLE_BENCH) => (
+            JSON,
+            r##"{"Item":{"rule_id":{"S":"#version"},"version":{"N":"2"}}}"##.into(),
+        ),
+        "Scan" => (
+            JSON,
+            r##"{"Count":3,"ScannedCount":3,"Items":[
+                {"rule_id":{"S":"#version"},"version":{"N":"2"}},
+                {"rule_id":{"S":"high"},"version":{"N":"1"},"definition":{"S":"{\"id\":\"high\",\"symbols\":\"*\",\"condition\":\"above 150\"}"}},
+                {"rule_id":{"S":"low"},"version":{"N":"1"},"definition":{"S":"{\"id\":\"low\",\"symbols\":\"*\",\"condition\":\"below 50\"}"}}
+            ]}"##
+                .into(),
+        ),
         "GetQueueAttributes" => (JSON, r#"{"Attributes":{}}"#.into()),
         "" if body.contains("Action=PublishBatch") => {
             // Query protocol: echo every entry id as successful.
@@ -169,6 +184,9 @@ fn stub_answer(target: &str, body: &str) -> (&'static str, String) {
         _ => (JSON, "{}".into()),
     }
 }
+
+/// The rules table the stub answers for.
+const RULES_TABLE_BENCH: &str = "rules-bench";
 
 /// The stub's function environment.
 fn stub_env() -> HashMap<&'static str, String> {
@@ -370,17 +388,31 @@ fn bootstrap_command(
 }
 
 async fn cold(settings: Settings) {
+    let base = stub_env();
+    let mut with_table = stub_env();
+    with_table.insert("RULES_TABLE", RULES_TABLE_BENCH.to_owned());
+    for (env, what) in [
+        (base, "the rules of the variables"),
+        (
+            with_table,
+            "RULES_TABLE: its version read, then its rules scanned",
+        ),
+    ] {
+        cold_starts(&settings, &env, what).await;
+    }
+}
+
+async fn cold_starts(settings: &Settings, env: &HashMap<&'static str, String>, what: &str) {
     println!(
-        "== cold start: process start to first batch response ({BATCH_MESSAGES} alert-raising messages, stub endpoint, N = 0)"
+        "== cold start: process start to first batch response ({BATCH_MESSAGES} alert-raising messages, stub endpoint, N = 0; {what})"
     );
     let stub = StubAws::start(0).await;
-    let env = stub_env();
     let mut samples = Vec::new();
     for round in 0..settings.cold_starts {
         let api = RuntimeApi::start().await;
         let payload = event(&alerting_bodies(round), round);
         let started = Instant::now();
-        let child = bootstrap_command(&api, &env, &stub.endpoint)
+        let child = bootstrap_command(&api, env, &stub.endpoint)
             .spawn()
             .expect("bootstrap");
         let answer = api

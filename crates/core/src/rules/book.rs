@@ -306,6 +306,17 @@ impl<'a> Cursor<'a> {
     /// Evaluates the next tick of the symbol.
     pub fn step(&mut self, tick: &Tick) -> Evaluation {
         let mut evaluation = Evaluation::default();
+        self.step_into(tick, &mut evaluation);
+        evaluation
+    }
+
+    /// [`Cursor::step`] into a reused `evaluation` (cleared first), allocation-free once its
+    /// lists have grown: what the pipeline calls for every tick.
+    pub fn step_into(&mut self, tick: &Tick, evaluation: &mut Evaluation) {
+        evaluation.fired.clear();
+        evaluation.maybe_fired.clear();
+        evaluation.rearmed = false;
+        evaluation.stale = false;
         let stateful = self.rules.stateful > 0;
         let stale = stateful && self.last_seen.is_some_and(|seen| tick.at <= seen);
         for (index, rule) in self.rules.rules.iter().enumerate() {
@@ -339,7 +350,6 @@ impl<'a> Cursor<'a> {
             self.last_seen = Some(tick.at);
             self.moved = true;
         }
-        evaluation
     }
 
     /// The state to store, if any tick moved it (`None`: nothing to write).
