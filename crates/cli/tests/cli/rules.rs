@@ -370,3 +370,122 @@ fn run_with_rules_flags_uses_them_and_says_the_database_rules_wait() {
         run.stderr
     );
 }
+
+/// `tickwatch rules` against a deployment's rules table on the emulator: the first change copies
+/// the base rules of the function's variables (read from this environment) into the table with
+/// it, and what the CLI wrote is what the function's reader loads.
+#[test]
+fn rules_manage_a_deployments_table_named_directly_or_by_its_outputs() {
+    use tickwatch_aws::testing::{Moto, fresh_rule_store};
+    use tickwatch_core::ports::RuleStore as _;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let moto = Moto::shared();
+    let store = runtime.block_on(async { fresh_rule_store(&moto.clients().await.dynamodb).await });
+    let table = store.table().to_owned();
+    let dir = Dir::new();
+    let env = |extra: &[(&'static str, &'static str)]| {
+        let mut env: Vec<(&str, String)> = vec![
+            ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        env
+    };
+    let run = |args: &[&str], extra: &[(&'static str, &'static str)]| {
+        let env = env(extra);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        dir.tickwatch_env_stdin(args, &env, "")
+    };
+
+    // A bad rule variable is refused before anything is written, naming it.
+    let refused = run(
+        &[
+            "rules",
+            "add",
+            "a",
+            "--symbols",
+            "*",
+            "--when",
+            "above 1",
+            "--table",
+            &table,
+        ],
+        &[("HIGH_THRESHOLD", "abc")],
+    );
+    refused.assert_exit(1);
+    assert!(
+        refused.stderr.contains("HIGH_THRESHOLD"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        runtime.block_on(store.rules_version()).expect("reads"),
+        None
+    );
+
+    let added = run(
+        &[
+            "rules",
+            "add",
+            "aapl-200",
+            "--symbols",
+            "AAPL",
+            "--when",
+            "above 200",
+            "--table",
+            &table,
+        ],
+        &[("HIGH_THRESHOLD", "120"), ("ALERT_MODE", "level")],
+    );
+    added.assert_exit(0);
+    assert!(added.stderr.contains("copied"), "{}", added.stderr);
+
+    dir.write(
+        "flat-outputs.json",
+        &format!(r#"{{"rules_table_name":"{table}","aws_region":"us-east-1"}}"#),
+    );
+    let outputs = dir.path("flat-outputs.json");
+    let outputs = outputs.to_str().expect("utf-8");
+    run(&["rules", "pause", "aapl-200", "--outputs", outputs], &[]).assert_exit(0);
+    let listed = run(
+        &["rules", "list", "--format", "json", "--outputs", outputs],
+        &[],
+    );
+    listed.assert_exit(0);
+    let rules = listed.stdout_json_lines();
+    let summary: Vec<(String, String, String, bool)> = rules
+        .iter()
+        .map(|rule| {
+            (
+                rule["id"].as_str().unwrap_or_default().to_owned(),
+                rule["condition"].as_str().unwrap_or_default().to_owned(),
+                rule["fire"].as_str().unwrap_or_default().to_owned(),
+                rule["paused"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("aapl-200".into(), "above 200".into(), "enter".into(), true),
+            ("high".into(), "above 120".into(), "every".into(), false),
+            ("low".into(), "below 50".into(), "every".into(), false),
+        ],
+        "the variables' base rules were copied in with the first change"
+    );
+
+    // The function's reader sees exactly that.
+    let loaded = runtime
+        .block_on(store.load_rules())
+        .expect("reads")
+        .expect("written");
+    assert_eq!(loaded.version, 2);
+    assert!(loaded.invalid.is_empty());
+    assert_eq!(loaded.rules.len(), 3);
+}
