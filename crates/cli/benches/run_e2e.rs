@@ -114,9 +114,9 @@ fn main() {
 /// 10,000 rules over the walk's 5,000 symbols: the two defaults (`*`), an exact pair (above and
 /// below, on entering) for most symbols, and one-symbol prefix rules (`SYM004321*`) for the rest,
 /// firing `every` tick with a cooldown; so a symbol has about four rules of its own to evaluate
-/// among ten thousand that do not apply to it. Their thresholds lie beyond the defaults' (150 to
-/// 200, 30 to 50), so that the two runs store alerts of the same order (both counts are printed):
-/// the comparison is of matching and evaluating rules, not of storing more alerts.
+/// among ten thousand that do not apply to it. Their thresholds lie well beyond the defaults'
+/// (175 to 225, 21 to 35), so that the two runs store alerts of the same order (both counts are
+/// printed): the comparison is of matching and evaluating rules, not of storing more alerts.
 fn write_many_rules(path: &Path) {
     let start = Timestamp::parse_rfc3339("2026-01-02T14:30:00Z").expect("valid");
     let walk = RandomWalk::new(MANY_RULES_SYMBOLS, 1, start);
@@ -136,16 +136,16 @@ fn write_many_rules(path: &Path) {
         if i < 3_999 {
             rules.push(serde_json::json!({
                 "id": format!("x{i}.up"), "symbols": symbol,
-                "condition": format!("above {}", 150 + i % 50),
+                "condition": format!("above {}", 175 + i % 50),
             }));
             rules.push(serde_json::json!({
                 "id": format!("x{i}.down"), "symbols": symbol,
-                "condition": format!("below {}", 50 - i % 20),
+                "condition": format!("below {}", 35 - i % 15),
             }));
         } else {
             rules.push(serde_json::json!({
                 "id": format!("p{i}"), "symbols": format!("{symbol}*"),
-                "condition": format!("above {}", 160 + i % 40), "fire": "every",
+                "condition": format!("above {}", 185 + i % 40), "fire": "every",
                 "cooldown_seconds": 60,
             }));
         }
