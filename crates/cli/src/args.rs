@@ -60,7 +60,7 @@ the store with it, so nothing in force silently disappears."
 pub(crate) struct RulesArgs {
     #[command(subcommand)]
     pub(crate) command: RulesCommand,
-    /// SQLite database holding the rules (created if missing).
+    /// SQLite database holding the rules (created by the first change).
     #[arg(long, global = true, default_value = DB_PATH_DEFAULT)]
     pub(crate) db: PathBuf,
     /// A deployment's DynamoDB rules table, instead of the database.

@@ -33,8 +33,17 @@ pub(crate) fn rules(args: RulesArgs) -> anyhow::Result<Completion> {
         ))?;
         return runtime.block_on(execute(&store, &base, args.command, args.format));
     }
-    let store = SqliteStore::open(&args.db)
-        .with_context(|| format!("opening database {}", args.db.display()))?;
+    let reads_only = matches!(
+        args.command,
+        RulesCommand::List | RulesCommand::Show { .. } | RulesCommand::Export
+    );
+    let store = if reads_only && !args.db.exists() {
+        // Nothing written yet: the base rules, without creating a database to say so.
+        SqliteStore::in_memory()?
+    } else {
+        SqliteStore::open(&args.db)
+            .with_context(|| format!("opening database {}", args.db.display()))?
+    };
     let base = RuleBook::defaults()
         .rules()
         .iter()

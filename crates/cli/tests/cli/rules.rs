@@ -23,6 +23,10 @@ fn a_new_database_lists_the_two_default_rules_and_the_first_change_keeps_them() 
     let dir = Dir::new();
     let defaults = listed(&dir);
     assert_eq!(ids(&defaults), ["high", "low"]);
+    assert!(
+        !dir.path("tickwatch.db").exists(),
+        "listing creates no database"
+    );
     assert_eq!(defaults[0]["condition"], "above 150");
     assert_eq!(defaults[1]["condition"], "below 50");
     assert_eq!(defaults[0]["fire"], "enter");
