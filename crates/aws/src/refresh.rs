@@ -1,5 +1,6 @@
 //! Keeping a running pipeline's rules current with a rule store: [`RulesRefresher`], which the
-//! Lambda handler and the SQS worker both call before every batch ([`RulesSource`]).
+//! Lambda handler and the SQS worker both call before every batch ([`RulesSource`]), and which
+//! `tickwatch run` uses over its SQLite database ([`RulesRefresher::every_batch`]).
 //!
 //! At start-up the refresher loads the rules ([`RulesRefresher::load`]) and the pipeline starts
 //! with `RuleBook::in_force(stored, base)`: the store's valid rules once it has been written, the
@@ -133,6 +134,15 @@ impl<R: RuleStore> RulesRefresher<R> {
                 checked_at: None,
                 version: None,
             }),
+        }
+    }
+
+    /// A refresher that checks before every batch (interval 0): the local mode's, where a check
+    /// is one read of a local database and a change should apply to the very next batch.
+    pub fn every_batch(store: R, base: Arc<RuleBook>) -> RulesRefresher<R> {
+        RulesRefresher {
+            interval_ms: 0,
+            ..RulesRefresher::new(store, base, REFRESH_SECONDS_MIN)
         }
     }
 

@@ -10,8 +10,10 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use tickwatch_core::ports::RuleStore as _;
+use tickwatch_aws::{RulesRefresher, RulesSource};
+use tickwatch_core::ports::{Clock as _, RuleStore as _};
 use tickwatch_core::{BatchStats, Outcome, RuleBook, TickError};
+use tickwatch_local::SqliteStore;
 use tickwatch_local::{Format, TickReader};
 
 use crate::Completion;
@@ -37,12 +39,20 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut watcher = match fixed {
+    let watcher = match fixed {
         None => {
-            let mut watcher = RulesWatcher::new(defaults);
+            // The database's rules, checked before every batch (one read of their change
+            // counter; read again only when it moved), by the refresher the function and the
+            // worker use. A second connection: the pipeline owns the first.
+            let store = SqliteStore::open(&args.db)
+                .with_context(|| format!("opening database {}", args.db.display()))?;
+            let refresher = RulesRefresher::every_batch(store, defaults);
             // At start a database whose rules cannot be read is an error, not a warning.
-            runtime.block_on(watcher.refresh(&pipeline))?;
-            Some(watcher)
+            let book = runtime
+                .block_on(refresher.load(pipeline.clock().now()))
+                .context("reading the database's rules")?;
+            pipeline.set_rules(book);
+            Some(refresher)
         }
         Some(_) => {
             if let Some(version) = runtime
@@ -69,7 +79,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         &pipeline,
         &interrupted,
         &mut tally,
-        watcher.as_mut(),
+        &watcher,
     )?;
     if let Some(bar) = tally.progress.take() {
         bar.finish_and_clear();
@@ -88,48 +98,6 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         );
     }
     completion(stop, &tally.totals)
-}
-
-/// Picks up rule changes made while `run` runs (`tickwatch rules ...` on the same database):
-/// before each batch, one read of the rules' change counter; only when it moved are the rules
-/// read again and put in force.
-struct RulesWatcher {
-    /// The version whose rules are in force (`Some(None)`: none written, the defaults).
-    seen: Option<Option<u64>>,
-    defaults: Arc<RuleBook>,
-}
-
-impl RulesWatcher {
-    fn new(defaults: Arc<RuleBook>) -> RulesWatcher {
-        RulesWatcher {
-            seen: None,
-            defaults,
-        }
-    }
-
-    async fn refresh(&mut self, pipeline: &config::LocalPipeline) -> anyhow::Result<()> {
-        let store = pipeline.store();
-        let version = store.rules_version().await?;
-        if self.seen == Some(version) {
-            return Ok(());
-        }
-        let stored = store.load_rules().await?;
-        let loaded = stored.as_ref().map(|s| s.version);
-        if let Some(stored) = &stored {
-            for invalid in &stored.invalid {
-                eprintln!(
-                    "tickwatch run: rule {:?} in the database is invalid and skipped: {}",
-                    invalid.id, invalid.error
-                );
-            }
-        }
-        pipeline.set_rules(RuleBook::in_force(stored, &self.defaults)?);
-        if self.seen.is_some() {
-            tracing::info!(version = ?loaded, "rules changed; the new rules are in force");
-        }
-        self.seen = Some(loaded);
-        Ok(())
-    }
 }
 
 /// Why reading stopped.
@@ -203,21 +171,15 @@ fn process_input(
     pipeline: &config::LocalPipeline,
     interrupted: &AtomicBool,
     tally: &mut Tally,
-    mut watcher: Option<&mut RulesWatcher>,
+    rules: &impl RulesSource,
 ) -> anyhow::Result<Stop> {
     while !interrupted.load(Ordering::SeqCst) {
         let Some(mut batch) = reader.next_batch()? else {
             return Ok(Stop::EndOfInput);
         };
-        if let Some(watcher) = watcher.as_deref_mut()
-            && let Err(error) = runtime.block_on(watcher.refresh(pipeline))
-        {
-            // The rules in force stay; alerting goes on.
-            print_above(
-                &tally.progress,
-                &format!("tickwatch run: could not check the rules for changes: {error:#}"),
-            );
-        }
+        // A change made with `tickwatch rules` applies from this batch; a failed check is
+        // logged and leaves the rules in force.
+        runtime.block_on(rules.before_batch(pipeline));
         let mut strict_stop = None;
         if args.strict
             && let Some(bad) = batch.iter().position(|(_, tick)| tick.is_err())
