@@ -20,10 +20,11 @@ fuzz_target!(|data: &[u8]| {
     match decoded {
         Ok(tick) => {
             let canonical = format!(
-                r#"{{"symbol":{},"price":{},"timestamp":"{}"}}"#,
+                r#"{{"symbol":{},"price":{},"timestamp":"{}","volume":{}}}"#,
                 serde_json::to_string(tick.symbol.as_str()).expect("a symbol serialises"),
                 serde_json::to_string(&tick.price).expect("a price serialises"),
-                tick.at
+                tick.at,
+                serde_json::to_string(&tick.volume).expect("a volume serialises")
             );
             let again = Tick::decode(canonical.as_bytes()).expect("a canonical tick decodes");
             assert_eq!(again, tick, "round trip of {canonical}");

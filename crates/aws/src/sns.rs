@@ -207,6 +207,7 @@ mod tests {
             label: None,
             symbol,
             kind: AlertKind::High,
+            condition: tickwatch_core::Condition::Above(threshold),
             price: Price::new(price).expect("valid"),
             threshold,
             fire: Fire::Every,

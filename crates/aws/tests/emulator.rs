@@ -21,7 +21,7 @@ use tickwatch_core::ports::{
     StoredAlert,
 };
 use tickwatch_core::retry::RetryPolicy;
-use tickwatch_core::rules::{Fire, Label, Phase, RuleId, RuleState, SymbolState};
+use tickwatch_core::rules::{Condition, Fire, Label, Phase, RuleId, RuleState, SymbolState};
 use tickwatch_core::testing::spec_config;
 use tickwatch_core::tick::Field;
 use tickwatch_core::{
@@ -92,6 +92,7 @@ fn rule_alert(id: &str, symbol: &str, at_ms: i64, kind: AlertKind, price: f64) -
         label: None,
         symbol,
         kind,
+        condition: Condition::level(kind, if kind == AlertKind::High { 150.0 } else { 50.0 }),
         price: Price::new(price).expect("valid"),
         threshold: if kind == AlertKind::High { 150.0 } else { 50.0 },
         fire: Fire::Enter,
@@ -115,6 +116,7 @@ fn state(zone: Zone, since_ms: i64, last_seen_ms: i64) -> SymbolState {
                 version: 1,
                 phase: Phase::Fired,
                 last_alert: Some(ts(since_ms)),
+                window: None,
             })
             .into_iter()
             .collect(),

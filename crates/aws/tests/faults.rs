@@ -849,6 +849,8 @@ async fn injected_faults_reach_the_adapters_as_the_real_errors_would() {
         &rules.rules()[0],
         &tickwatch_core::Tick::decode(br#"{"symbol":"SHAPE","price":160,"timestamp":1}"#)
             .expect("valid"),
+        AlertKind::High,
+        150.0,
         Timestamp::from_epoch_ms(T0_MS).expect("valid"),
     );
 

@@ -10,7 +10,9 @@
 //! 4. cross mode with the rules taken from the database and watched for changes (no `--mode`:
 //!    one read of the rules' change counter per batch), next to 2, for the cost of watching;
 //! 5. on a second file of the same size over 5,000 symbols: the two default rules, then 10,000
-//!    rules imported into the database (exact, prefix and `*` mixed), for the cost of many rules.
+//!    rules imported into the database (exact, prefix and `*` mixed), for the cost of many rules;
+//! 6. on the first file: three window rules for every symbol (`rise`, `volume`, `crosses_ma`)
+//!    instead of the defaults, for the cost of conditions over time.
 //!
 //! `TICKWATCH_BENCH_TICKS` changes the tick count. Both sides run single-threaded.
 //!
@@ -109,7 +111,24 @@ fn main() {
         "10,000 rules keep {:.0} % of the ticks/s of the 2 default rules (target: at least 70 %)",
         100.0 * defaults.as_secs_f64() / many.as_secs_f64()
     );
+
+    let window_rules = dir.path().join("window-rules.json");
+    std::fs::write(&window_rules, WINDOW_RULES).expect("write window rules");
+    let windows = best_of(|| run_tickwatch(dir.path(), &input, None, Some(&window_rules)));
+    report("tickwatch run, 50 symbols, 3 window rules", ticks, windows);
+    println!(
+        "  alerts: {} (target: at least 2,000,000 ticks/s; {:.0} % of the defaults' ticks/s)",
+        alert_lines(dir.path(), "many"),
+        100.0 * watched.as_secs_f64() / windows.as_secs_f64()
+    );
 }
+
+/// The window rules of run 6, for every symbol in place of the defaults.
+const WINDOW_RULES: &str = r#"[
+  {"id":"rise-20","symbols":"*","condition":"rise 20% within 1h","fire":"enter"},
+  {"id":"volume-3x","symbols":"*","condition":"volume 3x over 15m","fire":"enter"},
+  {"id":"ma-1h","symbols":"*","condition":"crosses_ma 1h","fire":"every","cooldown_seconds":600}
+]"#;
 
 /// 10,000 rules over the walk's 5,000 symbols: the two defaults (`*`), an exact pair (above and
 /// below, on entering) for most symbols, and one-symbol prefix rules (`SYM004321*`) for the rest,

@@ -130,7 +130,9 @@ pub(crate) struct RuleFields {
     /// Symbols: one symbol, a prefix pattern (BTC-*), or * for every symbol.
     #[arg(long)]
     pub(crate) symbols: Option<String>,
-    /// Condition: "above X" or "below X" (strict).
+    /// Condition: "above X" or "below X" (strict), or over a window W (30m, 4h, 5d; its
+    /// resolution is W/60): "rise X% within W", "fall X% within W", "volume Kx over W",
+    /// "crosses_ma W [up|down|either]".
     #[arg(long, alias = "condition")]
     pub(crate) when: Option<String>,
     /// every (each tick that satisfies it), enter (on entering; the default) or once.
@@ -231,7 +233,8 @@ pub(crate) struct DlqRedriveArgs {
 pub(crate) enum InputFormat {
     /// One JSON tick per line.
     Ndjson,
-    /// A header naming symbol, price and timestamp, then one tick per line.
+    /// A header naming symbol, price and timestamp (and optionally volume), then one tick per
+    /// line.
     Csv,
 }
 

@@ -39,6 +39,21 @@ fn lines(symbols: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `lines` with their `"volume":N` field taken out.
+fn without_volume(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    lines
+        .iter()
+        .map(|line| {
+            let text = std::str::from_utf8(line).expect("generated ticks are UTF-8");
+            let start = text
+                .find(r#","volume":"#)
+                .expect("generated ticks carry a volume");
+            let end = start + 1 + text[start + 1..].find(',').expect("a field follows volume");
+            format!("{}{}", &text[..start], &text[end..]).into_bytes()
+        })
+        .collect()
+}
+
 /// Every line through a fresh pipeline over the in-memory ports, in batches of `BATCH_TICKS`.
 fn run_pipeline(config: PipelineConfig, lines: &[Vec<u8>]) -> BatchStats {
     let now = Timestamp::parse_rfc3339("2026-11-26T00:00:00Z").expect("valid");
@@ -84,6 +99,17 @@ fn engine(c: &mut Criterion) {
     group.bench_function("decode", |b| {
         b.iter(|| {
             for line in &lines {
+                black_box(Tick::decode(line).expect("valid"));
+            }
+        })
+    });
+
+    // The same ticks without their `volume` field, the shape of producers that send none: reading
+    // the volume must not slow them down.
+    let lines_without_volume = without_volume(&lines);
+    group.bench_function("decode_without_volume", |b| {
+        b.iter(|| {
+            for line in &lines_without_volume {
                 black_box(Tick::decode(line).expect("valid"));
             }
         })

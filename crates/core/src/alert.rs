@@ -6,10 +6,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::rules::{Fire, Label, RuleId};
+use crate::rules::{Condition, Fire, Label, RuleId};
 use crate::tick::{Price, Symbol, Timestamp};
 
-/// Which threshold a price went beyond.
+/// Which way an alert points: a price above a threshold, a rise, a volume spike, an upward
+/// crossing (`HIGH`), or a price below a threshold, a fall, a downward crossing (`LOW`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AlertKind {
@@ -171,11 +172,18 @@ pub struct Alert {
     pub label: Option<Label>,
     /// The instrument.
     pub symbol: Symbol,
-    /// `HIGH` for an `above` rule, `LOW` for a `below` rule.
+    /// `HIGH` for `above`, `rise`, `volume` and upward crossings; `LOW` for `below`, `fall` and
+    /// downward crossings.
     pub kind: AlertKind,
+    /// The rule's condition, as the rule stood when the alert was raised (`above 150`,
+    /// `rise 10% within 1h`, ...).
+    #[serde(with = "crate::rules::as_text")]
+    pub condition: Condition,
     /// The tick's price.
     pub price: Price,
-    /// The rule's threshold (as the rule stood when the alert was raised).
+    /// What the tick was compared with: the threshold of `above`/`below`; for `rise`/`fall` the
+    /// price that is X % from the window's low/high; for `crosses_ma` the moving average; for
+    /// `volume` K times the average interval volume (a volume, not a price).
     pub threshold: f64,
     /// The rule's firing policy.
     pub fire: Fire,
@@ -195,9 +203,16 @@ impl Alert {
         }
     }
 
-    /// A one-line human summary, e.g. `AAPL HIGH 151.25 > 150 at 2026-11-26T14:30:00.123Z`.
+    /// A one-line human summary, e.g. `AAPL HIGH 151.25 > 150 at 2026-11-26T14:30:00.123Z`, or
+    /// `AAPL HIGH 112 rise 10% within 1h at 2026-11-26T14:30:00.123Z` for a window condition.
     /// At most 100 characters (it is used as the SNS subject).
     pub fn subject(&self) -> String {
+        if let Condition::Window(window) = &self.condition {
+            return format!(
+                "{} {} {} {window} at {}",
+                self.symbol, self.kind, self.price, self.timestamp
+            );
+        }
         let relation = match self.kind {
             AlertKind::High => '>',
             AlertKind::Low => '<',

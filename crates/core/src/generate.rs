@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::retry::Rng;
-use crate::tick::{Price, Symbol, Tick, Timestamp};
+use crate::tick::{Price, Symbol, Tick, Timestamp, Volume};
 
 /// Most symbols a walk may have (their names and walks are kept in memory).
 pub const WALK_SYMBOLS_MAX: usize = 1_000_000;
@@ -25,12 +25,12 @@ const REVERSION: f64 = 0.002;
 /// Largest gap between consecutive ticks, in milliseconds.
 const TICK_GAP_MS_MAX: u64 = 50;
 
-/// One generated tick with the extra fields a real feed carries (ignored by tickwatch).
+/// One generated tick with the extra fields a real feed carries.
 #[derive(Clone, Copy, Debug)]
 pub struct GeneratedTick {
-    /// The tick.
+    /// The tick, as decoding its NDJSON line gives it (its volume included).
     pub tick: Tick,
-    /// Shares traded.
+    /// Shares traded: `tick.volume` as the integer the NDJSON line spells.
     pub volume: u32,
     /// Market identifier code.
     pub exchange: &'static str,
@@ -98,13 +98,18 @@ impl Iterator for RandomWalk {
         let cents = (x.exp() * 100.0).round().max(1.0);
         let price =
             Price::new(cents / 100.0).expect("walk prices stay positive and far below the cap");
+        // Drawn before the exchange, in the order the output has always been drawn in: the same
+        // seed must keep giving the same bytes.
+        let volume = 1 + self.rng.below(1_000) as u32 * 100;
         Some(GeneratedTick {
             tick: Tick {
                 symbol: self.symbols[i],
                 price,
                 at,
+                volume: Volume::new(f64::from(volume))
+                    .expect("generated volumes are far below the cap"),
             },
-            volume: 1 + self.rng.below(1_000) as u32 * 100,
+            volume,
             exchange: EXCHANGES[self.rng.below(EXCHANGES.len() as u64) as usize],
         })
     }

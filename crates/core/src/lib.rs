@@ -26,5 +26,5 @@ pub use pipeline::{
     Accepted, AlertOutcome, BatchReport, BatchStats, FailedSteps, Failure, Outcome, Pipeline,
     PipelineConfig,
 };
-pub use rules::{Band, BandSet, Mode, Rule, RuleBook, RuleId};
-pub use tick::{Price, Symbol, Tick, TickError, Timestamp};
+pub use rules::{Band, BandSet, Condition, Mode, Rule, RuleBook, RuleId};
+pub use tick::{Price, Symbol, Tick, TickError, Timestamp, Volume};

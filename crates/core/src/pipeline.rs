@@ -1047,9 +1047,15 @@ fn plan(
         let t = tick(i);
         cursor.step_into(&t, &mut evaluation);
         let start = group.items.len() as u32;
-        for &index in &evaluation.fired {
-            let alert = Box::new(build_alert(&rules.rules()[index], &t, now));
-            group.items.push(if rules.keeps_state(index) {
+        for fired in &evaluation.fired {
+            let alert = Box::new(build_alert(
+                &rules.rules()[fired.rule],
+                &t,
+                fired.kind,
+                fired.threshold,
+                now,
+            ));
+            group.items.push(if rules.keeps_state(fired.rule) {
                 Item::Raised(alert)
             } else {
                 Item::Level(alert)
@@ -1077,22 +1083,29 @@ fn plan(
     cursor.finish()
 }
 
-/// Builds the alert `rule` raises on `tick`.
-pub fn build_alert(rule: &Rule, tick: &Tick, now: Timestamp) -> Alert {
+/// Builds the alert `rule` raises on `tick`, of `kind`, having compared it with `threshold` (see
+/// [`crate::rules::Fired`]).
+pub fn build_alert(
+    rule: &Rule,
+    tick: &Tick,
+    kind: crate::AlertKind,
+    threshold: f64,
+    now: Timestamp,
+) -> Alert {
     let key = AlertKey {
         symbol: tick.symbol,
         at: tick.at,
         rule: rule.id(),
     };
-    let condition = rule.condition();
     Alert {
         alert_id: key.id(),
         rule_id: rule.id(),
         label: rule.label(),
         symbol: tick.symbol,
-        kind: condition.kind(),
+        kind,
+        condition: rule.condition(),
         price: tick.price,
-        threshold: condition.threshold(),
+        threshold,
         fire: rule.fire(),
         timestamp: tick.at,
         processed_at: now,

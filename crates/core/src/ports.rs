@@ -114,7 +114,7 @@ pub struct Advance {
 }
 
 /// What an [`Advance`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Advanced {
     /// The state moved and the alerts are stored (new, not notified).
     Applied,

@@ -19,6 +19,7 @@ fn key() -> impl Strategy<Value = String> {
         Just("timestamp".to_owned()),
         Just("volume".to_owned()),
         Just("s\\u0079mbol".to_owned()),
+        Just("v\\u006flume".to_owned()),
         Just("ex change".to_owned()),
         "[a-z]{1,8}",
     ]
@@ -42,6 +43,12 @@ fn value() -> impl Strategy<Value = String> {
         Just("1e400".to_owned()),
         Just("-151".to_owned()),
         Just("1.".to_owned()),
+        Just("-1".to_owned()),
+        Just("0.5".to_owned()),
+        Just("1e15".to_owned()),
+        Just("1000000000000001".to_owned()),
+        Just("1e-400".to_owned()),
+        Just("\"12\"".to_owned()),
         Just("true".to_owned()),
         Just("null".to_owned()),
         Just("tru".to_owned()),
@@ -52,6 +59,18 @@ fn value() -> impl Strategy<Value = String> {
         (1u64..4_102_444_800_000).prop_map(|n| n.to_string()),
         (0.0f64..300.0).prop_map(|p| format!("{p}")),
         "\"[A-Za-z0-9./:_-]{0,40}\"",
+    ]
+}
+
+/// Volumes spelled every way JSON allows, valid and not (negative, above the cap, out of range).
+fn volume_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u64..2_000_000_000_000_000).prop_map(|n| n.to_string()),
+        (0.0f64..2e15).prop_map(|v| format!("{v}")),
+        (0.0f64..2e15).prop_map(|v| format!("{v:e}")),
+        (0.0f64..2e15).prop_map(|v| format!("{v:E}")),
+        (-1e6f64..0.0).prop_map(|v| format!("{v}")),
+        (0u32..10, -400i32..400).prop_map(|(m, e)| format!("{m}e{e}")),
     ]
 }
 
@@ -93,6 +112,21 @@ proptest! {
     }
 
     #[test]
+    fn decode_agrees_on_volumes(volume in volume_text(), first in any::<bool>()) {
+        let body = if first {
+            format!(r#"{{"volume":{volume},"symbol":"AAPL","price":151.25,"timestamp":1}}"#)
+        } else {
+            format!(r#"{{"symbol":"AAPL","price":151.25,"timestamp":1,"volume":{volume}}}"#)
+        };
+        let decoded = Tick::decode(body.as_bytes());
+        prop_assert_eq!(&decoded, &full_parser(body.as_bytes()), "{}", body);
+        if let Ok(tick) = decoded {
+            let exact: f64 = volume.parse().expect("a number");
+            prop_assert_eq!(tick.volume.get(), exact, "{}", body);
+        }
+    }
+
+    #[test]
     fn decode_agrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..120)) {
         prop_assert_eq!(Tick::decode(&bytes), full_parser(&bytes));
     }
@@ -107,6 +141,19 @@ fn typical_ticks_agree() {
         r#"{"symbol":"X","price":2,"timestamp":1,"symbol":"Y"}"#,
         r#"{"symbol":"X","price":2,"timestamp":1,"v":1,"v":2}"#,
         r#"{"symbol":"X","price":2,"timestamp":-0}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":0}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1.5e3}"#,
+        r#"{"volume":12,"symbol":"X","price":2,"timestamp":1}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1e15}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1e16}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":-0}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":-1}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":"12"}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":null}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":[1]}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1e400}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1,"volume":1}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1,"volume":1}"#,
     ];
     for body in bodies {
         assert_eq!(

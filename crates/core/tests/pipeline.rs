@@ -123,6 +123,7 @@ fn fired(rule: &str) -> RuleState {
         version: 1,
         phase: Phase::Fired,
         last_alert: None,
+        window: None,
     }
 }
 

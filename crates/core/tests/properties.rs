@@ -314,7 +314,8 @@ const MANY_PATTERNS: [&str; 6] = ["*", "A*", "AA*", "AAPL*", "BTC-*", "E*"];
 
 /// One random rule, numbered `n`: any pattern, above or below a threshold near the ticks' prices,
 /// any firing policy with the options it allows (a cooldown for `every` and `enter`, hysteresis
-/// for `enter`), sometimes an exception, an expiry, a label, or paused.
+/// for `enter`), sometimes an exception, an expiry, a label, or paused; a price level or, for
+/// about a third, a window condition (`rise`, `fall`, `volume`, `crosses_ma`).
 fn random_rule(n: usize) -> impl Strategy<Value = Rule> {
     (
         0..MANY_SYMBOLS.len() + MANY_PATTERNS.len(),
@@ -327,6 +328,7 @@ fn random_rule(n: usize) -> impl Strategy<Value = Rule> {
         prop::option::weighted(0.2, 0..40i64),
         prop::option::weighted(0.2, Just(())),
         prop::bool::weighted(0.1),
+        prop::option::weighted(0.3, 0..4usize),
     )
         .prop_map(
             move |(
@@ -340,24 +342,36 @@ fn random_rule(n: usize) -> impl Strategy<Value = Rule> {
                 expires,
                 label,
                 paused,
+                window,
             )| {
                 let symbols = match pattern.checked_sub(MANY_SYMBOLS.len()) {
                     Some(p) => MANY_PATTERNS[p],
                     None => MANY_SYMBOLS[pattern],
                 };
                 let threshold = (threshold * 100.0f64).round() / 100.0;
-                let condition = if above {
-                    Condition::Above(threshold)
-                } else {
-                    Condition::Below(threshold)
+                // Window conditions over 1 or 2 minutes: the ticks span 40 s, so windows fill,
+                // roll and empty.
+                let span = if above { "1m" } else { "2m" };
+                let condition = match window {
+                    Some(0) => format!("rise {}% within {span}", 1 + (threshold as u32) % 30),
+                    Some(1) => format!("fall {}% within {span}", 1 + (threshold as u32) % 30),
+                    Some(2) => format!("volume {}x over {span}", 1 + (threshold as u32) % 4),
+                    Some(_) => format!("crosses_ma {span}"),
+                    None if above => format!("above {threshold}"),
+                    None => format!("below {threshold}"),
                 };
+                let condition: Condition = condition.parse().expect("valid condition");
                 let fire = [Fire::Every, Fire::Enter, Fire::Once][fire];
                 let doc = RuleDoc {
                     except: except
                         .map(|s| Symbol::parse(MANY_SYMBOLS[s]).expect("valid"))
                         .into_iter()
                         .collect(),
-                    hysteresis: if fire == Fire::Enter { hysteresis } else { 0.0 },
+                    hysteresis: if fire == Fire::Enter && window.is_none() {
+                        hysteresis
+                    } else {
+                        0.0
+                    },
                     cooldown_seconds: cooldown.filter(|_| fire != Fire::Once),
                     expires_at: expires.map(|second| {
                         Timestamp::from_epoch_ms(1_795_700_000_000 + second * 1000).expect("valid")
@@ -382,17 +396,20 @@ fn many_rules() -> impl Strategy<Value = Vec<Rule>> {
 }
 
 /// A tick of one of [`MANY_SYMBOLS`]: a price around the rules' thresholds, a time in a small
-/// window (whole or half seconds, so cooldowns, duplicates and late ticks are common).
+/// window (whole or half seconds, so cooldowns, duplicates and late ticks are common), and
+/// sometimes a volume.
 fn many_rules_tick() -> impl Strategy<Value = String> {
     (
         0..MANY_SYMBOLS.len(),
         prop_oneof![Just(50.0), Just(100.0), Just(150.0), 20.0..180.0f64],
         0..80i64,
+        prop::option::weighted(0.7, 0..1000u32),
     )
-        .prop_map(|(s, price, half_seconds)| {
+        .prop_map(|(s, price, half_seconds, volume)| {
             let price = (price * 100.0).round() / 100.0;
+            let volume = volume.map_or(String::new(), |v| format!(r#","volume":{v}"#));
             format!(
-                r#"{{"symbol":"{}","price":{price},"timestamp":{}}}"#,
+                r#"{{"symbol":"{}","price":{price},"timestamp":{}{volume}}}"#,
                 MANY_SYMBOLS[s],
                 1_795_700_000_000 + half_seconds * 500
             )

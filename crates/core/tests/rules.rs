@@ -182,7 +182,11 @@ fn two_rules_firing_on_one_tick_are_both_stored_and_announced() {
             let rule = book.get(&alert.rule_id).expect("a rule of the book");
             assert_eq!(alert.label, rule.label(), "{name}: {}", alert.rule_id);
             assert_eq!(alert.kind, rule.condition().kind(), "{name}");
-            assert_eq!(alert.threshold, rule.condition().threshold(), "{name}");
+            assert_eq!(
+                rule.condition().threshold(),
+                Some(alert.threshold),
+                "{name}"
+            );
             assert_eq!(alert.fire, rule.fire(), "{name}");
             assert_eq!(
                 (alert.symbol, alert.timestamp),

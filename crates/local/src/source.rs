@@ -34,8 +34,8 @@ const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 pub enum Format {
     /// One JSON tick per line.
     Ndjson,
-    /// A header line naming `symbol`, `price` and `timestamp` (any order, other columns
-    /// ignored), then one tick per line.
+    /// A header line naming `symbol`, `price` and `timestamp`, and optionally `volume` (any
+    /// order, other columns ignored), then one tick per line. An empty `volume` cell is zero.
     Csv,
 }
 
@@ -72,6 +72,8 @@ struct CsvColumns {
     symbol: usize,
     price: usize,
     timestamp: usize,
+    /// The optional `volume` column.
+    volume: Option<usize>,
     count: usize,
 }
 
@@ -232,6 +234,7 @@ fn parse_header(line: &[u8]) -> Result<CsvColumns, SourceError> {
             symbol,
             price,
             timestamp,
+            volume: find("volume"),
             count: names.len(),
         }),
         _ => {
@@ -268,6 +271,7 @@ fn decode_csv(line: &[u8], columns: CsvColumns) -> Result<Tick, TickError> {
         fields[columns.symbol].trim(),
         fields[columns.price].trim(),
         fields[columns.timestamp].trim(),
+        columns.volume.map(|i| fields[i].trim()),
     )
 }
 
@@ -580,6 +584,76 @@ mod tests {
             assert!(!message.contains("JSON"), "{message:?} mentions JSON");
             assert!(!message.contains('\x1b'), "{message:?} has a raw ESC");
         }
+    }
+
+    #[test]
+    fn csv_volume_column_is_optional() {
+        /// Every tick as `symbol@ms=price/volume`, or its message, by line.
+        fn volumes(input: &str) -> Vec<(u64, String)> {
+            let bytes = io::Cursor::new(input.as_bytes().to_vec());
+            let mut reader =
+                TickReader::with_chunks(bytes, Format::Csv, 16).expect("reader thread");
+            let mut out = Vec::new();
+            while let Some(batch) = reader.next_batch().expect("readable") {
+                for (line, tick) in batch {
+                    out.push((
+                        line,
+                        match tick {
+                            Ok(t) => {
+                                format!("{}@{}={}/{}", t.symbol, t.at.epoch_ms(), t.price, t.volume)
+                            }
+                            Err(e) => e.to_string(),
+                        },
+                    ));
+                }
+            }
+            out
+        }
+        // (input, what each data line gives)
+        let cases: &[(&str, &[(u64, &str)])] = &[
+            ("symbol,price,timestamp\nA,1,5\n", &[(2, "A@5=1/0")]),
+            (
+                "symbol,price,timestamp,volume\nA,1,5,300\nB,2,6,\nC,3,7, 1.5e3 \nD,4,8,\"12\"\n",
+                &[
+                    (2, "A@5=1/300"),
+                    (3, "B@6=2/0"),
+                    (4, "C@7=3/1500"),
+                    (5, "D@8=4/12"),
+                ],
+            ),
+            (
+                " Volume ,timestamp,symbol,price,venue\n0,5,A,1,x\n-0,6,B,2,y\n",
+                &[(2, "A@5=1/0"), (3, "B@6=2/0")],
+            ),
+            (
+                "symbol,price,timestamp,volume\nA,1,5,-1\nA,1,6,abc\nA,1,7,1e16\nA,1,8,NaN\nA,1,9,\"1\x1b[0m\"\n",
+                &[
+                    (2, "volume: must be at least 0, got -1"),
+                    (3, "volume: must be a number like 300, got \"abc\""),
+                    (4, "volume: must be at most 1e15, got 1e16"),
+                    (5, "volume: must be a number like 300, got \"NaN\""),
+                    (6, "volume: must be a number like 300, got \"1\\u{1b}[0m\""),
+                ],
+            ),
+            // The row must still have every column of the header, the volume's included.
+            (
+                "symbol,price,timestamp,volume\nA,1,5\n",
+                &[(2, "row has 3 fields, the header has 4")],
+            ),
+        ];
+        for (input, expected) in cases {
+            let expected: Vec<(u64, String)> = expected
+                .iter()
+                .map(|(l, m)| (*l, (*m).to_owned()))
+                .collect();
+            assert_eq!(volumes(input), expected, "{input:?}");
+        }
+        let error =
+            messages(b"symbol,price,timestamp,volume,VOLUME\n", Format::Csv).expect_err("refused");
+        assert!(
+            error.contains("names the column \"volume\" more than once"),
+            "{error}"
+        );
     }
 
     #[test]

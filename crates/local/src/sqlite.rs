@@ -21,7 +21,8 @@ use tickwatch_core::ports::{
     StateStore, StoredAlert, StoredRules,
 };
 use tickwatch_core::rules::{
-    Fire, Label, Rule, RuleDoc, RuleId, SymbolState, decode_rule_states, encode_rule_states,
+    Condition, Fire, Label, Rule, RuleDoc, RuleId, SymbolState, decode_rule_states,
+    encode_rule_states,
 };
 use tickwatch_core::tick::quote;
 use tickwatch_core::{Price, Symbol, Timestamp};
@@ -52,8 +53,9 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 const WAL_KEPT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// The schema version this code writes. A version 1 database (tickwatch 0.1: one band per
-/// symbol) is migrated on open; any other version is refused.
-const SCHEMA_VERSION: i64 = 2;
+/// symbol) or 2 (alerts without their condition) is migrated on open; any other version is
+/// refused.
+const SCHEMA_VERSION: i64 = 3;
 
 const ALERTS_TABLE: &str = "
 CREATE TABLE alerts (
@@ -68,6 +70,8 @@ CREATE TABLE alerts (
     label        TEXT,
     processed_at TEXT    NOT NULL,
     notified     INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
+    condition    TEXT,              -- the rule's condition; NULL (stored by schema 1 or 2): the
+                                    -- level of kind and threshold (above for HIGH, below for LOW)
     PRIMARY KEY (symbol, timestamp, rule_id)
 ) WITHOUT ROWID;
 CREATE INDEX alerts_by_time ON alerts (timestamp);
@@ -244,6 +248,7 @@ impl SqliteStore {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 | SCHEMA_VERSION => check_tables(&connection, version, &TABLES)?,
+            2 => check_tables(&connection, version, &tables_v2())?,
             1 => check_tables(&connection, version, &TABLES_V1)?,
             found => return Err(SqliteError::SchemaVersion { found }),
         }
@@ -264,6 +269,13 @@ impl SqliteStore {
         }
         if version == 1 {
             migrate_v1(&connection)?;
+        }
+        if version == 2 {
+            // Adding a nullable column rewrites nothing: instant, whatever the size.
+            connection.execute_batch(&format!(
+                "BEGIN IMMEDIATE; ALTER TABLE alerts ADD COLUMN condition TEXT;
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
         }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
@@ -494,12 +506,21 @@ const TABLES: [(&str, &[&str]); 4] = [
             "label",
             "processed_at",
             "notified",
+            "condition",
         ],
     ),
     ("symbol_state", &["symbol", "last_seen_ms", "rules"]),
     ("rules", &["rule_id", "definition", "version"]),
     ("rules_version", &["only", "version"]),
 ];
+
+/// The tables of schema version 2: alerts without `condition`.
+fn tables_v2() -> [(&'static str, &'static [&'static str]); 4] {
+    let mut tables = TABLES;
+    let alerts = tables[0].1;
+    tables[0].1 = &alerts[..alerts.len() - 1];
+    tables
+}
 
 /// The tables of schema version 1.
 const TABLES_V1: [(&str, &[&str]); 2] = [
@@ -523,7 +544,7 @@ const TABLES_V1: [(&str, &[&str]); 2] = [
     ),
 ];
 
-/// Migrates a version 1 database to version 2, in one transaction.
+/// Migrates a version 1 database to the current version, in one transaction.
 fn migrate_v1(connection: &Connection) -> Result<(), SqliteError> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
     let migrated = (|| {
@@ -621,12 +642,13 @@ fn check_tables(
 }
 
 const INSERT_ALERT: &str = "INSERT INTO alerts
-    (symbol, timestamp, rule_id, kind, alert_id, price, threshold, fire, label, processed_at, notified)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)
+    (symbol, timestamp, rule_id, kind, alert_id, price, threshold, fire, label, processed_at, notified,
+     condition)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)
     ON CONFLICT DO NOTHING";
 
 /// The columns [`read_alert_row`] reads, in its order.
-const ALERT_COLUMNS: &str = "alert_id, rule_id, label, symbol, kind, price, threshold, fire, timestamp, processed_at, notified";
+const ALERT_COLUMNS: &str = "alert_id, rule_id, label, symbol, kind, price, threshold, fire, timestamp, processed_at, notified, condition";
 
 /// Inserts an alert unless its key exists; reports whether it was new.
 fn insert_alert(
@@ -644,6 +666,7 @@ fn insert_alert(
         alert.fire.as_str(),
         alert.label.as_ref().map(Label::as_str),
         alert.processed_at.to_string(),
+        alert.condition.to_string(),
     ])?;
     Ok(inserted == 1)
 }
@@ -660,6 +683,7 @@ fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteE
         text(9)?,
     );
     let label: Option<String> = row.get(2)?;
+    let condition: Option<String> = row.get(11)?;
     let (price, threshold, notified): (f64, f64, bool) = (row.get(5)?, row.get(6)?, row.get(10)?);
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         SqliteError::BadRow(format!("alert {alert_id}: {what}: {e}"))
@@ -675,6 +699,10 @@ fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteE
                     .map_err(|e| bad("label", &e))?,
                 symbol: Symbol::parse(&symbol).map_err(|e| bad("symbol", &e))?,
                 kind: kind.parse().map_err(|e| bad("kind", &e))?,
+                condition: match condition {
+                    Some(text) => text.parse().map_err(|e| bad("condition", &e))?,
+                    None => Condition::level(kind.parse().map_err(|e| bad("kind", &e))?, threshold),
+                },
                 price: Price::new(price).map_err(|e| bad("price", &e))?,
                 threshold,
                 fire: fire.parse::<Fire>().map_err(|e| bad("fire", &e))?,

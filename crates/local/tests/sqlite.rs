@@ -28,6 +28,7 @@ fn fired(kind: AlertKind, ms: i64) -> SymbolState {
             version: 1,
             phase: Phase::Fired,
             last_alert: None,
+            window: None,
         }],
     }
 }
@@ -385,9 +386,70 @@ fn a_fresh_database_is_created_whole_and_reopens() {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(connection);
     SqliteStore::open(&path).expect("reopens");
+}
+
+#[test]
+fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("v2.db");
+    rusqlite::Connection::open(&path)
+        .expect("creates")
+        .execute_batch(
+            "CREATE TABLE alerts (
+                symbol TEXT NOT NULL, timestamp TEXT NOT NULL, rule_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
+                price REAL NOT NULL, threshold REAL NOT NULL, fire TEXT NOT NULL, label TEXT,
+                processed_at TEXT NOT NULL,
+                notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
+                PRIMARY KEY (symbol, timestamp, rule_id)) WITHOUT ROWID;
+             CREATE TABLE symbol_state (symbol TEXT PRIMARY KEY, last_seen_ms INTEGER NOT NULL,
+                rules BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE rules (rule_id TEXT PRIMARY KEY, definition TEXT NOT NULL,
+                version INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE rules_version (only INTEGER PRIMARY KEY CHECK (only = 1),
+                version INTEGER NOT NULL);
+             INSERT INTO alerts VALUES ('AAPL', '2026-11-26T14:30:00.000Z', 'low', 'LOW',
+                '00000000000000000000000000000000', 48.5, 50, 'enter', NULL,
+                '2026-11-26T14:30:01.000Z', 1);
+             PRAGMA user_version = 2;",
+        )
+        .expect("a version 2 database");
+    let store = SqliteStore::open(&path).expect("migrates");
+    let window = tickwatch_core::testing::contract::sample_window_alert(sym("MSFT"), 5);
+    assert!(
+        block_on_ready(store.insert(&[window]))
+            .iter()
+            .all(Result::is_ok)
+    );
+    let alerts = store
+        .query(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .expect("readable");
+    let mut conditions: Vec<String> = alerts
+        .iter()
+        .map(|stored| stored.alert.condition.to_string())
+        .collect();
+    conditions.sort();
+    assert_eq!(
+        conditions,
+        ["below 50", "volume 3x over 1h"],
+        "an old alert's condition is its level; a new one's is stored"
+    );
+    assert!(
+        alerts.iter().any(|stored| stored.notified),
+        "the old alert stays notified"
+    );
+    drop(store);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .expect("opens")
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 3);
 }
 
 #[test]
@@ -522,7 +584,7 @@ fn a_version_1_database_is_migrated_keeping_its_alerts_and_zones() {
         "no rules written yet: the base rules are in force"
     );
     drop(store);
-    SqliteStore::open(&path).expect("reopens as version 2");
+    SqliteStore::open(&path).expect("reopens as the current version");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::Blob;
 use tickwatch_core::ports::StoredAlert;
 use tickwatch_core::rules::{
-    Fire, Label, RuleId, SymbolState, decode_rule_states, encode_rule_states,
+    Condition, Fire, Label, RuleId, SymbolState, decode_rule_states, encode_rule_states,
 };
 use tickwatch_core::{Alert, AlertKey, AlertKind, Mode, Price, Symbol, Timestamp};
 
@@ -30,6 +30,9 @@ pub(super) mod attr {
     pub(crate) const FIRE: &str = "fire";
     pub(crate) const ALERT_ID: &str = "alert_id";
     pub(crate) const KIND: &str = "kind";
+    /// The rule's condition (absent on alerts of tickwatch 0.2 and older: the level of kind and
+    /// threshold).
+    pub(crate) const CONDITION: &str = "condition";
     pub(crate) const PRICE: &str = "price";
     pub(crate) const THRESHOLD: &str = "threshold";
     pub(crate) const PROCESSED_AT: &str = "processed_at";
@@ -150,6 +153,7 @@ pub(super) fn alert_item(alert: &Alert) -> Item {
         (attr::FIRE.to_owned(), s(alert.fire.as_str().to_owned())),
         (attr::ALERT_ID.to_owned(), s(alert.alert_id.to_string())),
         (attr::KIND.to_owned(), s(alert.kind.to_string())),
+        (attr::CONDITION.to_owned(), s(alert.condition.to_string())),
         (
             attr::PRICE.to_owned(),
             AttributeValue::N(alert.price.to_string()),
@@ -190,6 +194,74 @@ pub(super) fn state_item(symbol: &Symbol, state: &SymbolState) -> Item {
             AttributeValue::B(Blob::new(encode_rule_states(&state.rules))),
         ),
     ])
+}
+
+/// Bytes in one write unit: a write costs one unit per started KB of the item.
+#[cfg(test)]
+const WRITE_UNIT_BYTES: usize = 1_024;
+
+/// The size DynamoDB bills `item` by, in bytes: for each attribute, the UTF-8 bytes of its name
+/// plus the size of its value (see [`value_size_bytes`]).
+///
+/// The rule is the one documented in "DynamoDB item sizes and formats",
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>.
+/// It measures what a state write costs (BENCHMARKS.md), so it is compiled for tests only.
+#[cfg(test)]
+pub(crate) fn item_size_bytes(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size_bytes(value))
+        .sum()
+}
+
+/// The size of one attribute value, without its name, by the documented rule: a string its UTF-8
+/// bytes, a binary its raw bytes (not its base64 form), a number 1 byte per two significant
+/// digits plus 1 (leading and trailing zeros trimmed; the documentation calls this approximate),
+/// a boolean or null 1, a list or map 3 plus 1 per element plus the elements (a map's element
+/// counts its key too). Sets are not described there; they count as the sum of their elements.
+#[cfg(test)]
+fn value_size_bytes(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(number) => number_size_bytes(number),
+        AttributeValue::B(blob) => blob.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(values) => {
+            3 + values
+                .iter()
+                .map(|v| 1 + value_size_bytes(v))
+                .sum::<usize>()
+        }
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(key, v)| 1 + key.len() + value_size_bytes(v))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(texts) => texts.iter().map(String::len).sum(),
+        AttributeValue::Ns(numbers) => numbers.iter().map(|n| number_size_bytes(n)).sum(),
+        AttributeValue::Bs(blobs) => blobs.iter().map(|b| b.as_ref().len()).sum(),
+        // A type this SDK does not know: nothing tickwatch writes.
+        _ => panic!("unknown attribute value type: {value:?}"),
+    }
+}
+
+/// `(significant digits + 1) / 2 + 1`: the digits of the mantissa without sign, point, exponent,
+/// and leading or trailing zeros (`-0.00150` has two: `15`).
+#[cfg(test)]
+fn number_size_bytes(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
+}
+
+/// Write units one write of an item of `size_bytes` costs: one per started KB, at least one. A
+/// write inside `TransactWriteItems` costs twice that. (A put that replaces an item is billed on
+/// the larger of the old and the new item.)
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html>
+#[cfg(test)]
+pub(crate) fn write_units(size_bytes: usize) -> u64 {
+    size_bytes.div_ceil(WRITE_UNIT_BYTES).max(1) as u64
 }
 
 /// Reads attributes of one item, naming the table and attribute in every error.
@@ -300,14 +372,25 @@ pub(super) fn parse_alert(table: &str, item: &Item) -> Result<StoredAlert, AwsEr
     } else {
         None
     };
+    let threshold = r.float(attr::THRESHOLD)?;
+    let condition = if r.has(attr::CONDITION) {
+        r.parsed(
+            attr::CONDITION,
+            r.string(attr::CONDITION)?,
+            str::parse::<Condition>,
+        )?
+    } else {
+        Condition::level(kind, threshold)
+    };
     let alert = Alert {
         alert_id,
         rule_id,
         label,
         symbol,
         kind,
+        condition,
         price,
-        threshold: r.float(attr::THRESHOLD)?,
+        threshold,
         fire,
         timestamp,
         processed_at: r.timestamp_text(attr::PROCESSED_AT)?,
@@ -366,6 +449,7 @@ mod tests {
             label: Some(Label::parse("Berkshire over 150").expect("valid")),
             symbol,
             kind: AlertKind::High,
+            condition: Condition::Above(150.0),
             price: Price::new(151.25).expect("valid"),
             threshold: 150.0,
             fire: Fire::Enter,
@@ -519,12 +603,14 @@ mod tests {
                     version: 3,
                     phase: Phase::Fired,
                     last_alert: Some(ts(1_000)),
+                    window: None,
                 },
                 RuleState {
                     rule: rule("once-1"),
                     version: 1,
                     phase: Phase::Done,
                     last_alert: None,
+                    window: None,
                 },
             ],
         }
@@ -699,5 +785,175 @@ mod tests {
             values.and_then(|v| v.get(":expected").cloned()),
             Some(AttributeValue::N("42".into()))
         );
+    }
+
+    #[test]
+    fn item_sizes_follow_the_documented_rule() {
+        let s = |text: &str| AttributeValue::S(text.to_owned());
+        let n = |text: &str| AttributeValue::N(text.to_owned());
+        let one = |name: &str, value: AttributeValue| Item::from([(name.to_owned(), value)]);
+        // Each size worked out by hand: name bytes + value bytes.
+        let cases: [(&str, Item, usize); 15] = [
+            ("no attributes", Item::new(), 0),
+            ("string", one("symbol", s("AAPL")), 6 + 4),
+            ("UTF-8 bytes, not characters", one("é", s("ü€")), 2 + 2 + 3),
+            ("empty string", one("label", s("")), 5),
+            ("5 significant digits", one("price", n("123.45")), 5 + 3 + 1),
+            ("zeros trimmed", one("x", n("-0.00100")), 1 + 1 + 1),
+            (
+                "trailing zeros of an integer",
+                one("x", n("1500")),
+                1 + 1 + 1,
+            ),
+            ("epoch ms", one("last_seen", n("1795703400123")), 9 + 7 + 1),
+            ("zero", one("x", n("0")), 1 + 1),
+            (
+                "binary: raw bytes",
+                one("rules", AttributeValue::B(Blob::new(vec![7; 26]))),
+                5 + 26,
+            ),
+            (
+                "boolean",
+                one("notified", AttributeValue::Bool(false)),
+                8 + 1,
+            ),
+            ("null", one("x", AttributeValue::Null(true)), 1 + 1),
+            (
+                "list: 3, and 1 per element",
+                one("l", AttributeValue::L(vec![s("ab"), n("7")])),
+                1 + 3 + (1 + 2) + (1 + 1 + 1),
+            ),
+            (
+                "map: elements count their names",
+                one(
+                    "m",
+                    AttributeValue::M(HashMap::from([("k".to_owned(), s("v"))])),
+                ),
+                1 + 3 + (1 + 1 + 1),
+            ),
+            (
+                "attributes add up",
+                Item::from([
+                    ("symbol".to_owned(), s("AAPL")),
+                    ("price".to_owned(), n("151.25")),
+                    ("notified".to_owned(), AttributeValue::Bool(true)),
+                ]),
+                (6 + 4) + (5 + 3 + 1) + (8 + 1),
+            ),
+        ];
+        for (case, item, expected) in cases {
+            assert_eq!(item_size_bytes(&item), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_write_costs_one_unit_per_started_kilobyte() {
+        for (size, expected) in [
+            (0, 1),
+            (1, 1),
+            (1_024, 1),
+            (1_025, 2),
+            (2_048, 2),
+            (2_049, 3),
+            (400 * 1_024, 400),
+        ] {
+            assert_eq!(write_units(size), expected, "{size} bytes");
+        }
+    }
+
+    /// One state item's size and write units, and of its `rules` attribute.
+    fn state_write(symbol: &Symbol, state: &SymbolState) -> (usize, usize, u64, u64) {
+        let item = state_item(symbol, state);
+        let Some(AttributeValue::B(rules)) = item.get(attr::RULES) else {
+            panic!("no rules attribute: {item:?}");
+        };
+        let size = item_size_bytes(&item);
+        (
+            rules.as_ref().len(),
+            size,
+            write_units(size),
+            2 * write_units(size),
+        )
+    }
+
+    /// What one state write costs, for BENCHMARKS.md (`cargo test -p tickwatch-aws --lib
+    /// state_write_units -- --nocapture` prints it). The numbers are pinned, worked out by hand
+    /// from the format in `tickwatch_core::rules` (state.rs), so a format that grows fails here.
+    #[test]
+    fn state_write_units_of_a_busy_window_symbol_and_of_a_default_symbol() {
+        use tickwatch_core::Tick;
+        use tickwatch_core::rules::{Cursor, Rule, RuleBook, RuleDoc};
+
+        const T0_MS: i64 = 1_795_703_400_123; // 2026-11-26T14:30:00.123Z
+        let tick = |price: f64, volume: u32, at_ms: i64| {
+            let body = format!(
+                r#"{{"symbol":"AAPL","price":{price},"timestamp":{at_ms},"volume":{volume}}}"#
+            );
+            Tick::decode(body.as_bytes()).expect("valid tick")
+        };
+        let symbol = Symbol::parse("AAPL").expect("valid");
+
+        // A busy symbol under three window rules: two hours of ticks, one every 10 s, fill every
+        // one of the 60 one-minute intervals of each rule's hour.
+        let book = RuleBook::new(
+            [
+                r#"{"id":"aapl-rise-10","symbols":"AAPL","condition":"rise 10% within 1h"}"#,
+                r#"{"id":"aapl-volume-3x","symbols":"AAPL","condition":"volume 3x over 1h"}"#,
+                r#"{"id":"aapl-ma-1h","symbols":"AAPL","condition":"crosses_ma 1h"}"#,
+            ]
+            .iter()
+            .map(|json| {
+                Rule::from_doc(RuleDoc::from_json(json).expect("valid JSON")).expect("valid rule")
+            })
+            .collect(),
+        )
+        .expect("distinct ids");
+        let rules = book.for_symbol(&symbol);
+        let mut cursor = Cursor::new(&rules, None);
+        for i in 0..720 {
+            // Prices wander within 100 ..= 110, volumes within 100 ..= 250.
+            let price = 100.0 + ((i * 37) % 41) as f64 / 4.0;
+            let volume = 100 + (i % 7) * 25;
+            cursor.step(&tick(price, volume, T0_MS + i64::from(i) * 10_000));
+        }
+        let busy = cursor.finish().expect("the state moved");
+        assert_eq!(busy.rules.len(), 3);
+        for state in &busy.rules {
+            let window = state.window.as_ref().expect("a window");
+            assert_eq!(window.intervals_with_ticks(), 60, "{} is full", state.rule);
+        }
+        let (rules_bytes, item_bytes, units, transact_units) = state_write(&symbol, &busy);
+        println!(
+            "busy symbol, 3 full 1h windows: rules {rules_bytes} B, item {item_bytes} B, \
+             {units} write units per put, {transact_units} in a transaction"
+        );
+        // rules: format 1 + count 2, then per rule 1 + id + version 8 + phase 1 + last alert 8
+        // + window tag 1 + window (stat 1, interval 4, head 8, side 1, bitmap 8, 60 × 8) =
+        // 521 + id; the ids are 12, 14 and 10 bytes.
+        assert_eq!(rules_bytes, 3 + 3 * 521 + 12 + 14 + 10);
+        assert_eq!(rules_bytes, 1_602);
+        // item: symbol 6 + 4, last_seen 9 + (13 significant digits: 7 + 1), last_seen_at
+        // 12 + 24 (2026-11-26T16:29:50.123Z), rules 5 + 1602.
+        assert_eq!(item_bytes, (6 + 4) + (9 + 8) + (12 + 24) + (5 + 1_602));
+        assert_eq!(item_bytes, 1_670);
+        assert_eq!((units, transact_units), (2, 4));
+
+        // A symbol under the two default rules after one alert: `high` stands fired.
+        let defaults = RuleBook::defaults();
+        let rules = defaults.for_symbol(&symbol);
+        let mut cursor = Cursor::new(&rules, None);
+        assert_eq!(cursor.step(&tick(151.25, 100, T0_MS)).fired.len(), 1);
+        let quiet = cursor.finish().expect("the state moved");
+        let (rules_bytes, item_bytes, units, transact_units) = state_write(&symbol, &quiet);
+        println!(
+            "default rules after one alert: rules {rules_bytes} B, item {item_bytes} B, \
+             {units} write units per put, {transact_units} in a transaction"
+        );
+        // rules: 3, then `high`: 1 + 4 + 8 + 1 + 8 + 1 (no window).
+        assert_eq!(rules_bytes, 3 + 23);
+        // item: 10, last_seen 9 + 8, last_seen_at 12 + 24 (2026-11-26T14:30:00.123Z), rules 5 + 26.
+        assert_eq!(item_bytes, 10 + 17 + 36 + 31);
+        assert_eq!(item_bytes, 94);
+        assert_eq!((units, transact_units), (1, 2));
     }
 }

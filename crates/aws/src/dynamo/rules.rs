@@ -571,7 +571,7 @@ mod tests {
                     ),
                 ]),
                 "condition",
-                "\"above\" or \"below\"",
+                "must be \"above X\", \"below X\"",
             ),
             (
                 item(&[

@@ -1,6 +1,7 @@
 //! The `tickwatch` command end to end, as a user runs it: one test binary (the binary under test
 //! is built once, and the helpers in `support` are shared), a module per concern.
 
+mod daily_example;
 mod dlq;
 mod errors;
 mod kill;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::RulesError;
 use super::model::{Fire, Rule, RuleId, Test};
 use super::state::{Phase, RuleState, SymbolState};
+use crate::alert::AlertKind;
 use crate::tick::{Symbol, Tick, Timestamp};
 
 /// Most rules in force at once (a legacy rules file with every override it may hold makes two
@@ -233,17 +234,29 @@ impl SymbolRules {
     }
 }
 
+/// A rule that fired on a tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fired {
+    /// Its index into [`SymbolRules::rules`].
+    pub rule: usize,
+    /// The alert's kind.
+    pub kind: AlertKind,
+    /// The level the tick was compared with: the rule's threshold, or what its window made of it.
+    pub threshold: f64,
+}
+
 /// What one tick did under a symbol's rules.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evaluation {
-    /// Indices (into [`SymbolRules::rules`]) of the rules that fired, in rule order.
-    pub fired: Vec<usize>,
+    /// The rules that fired, in rule order.
+    pub fired: Vec<Fired>,
     /// Whether a rule re-armed.
     pub rearmed: bool,
     /// Whether the tick was stale (not newer than the newest seen): no stateful rule looked at it.
     pub stale: bool,
-    /// Stale ticks only: the stateful rules whose condition the tick satisfies. Such a tick may be
-    /// the redelivery of one that fired them, so their alerts are looked up.
+    /// Stale ticks only: the stateful rules whose condition the tick satisfies, and every window
+    /// rule (a stale tick cannot be judged against a window that has moved on). Such a tick may
+    /// be the redelivery of one that fired them, so their alerts are looked up.
     pub maybe_fired: Vec<usize>,
 }
 
@@ -262,7 +275,7 @@ pub struct Evaluation {
 /// let mut cursor = Cursor::new(&rules, None);
 /// // Entering the high zone fires `high`; staying there does not.
 /// let fired = cursor.step(&tick(151.0, 1)).fired;
-/// assert_eq!(rules.rules()[fired[0]].id().as_str(), "high");
+/// assert_eq!(rules.rules()[fired[0].rule].id().as_str(), "high");
 /// assert!(cursor.step(&tick(160.0, 2)).fired.is_empty());
 /// // A tick older than one already seen changes nothing.
 /// assert!(cursor.step(&tick(40.0, 1)).stale);
@@ -279,20 +292,25 @@ pub struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// Starts from `prior` (`None`: the symbol has no state yet). States of rules that no longer
-    /// apply, or of an older version of a rule, are dropped: such a rule starts armed.
+    /// apply, or of an older version of a rule, are dropped: such a rule starts armed. A window
+    /// rule's window survives an edit that keeps its statistic and span.
     pub fn new(rules: &'a SymbolRules, prior: Option<&SymbolState>) -> Cursor<'a> {
+        let prior_states = prior.map_or(&[][..], |state| &state.rules[..]);
         let slots = rules.rules[..rules.stateful]
             .iter()
             .map(|rule| {
-                prior
-                    .and_then(|state| {
-                        state
-                            .rules
-                            .iter()
-                            .find(|s| s.rule == rule.id() && s.version == rule.version())
-                    })
-                    .copied()
-                    .unwrap_or_else(|| RuleState::armed(rule.id(), rule.version()))
+                let same_rule = prior_states.iter().filter(|s| s.rule == rule.id());
+                if let Some(state) = same_rule.clone().find(|s| s.version == rule.version()) {
+                    return state.clone();
+                }
+                let mut state = RuleState::armed(rule.id(), rule.version());
+                if let Some(window) = rule.condition().window() {
+                    state.window = same_rule
+                        .filter_map(|s| s.window.as_ref())
+                        .find(|series| series.fits(window))
+                        .cloned();
+                }
+                state
             })
             .collect();
         Cursor {
@@ -323,25 +341,53 @@ impl<'a> Cursor<'a> {
             if rule.expired_at(tick.at) {
                 continue;
             }
+            let condition = rule.condition();
+            if let Some(window) = condition.window() {
+                // Window rules are stateful. A paused one keeps following its window, so that it
+                // resumes with the recent past, but fires nothing.
+                if stale {
+                    if !rule.paused() {
+                        evaluation.maybe_fired.push(index);
+                    }
+                    continue;
+                }
+                let slot = &mut self.slots[index];
+                let series = slot.window.get_or_insert_with(|| Box::new(window.series()));
+                let signal = window.observe(series, tick);
+                if !rule.paused() {
+                    let fired = Fired {
+                        rule: index,
+                        kind: signal.kind,
+                        threshold: signal.threshold,
+                    };
+                    record(evaluation, fire(rule, slot, signal.test, tick.at), fired);
+                }
+                continue;
+            }
             if rule.paused() {
                 // Its state (a slot, if it keeps one) is carried over untouched.
                 continue;
             }
-            let test = rule.condition().test(tick, rule.hysteresis());
+            let test = condition.test(tick, rule.hysteresis());
+            let fired = Fired {
+                rule: index,
+                kind: condition.kind(),
+                threshold: condition.threshold().unwrap_or_default(),
+            };
             if index >= self.rules.stateful {
                 if test == Test::Holds {
-                    evaluation.fired.push(index);
+                    evaluation.fired.push(fired);
                 }
             } else if stale {
                 if test == Test::Holds {
                     evaluation.maybe_fired.push(index);
                 }
             } else {
-                match fire(rule, &mut self.slots[index], test, tick.at) {
-                    Firing::Fired => evaluation.fired.push(index),
-                    Firing::Rearmed => evaluation.rearmed = true,
-                    Firing::Quiet => {}
-                }
+                record(
+                    evaluation,
+                    fire(rule, &mut self.slots[index], test, tick.at),
+                    fired,
+                );
             }
         }
         if stale {
@@ -363,6 +409,15 @@ impl<'a> Cursor<'a> {
                 .filter(|state| !state.is_initial())
                 .collect(),
         })
+    }
+}
+
+/// Notes what [`fire`] decided in `evaluation`.
+fn record(evaluation: &mut Evaluation, firing: Firing, fired: Fired) {
+    match firing {
+        Firing::Fired => evaluation.fired.push(fired),
+        Firing::Rearmed => evaluation.rearmed = true,
+        Firing::Quiet => {}
     }
 }
 

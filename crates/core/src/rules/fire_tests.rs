@@ -19,6 +19,7 @@ fn tick(symbol: &str, price: f64, second: i64) -> Tick {
         symbol: Symbol::parse(symbol).expect("valid"),
         price: Price::new(price).expect("valid"),
         at: Timestamp::from_epoch_ms(1_000_000_000 + second * 1000).expect("valid"),
+        volume: crate::tick::Volume::ZERO,
     }
 }
 
@@ -52,7 +53,7 @@ impl<'a> Run<'a> {
                 let fired: Vec<String> = evaluation
                     .fired
                     .iter()
-                    .map(|&i| rules.rules()[i].id().to_string())
+                    .map(|fired| rules.rules()[fired.rule].id().to_string())
                     .collect();
                 if !fired.is_empty() {
                     fired.join("+")
@@ -343,7 +344,7 @@ fn rule_documents_are_validated_and_errors_name_the_field() {
         ),
         (
             r#"{"id":"a","symbols":"*","condition":"over 1"}"#,
-            "condition: must start with \"above\" or \"below\"",
+            "condition: must be \"above X\", \"below X\", \"rise X% within W\"",
         ),
         (
             r#"{"id":"a","symbols":"*","condition":"above"}"#,
@@ -443,16 +444,18 @@ fn rule_states_round_trip_and_bad_bytes_are_refused() {
             version: 3,
             phase: Phase::Fired,
             last_alert: Some(Timestamp::from_epoch_ms(1_795_000_000_000).expect("valid")),
+            window: None,
         },
         RuleState {
             rule: RuleId::parse(&"z".repeat(RULE_ID_LEN_MAX)).expect("valid"),
             version: u64::MAX,
             phase: Phase::Done,
             last_alert: None,
+            window: None,
         },
     ];
     let bytes = encode_rule_states(&states);
-    assert_eq!(bytes.len(), 3 + (18 + 4) + (18 + 64), "the documented size");
+    assert_eq!(bytes.len(), 3 + (19 + 4) + (19 + 64), "the documented size");
     assert_eq!(decode_rule_states(&bytes).expect("decodes"), states);
     assert_eq!(decode_rule_states(&encode_rule_states(&[])), Ok(vec![]));
     for cut in 0..bytes.len() {

@@ -24,10 +24,13 @@ mod config;
 mod edit;
 mod model;
 mod state;
+mod window;
+
+pub(crate) use model::as_text;
 
 pub use band::{Band, BandSet, HIGH_THRESHOLD_DEFAULT, LOW_THRESHOLD_DEFAULT, Mode};
 pub use book::{
-    COMPILED_SYMBOLS_MAX, Cursor, Evaluation, Firing, RULES_MAX, RuleBook, SymbolRules, fire,
+    COMPILED_SYMBOLS_MAX, Cursor, Evaluation, Fired, Firing, RULES_MAX, RuleBook, SymbolRules, fire,
 };
 pub use config::{
     RULE_LIST_BYTES_MAX, RULE_LIST_MAX, RULE_OVERRIDES_MAX, RULES_TEXT_BYTES_MAX, RuleSpec,
@@ -42,6 +45,12 @@ pub use state::{
     Phase, RULE_STATES_MAX, RuleState, RuleStatesError, SymbolState, decode_rule_states,
     encode_rule_states,
 };
+pub use window::{
+    Direction, RATIO_TOLERANCE, RISE_PERCENT_MAX, Series, Signal, Stat, VOLUME_FACTOR_MAX,
+    WINDOW_INTERVALS, WINDOW_MINUTES_MAX, WINDOW_MINUTES_MIN, Window, WindowCondition,
+};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod window_tests;

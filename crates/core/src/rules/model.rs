@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::RulesError;
+use super::window::WindowCondition;
 use crate::alert::AlertKind;
 use crate::tick::{PRICE_MAX, SYMBOL_LEN_MAX, Symbol, Tick, Timestamp, format_number, quote};
 
@@ -247,16 +248,21 @@ impl fmt::Display for SymbolPattern {
     }
 }
 
-/// What a rule looks for in a tick. Strict: a price equal to the threshold does not satisfy it.
+/// What a rule looks for in a tick: a price level (strict: a price equal to the threshold does
+/// not satisfy it), or a condition over a window of the symbol's recent past
+/// ([`WindowCondition`]: `rise`, `fall`, `volume`, `crosses_ma`).
 ///
-/// Conditions only say whether a tick satisfies them ([`Condition::test`]); how often that turns
-/// into an alert is the rule's [`Fire`] policy, which is written once for every condition.
+/// Conditions only say whether a tick satisfies them ([`Condition::test`],
+/// [`WindowCondition::observe`]); how often that turns into an alert is the rule's [`Fire`]
+/// policy, which is written once for every condition.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Condition {
     /// `above X`: the price is above X. Raises `HIGH` alerts.
     Above(f64),
     /// `below X`: the price is below X. Raises `LOW` alerts.
     Below(f64),
+    /// A condition over a window of time.
+    Window(WindowCondition),
 }
 
 /// What a condition says of one tick.
@@ -271,27 +277,50 @@ pub enum Test {
 }
 
 impl Condition {
-    /// The alert kind it raises: `HIGH` for above, `LOW` for below.
+    /// The alert kind it raises: `HIGH` for above, `LOW` for below (window conditions: see
+    /// [`WindowCondition::kind`]).
     pub fn kind(&self) -> AlertKind {
         match self {
             Condition::Above(_) => AlertKind::High,
             Condition::Below(_) => AlertKind::Low,
+            Condition::Window(window) => window.kind(),
         }
     }
 
-    /// The threshold it compares prices with.
-    pub fn threshold(&self) -> f64 {
+    /// The fixed threshold of a price level; `None` for a window condition, whose threshold
+    /// moves with the window.
+    pub fn threshold(&self) -> Option<f64> {
         match self {
-            Condition::Above(x) | Condition::Below(x) => *x,
+            Condition::Above(x) | Condition::Below(x) => Some(*x),
+            Condition::Window(_) => None,
         }
     }
 
-    /// What `tick` is to this condition, with `hysteresis` as the margin of [`Test::Clear`].
+    /// The window condition, if it is one.
+    pub fn window(&self) -> Option<&WindowCondition> {
+        match self {
+            Condition::Window(window) => Some(window),
+            _ => None,
+        }
+    }
+
+    /// The level condition an alert stored without its condition (by tickwatch 0.2 or older)
+    /// was raised by: `above` its threshold for `HIGH`, `below` for `LOW`.
+    pub fn level(kind: AlertKind, threshold: f64) -> Condition {
+        match kind {
+            AlertKind::High => Condition::Above(threshold),
+            AlertKind::Low => Condition::Below(threshold),
+        }
+    }
+
+    /// What `tick` is to a price level, with `hysteresis` as the margin of [`Test::Clear`]. A
+    /// window condition cannot judge a tick alone (see [`WindowCondition::observe`]): `Clear`.
     pub fn test(&self, tick: &Tick, hysteresis: f64) -> Test {
         let price = tick.price.get();
         let (holds, clear) = match *self {
             Condition::Above(x) => (price > x, price <= x - hysteresis),
             Condition::Below(x) => (price < x, price >= x + hysteresis),
+            Condition::Window(_) => return Test::Clear,
         };
         if holds {
             Test::Holds
@@ -308,6 +337,9 @@ impl FromStr for Condition {
     fn from_str(text: &str) -> Result<Self, RulesError> {
         let invalid = |reason: String| RulesError::new("condition", reason);
         let mut words = text.split_whitespace();
+        if !matches!(words.clone().next(), Some("above" | "below")) {
+            return text.parse().map(Condition::Window);
+        }
         let (Some(word), Some(number), None) = (words.next(), words.next(), words.next()) else {
             return Err(invalid(format!(
                 "must be \"above X\" or \"below X\", got {}",
@@ -343,6 +375,7 @@ impl fmt::Display for Condition {
         match self {
             Condition::Above(x) => write!(f, "above {}", format_number(*x)),
             Condition::Below(x) => write!(f, "below {}", format_number(*x)),
+            Condition::Window(window) => window.fmt(f),
         }
     }
 }
@@ -407,7 +440,8 @@ pub struct RuleDoc {
     /// Symbols the pattern matches that the rule leaves alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<Symbol>,
-    /// `above X` or `below X`.
+    /// `above X`, `below X`, `rise X% within W`, `fall X% within W`, `volume Kx over W` or
+    /// `crosses_ma W [up|down|either]`.
     #[serde(with = "as_text")]
     pub condition: Condition,
     /// `every`, `enter` (the default) or `once`.
@@ -446,20 +480,20 @@ fn is_zero(value: &f64) -> bool {
 }
 
 /// Serde through `Display` and `FromStr` (errors name the field already).
-mod as_text {
+pub(crate) mod as_text {
     use std::fmt::Display;
     use std::str::FromStr;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<T: Display, S: Serializer>(
+    pub(crate) fn serialize<T: Display, S: Serializer>(
         value: &T,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_str(value)
     }
 
-    pub(super) fn deserialize<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+    pub(crate) fn deserialize<'de, T, D>(deserializer: D) -> Result<T, D::Error>
     where
         T: FromStr<Err = super::RulesError>,
         D: Deserializer<'de>,
@@ -534,6 +568,12 @@ impl Rule {
                     "must be at least 0 and below 1e12, got {}",
                     format_number(doc.hysteresis)
                 ),
+            ));
+        }
+        if doc.hysteresis > 0.0 && doc.condition.window().is_some() {
+            return Err(RulesError::new(
+                "hysteresis",
+                "applies to above and below conditions only",
             ));
         }
         if doc.hysteresis > 0.0 && doc.fire != Fire::Enter {
@@ -614,9 +654,12 @@ impl Rule {
         self.doc.symbols.matches(symbol) && self.doc.except.binary_search(symbol).is_err()
     }
 
-    /// Whether it needs per-symbol state: everything but `every` without a cooldown.
+    /// Whether it needs per-symbol state: window conditions, and everything but `every` without
+    /// a cooldown.
     pub fn stateful(&self) -> bool {
-        self.doc.fire != Fire::Every || self.cooldown_ms > 0
+        self.doc.fire != Fire::Every
+            || self.cooldown_ms > 0
+            || self.doc.condition.window().is_some()
     }
 
     /// Whether a tick stamped `at` is past the rule's expiry (at the expiry itself it is not).

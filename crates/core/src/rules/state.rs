@@ -8,19 +8,29 @@
 //! The binary form of the rule states ([`encode_rule_states`]):
 //!
 //! ```text
-//! format   u8        = 1
+//! format   u8        = 2
 //! count    u16 BE
 //! count x  id_len u8, id bytes, version u64 BE, phase u8 (0 armed, 1 fired, 2 done),
-//!          last_alert i64 BE ms (-1: never)
+//!          last_alert i64 BE ms (-1: never),
+//!          window u8 (0 none, 1 one follows), window:
+//!            stat u8 (0 low, 1 high, 2 volume, 3 close), interval u32 BE ms, head i64 BE
+//!            (interval index of the newest tick, -1 none), side i8, slots u64 BE (bit i: slot
+//!            i holds a value), one f64 BE per set bit in slot order
 //! ```
 //!
-//! so a rule state costs 18 bytes plus its id.
+//! so a rule state costs 19 bytes plus its id, and a window rule's 22 more plus 8 per interval
+//! of its window that saw ticks: at most 60, so at most 521 bytes plus the id, whatever the tick
+//! rate. Format 1 (tickwatch 0.2, without the window byte) is still read.
 
 use super::model::RuleId;
+use super::window::Series;
 use crate::tick::Timestamp;
 
 /// The version byte in front of encoded rule states.
-const RULE_STATES_FORMAT: u8 = 1;
+const RULE_STATES_FORMAT: u8 = 2;
+
+/// The format tickwatch 0.2 wrote: no windows.
+const RULE_STATES_FORMAT_NO_WINDOWS: u8 = 1;
 
 /// Most rule states one symbol's state may hold when decoded (a bound on hostile input; a symbol
 /// has one per stateful rule that applies to it).
@@ -49,8 +59,9 @@ impl Phase {
 }
 
 /// The firing state of one rule for one symbol. Keyed by the rule's id *and* version: a rule that
-/// is edited or re-armed gets a new version, and its old states no longer apply (it starts armed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// is edited or re-armed gets a new version, and its old states no longer apply (it starts armed;
+/// a window rule keeps its window if the edit left the window's statistic and span alone).
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleState {
     /// The rule.
     pub rule: RuleId,
@@ -60,6 +71,8 @@ pub struct RuleState {
     pub phase: Phase,
     /// Tick time of the rule's last alert for this symbol (the cooldown counts from it).
     pub last_alert: Option<Timestamp>,
+    /// A window rule's recent past for this symbol.
+    pub window: Option<Box<Series>>,
 }
 
 impl RuleState {
@@ -70,12 +83,13 @@ impl RuleState {
             version,
             phase: Phase::Armed,
             last_alert: None,
+            window: None,
         }
     }
 
     /// Whether this is the state a rule starts in (not worth storing).
     pub fn is_initial(&self) -> bool {
-        self.phase == Phase::Armed && self.last_alert.is_none()
+        self.phase == Phase::Armed && self.last_alert.is_none() && self.window.is_none()
     }
 }
 
@@ -83,7 +97,7 @@ impl RuleState {
 ///
 /// `last_seen` doubles as the compare-and-set version: every change moves it strictly forward, so
 /// a writer that read an older state can never overwrite a newer one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SymbolState {
     /// The timestamp of the newest tick evaluated for this symbol.
     pub last_seen: Timestamp,
@@ -113,6 +127,7 @@ impl SymbolState {
                 version: 1,
                 phase: Phase::Fired,
                 last_alert: None,
+                window: None,
             })
             .collect();
         SymbolState { last_seen, rules }
@@ -142,6 +157,13 @@ pub fn encode_rule_states(states: &[RuleState]) -> Vec<u8> {
         });
         let last = state.last_alert.map_or(-1, Timestamp::epoch_ms);
         bytes.extend_from_slice(&last.to_be_bytes());
+        match &state.window {
+            None => bytes.push(0),
+            Some(series) => {
+                bytes.push(1);
+                series.encode(&mut bytes);
+            }
+        }
     }
     bytes
 }
@@ -150,40 +172,57 @@ pub fn encode_rule_states(states: &[RuleState]) -> Vec<u8> {
 pub fn decode_rule_states(bytes: &[u8]) -> Result<Vec<RuleState>, RuleStatesError> {
     let bad = |what: &str| RuleStatesError(what.to_owned());
     let mut rest = bytes;
-    let mut take = |n: usize| -> Result<&[u8], RuleStatesError> {
-        if rest.len() < n {
-            return Err(bad("cut short"));
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], RuleStatesError> {
+        let bytes: &'a [u8] = rest;
+        if bytes.len() < n {
+            return Err(RuleStatesError("cut short".to_owned()));
         }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
+        let (head, tail) = bytes.split_at(n);
+        *rest = tail;
         Ok(head)
-    };
-    if take(1)?[0] != RULE_STATES_FORMAT {
+    }
+    let format = take(&mut rest, 1)?[0];
+    if format != RULE_STATES_FORMAT && format != RULE_STATES_FORMAT_NO_WINDOWS {
         return Err(bad("unknown format"));
     }
-    let count = u16::from_be_bytes(take(2)?.try_into().map_err(|_| bad("count"))?);
+    let count = u16::from_be_bytes(take(&mut rest, 2)?.try_into().map_err(|_| bad("count"))?);
     let mut states = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        let id_len = usize::from(take(1)?[0]);
-        let id = std::str::from_utf8(take(id_len)?).map_err(|_| bad("id is not UTF-8"))?;
+        let id_len = usize::from(take(&mut rest, 1)?[0]);
+        let id =
+            std::str::from_utf8(take(&mut rest, id_len)?).map_err(|_| bad("id is not UTF-8"))?;
         let rule = RuleId::parse(id).map_err(|e| RuleStatesError(e.to_string()))?;
-        let version = u64::from_be_bytes(take(8)?.try_into().map_err(|_| bad("version"))?);
-        let phase = match take(1)?[0] {
+        let version =
+            u64::from_be_bytes(take(&mut rest, 8)?.try_into().map_err(|_| bad("version"))?);
+        let phase = match take(&mut rest, 1)?[0] {
             0 => Phase::Armed,
             1 => Phase::Fired,
             2 => Phase::Done,
             _ => return Err(bad("unknown phase")),
         };
-        let last = i64::from_be_bytes(take(8)?.try_into().map_err(|_| bad("last alert"))?);
+        let last = i64::from_be_bytes(
+            take(&mut rest, 8)?
+                .try_into()
+                .map_err(|_| bad("last alert"))?,
+        );
         let last_alert = match last {
             -1 => None,
             ms => Some(Timestamp::from_epoch_ms(ms).map_err(|_| bad("last alert time"))?),
+        };
+        let window = match format {
+            RULE_STATES_FORMAT_NO_WINDOWS => None,
+            _ => match take(&mut rest, 1)?[0] {
+                0 => None,
+                1 => Some(Box::new(Series::decode(&mut rest).map_err(bad)?)),
+                _ => return Err(bad("unknown window tag")),
+            },
         };
         states.push(RuleState {
             rule,
             version,
             phase,
             last_alert,
+            window,
         });
     }
     if !rest.is_empty() {

@@ -12,6 +12,7 @@ fn tick(price: f64, at_ms: i64) -> Tick {
         symbol: Symbol::parse("AAPL").expect("valid"),
         price: Price::new(price).expect("valid"),
         at: Timestamp::from_epoch_ms(at_ms).expect("valid"),
+        volume: crate::tick::Volume::ZERO,
     }
 }
 
@@ -29,7 +30,7 @@ fn trace(band: &Band, ticks: &[(f64, i64)]) -> String {
             let fired: String = evaluation
                 .fired
                 .iter()
-                .map(|&i| match rules.rules()[i].id().as_str() {
+                .map(|fired| match rules.rules()[fired.rule].id().as_str() {
                     "high" => 'H',
                     "low" => 'L',
                     other => panic!("unexpected rule {other}"),
@@ -182,6 +183,7 @@ fn the_cursor_gives_the_state_to_store_unless_every_tick_was_stale() {
         version: 1,
         phase: Phase::Fired,
         last_alert: None,
+        window: None,
     };
 
     let mut cursor = Cursor::new(&rules, None);

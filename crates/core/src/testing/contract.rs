@@ -7,8 +7,8 @@
 
 use crate::alert::{Alert, AlertKey, AlertKind};
 use crate::ports::{Advance, Advanced, AlertStore, Inserted, StateStore};
-use crate::rules::{Fire, Phase, RuleId, RuleState, SymbolState};
-use crate::tick::{Price, Symbol, Timestamp};
+use crate::rules::{Condition, Fire, Phase, RuleId, RuleState, SymbolState};
+use crate::tick::{Price, Symbol, Tick, Timestamp, Volume};
 
 fn symbol(prefix: &str, name: &str) -> Symbol {
     Symbol::parse(&format!("{prefix}{name}")).expect("contract symbols are valid")
@@ -38,6 +38,7 @@ fn state(last_ms: i64, fired: Option<AlertKind>) -> SymbolState {
                 version: 1,
                 phase: Phase::Fired,
                 last_alert: Some(at(last_ms)),
+                window: None,
             })
             .into_iter()
             .collect(),
@@ -57,6 +58,7 @@ pub fn sample_alert(symbol: Symbol, at_ms: i64, kind: AlertKind) -> Alert {
         label: None,
         symbol,
         kind,
+        condition: Condition::level(kind, if kind == AlertKind::High { 150.0 } else { 50.0 }),
         price: Price::new(if kind == AlertKind::High {
             151.25
         } else {
@@ -67,6 +69,40 @@ pub fn sample_alert(symbol: Symbol, at_ms: i64, kind: AlertKind) -> Alert {
         fire: Fire::Enter,
         timestamp: key.at,
         processed_at: at(at_ms + 7),
+    }
+}
+
+/// An alert of a window rule (`volume 3x over 1h`): its threshold is a volume, and its condition
+/// must survive the store.
+pub fn sample_window_alert(symbol: Symbol, at_ms: i64) -> Alert {
+    let mut alert = sample_alert(symbol, at_ms, AlertKind::High);
+    alert.rule_id = RuleId::parse("volume-3x").expect("valid rule id");
+    alert.alert_id = alert.key().id();
+    alert.condition = "volume 3x over 1h".parse().expect("valid condition");
+    alert.threshold = 4500.5;
+    alert
+}
+
+/// A rule state with a full window (60 intervals of values), as a busy symbol's window rule has.
+fn window_state(last_ms: i64) -> RuleState {
+    let condition: Condition = "rise 10% within 1h".parse().expect("valid condition");
+    let window = condition.window().expect("a window condition");
+    let mut series = window.series();
+    for minute in 0..61 {
+        let tick = Tick {
+            symbol: Symbol::parse("W").expect("valid symbol"),
+            price: Price::new(100.0 + f64::from(minute) / 7.0).expect("valid price"),
+            at: at(last_ms - (60 - i64::from(minute)) * 60_000),
+            volume: Volume::ZERO,
+        };
+        window.observe(&mut series, &tick);
+    }
+    RuleState {
+        rule: RuleId::parse("rise-10").expect("valid rule id"),
+        version: 3,
+        phase: Phase::Fired,
+        last_alert: Some(at(last_ms)),
+        window: Some(Box::new(series)),
     }
 }
 
@@ -82,7 +118,7 @@ fn ok<T, E: std::fmt::Display>(results: Vec<Result<T, E>>, what: &str) -> Vec<T>
 pub async fn check_alert_store<S: AlertStore>(store: &S, prefix: &str) {
     let a = sample_alert(symbol(prefix, "A"), 1, AlertKind::High);
     let b = sample_alert(symbol(prefix, "A"), 2, AlertKind::Low);
-    let c = sample_alert(symbol(prefix, "B"), 1, AlertKind::High);
+    let c = sample_window_alert(symbol(prefix, "B"), 1);
 
     let first = ok(store.insert(&[a, b]).await, "insert new alerts");
     assert_eq!(
@@ -208,13 +244,16 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
         version: u64::MAX,
         phase: Phase::Done,
         last_alert: None,
+        window: None,
     });
     normal.rules.push(RuleState {
         rule: RuleId::parse(&"x".repeat(64)).expect("valid rule id"),
         version: 7,
         phase: Phase::Armed,
         last_alert: Some(at(2)),
+        window: None,
     });
+    normal.rules.push(window_state(13));
     let next = Advance {
         symbol: s,
         expected_last_seen: Some(at(10)),

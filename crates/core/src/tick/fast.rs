@@ -6,18 +6,22 @@
 //! change what is rejected or why; the `tick_decode` fuzz target and the tests check that every
 //! tick it accepts is the one the full parser returns.
 
-use super::{Price, Symbol, Tick, Timestamp};
+use super::{Price, Symbol, Tick, Timestamp, Volume};
 
 /// Extra fields the fast path tracks (for duplicate detection); a tick with more takes the full
 /// parser, which allows up to `TICK_FIELDS_MAX` in all.
 const OTHER_FIELDS_MAX: usize = 8;
+
+/// Most digits of an integer read without the float parser: any integer of up to 15 digits is
+/// below 2^53, so it converts to `f64` exactly, as the correctly rounded parse would give it.
+const EXACT_INTEGER_DIGITS_MAX: usize = 15;
 
 /// Decodes `body` if it has the common shape and is valid; `None` otherwise.
 pub(super) fn decode(body: &[u8]) -> Option<Tick> {
     let mut scan = Scan { body, at: 0 };
     scan.skip_ws();
     scan.expect(b'{')?;
-    let (mut symbol, mut price, mut timestamp) = (None, None, None);
+    let (mut symbol, mut price, mut timestamp, mut volume) = (None, None, None, None);
     let mut others: [&[u8]; OTHER_FIELDS_MAX] = [&[]; OTHER_FIELDS_MAX];
     let mut other_count = 0;
     scan.skip_ws();
@@ -35,6 +39,7 @@ pub(super) fn decode(body: &[u8]) -> Option<Tick> {
             b"symbol" => put_once(&mut symbol, value)?,
             b"price" => put_once(&mut price, value)?,
             b"timestamp" => put_once(&mut timestamp, value)?,
+            b"volume" => put_once(&mut volume, value)?,
             _ => {
                 if other_count == OTHER_FIELDS_MAX || others[..other_count].contains(&key) {
                     return None;
@@ -72,7 +77,30 @@ pub(super) fn decode(body: &[u8]) -> Option<Tick> {
         } => Timestamp::from_epoch_ms(std::str::from_utf8(text).ok()?.parse().ok()?).ok()?,
         _ => return None,
     };
-    Some(Tick { symbol, price, at })
+    let volume = match volume {
+        None => Volume::ZERO,
+        Some(Value::Number { text, integer }) => Volume::new(number(text, integer)?).ok()?,
+        _ => return None,
+    };
+    Some(Tick {
+        symbol,
+        price,
+        at,
+        volume,
+    })
+}
+
+/// The value of a number the scan found. Volumes are nearly always integers (share counts), and
+/// reading those digit by digit is several times faster than the general float parser.
+fn number(text: &[u8], integer: bool) -> Option<f64> {
+    if integer && text.len() <= EXACT_INTEGER_DIGITS_MAX {
+        let value = text
+            .iter()
+            .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0'));
+        // Exact: below 2^53 (see EXACT_INTEGER_DIGITS_MAX).
+        return Some(value as f64);
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 fn put_once<'a>(slot: &mut Option<Value<'a>>, value: Value<'a>) -> Option<()> {
@@ -150,8 +178,8 @@ impl<'a> Scan<'a> {
     }
 
     /// A non-negative number in JSON's grammar: `(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    /// Negative numbers are never valid prices or timestamps, and serde_json reads `-0` as a float
-    /// where it reads `0` as an integer: they are left to the full parser.
+    /// Negative numbers are never valid prices, timestamps or volumes, and serde_json reads `-0`
+    /// as a float where it reads `0` as an integer: they are left to the full parser.
     fn number(&mut self) -> Option<Value<'a>> {
         let start = self.at;
         match self.next()? {
@@ -229,7 +257,29 @@ fn find_special(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_special;
+    use super::{find_special, number};
+
+    #[test]
+    fn numbers_read_as_the_float_parser_reads_them() {
+        // (text, whether the scan marks it an integer)
+        let cases = [
+            ("0", true),
+            ("7", true),
+            ("300", true),
+            ("999999999999999", true),
+            ("1000000000000000", true),
+            ("9007199254740993", true),
+            ("18446744073709551616", true),
+            ("1.5e3", false),
+            ("0.1", false),
+            ("1e400", false),
+        ];
+        for (text, integer) in cases {
+            let exact: f64 = text.parse().expect("a number");
+            let read = number(text.as_bytes(), integer).expect("a number");
+            assert_eq!(read.to_bits(), exact.to_bits(), "{text}");
+        }
+    }
 
     #[test]
     fn finds_the_first_special_byte_in_any_position() {

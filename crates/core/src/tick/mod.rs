@@ -17,6 +17,7 @@ mod raw;
 mod symbol;
 mod text;
 mod timestamp;
+mod volume;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,6 +26,7 @@ pub use price::{PRICE_MAX, PRICE_MIN, Price};
 pub use raw::{JsonValue, RawTick};
 pub use symbol::{SYMBOL_LEN_MAX, Symbol};
 pub use timestamp::{TIMESTAMP_MS_END, TIMESTAMP_MS_MIN, Timestamp};
+pub use volume::{VOLUME_MAX, Volume};
 
 pub(crate) use price::{format_float, format_number};
 
@@ -46,6 +48,8 @@ pub struct Tick {
     pub price: Price,
     /// When the price was observed (from the tick, never from our clock).
     pub at: Timestamp,
+    /// The traded volume the tick reports; ticks without the field count as zero volume.
+    pub volume: Volume,
 }
 
 impl Tick {
@@ -53,17 +57,21 @@ impl Tick {
     /// comes back typed; anything else is refused with a reason that names the field.
     ///
     /// ```
-    /// use tickwatch_core::Tick;
+    /// use tickwatch_core::{Tick, Volume};
     /// use tickwatch_core::tick::Field;
     ///
     /// let tick = Tick::decode(br#"{"symbol":"AAPL","price":151.25,"timestamp":"2026-11-26T14:30:00Z"}"#)?;
     /// assert_eq!(tick.symbol.as_str(), "AAPL");
     /// assert_eq!(tick.price.get(), 151.25);
     /// assert_eq!(tick.at.epoch_ms(), 1_795_703_400_000);
+    /// assert_eq!(tick.volume, Volume::ZERO, "no volume field counts as zero volume");
     ///
     /// // Epoch milliseconds work too, and fields the contract does not know are ignored.
-    /// let tick = Tick::decode(br#"{"symbol":"MSFT","price":20,"timestamp":1795703400000,"venue":"XNAS"}"#)?;
+    /// let tick = Tick::decode(
+    ///     br#"{"symbol":"MSFT","price":20,"timestamp":1795703400000,"volume":300,"venue":"XNAS"}"#,
+    /// )?;
     /// assert_eq!(tick.at.epoch_ms(), 1_795_703_400_000);
+    /// assert_eq!(tick.volume.get(), 300.0);
     ///
     /// let refused = Tick::decode(br#"{"symbol":"AAPL","price":-1,"timestamp":1795703400000}"#)
     ///     .unwrap_err();
@@ -89,15 +97,18 @@ impl Tick {
     }
 }
 
-/// The three fields a tick must carry.
+/// The fields of the tick contract: `symbol`, `price` and `timestamp`, which a tick must carry,
+/// and `volume`, which it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
-    /// `symbol`
+    /// `symbol` (required)
     Symbol,
-    /// `price`
+    /// `price` (required)
     Price,
-    /// `timestamp`
+    /// `timestamp` (required)
     Timestamp,
+    /// `volume` (optional: absent means zero volume)
+    Volume,
 }
 
 impl Field {
@@ -107,6 +118,7 @@ impl Field {
             Field::Symbol => "symbol",
             Field::Price => "price",
             Field::Timestamp => "timestamp",
+            Field::Volume => "volume",
         }
     }
 }
@@ -194,6 +206,14 @@ pub enum TickError {
         /// The rule it broke.
         reason: String,
     },
+    /// `volume` is present but not a valid volume.
+    #[error("volume: {reason}, got {value}")]
+    Volume {
+        /// The offending value, rendered.
+        value: String,
+        /// The rule it broke.
+        reason: String,
+    },
 }
 
 impl TickError {
@@ -205,6 +225,7 @@ impl TickError {
             TickError::Symbol { .. } => Some(Field::Symbol),
             TickError::Price { .. } => Some(Field::Price),
             TickError::Timestamp { .. } => Some(Field::Timestamp),
+            TickError::Volume { .. } => Some(Field::Volume),
             _ => None,
         }
     }
@@ -227,6 +248,10 @@ impl TickError {
                 field: Some(Field::Timestamp),
                 ..
             } => "timestamp.malformed",
+            TickError::Malformed {
+                field: Some(Field::Volume),
+                ..
+            } => "volume.malformed",
             TickError::CsvRow { .. } => "row.malformed",
             TickError::NotAnObject { .. } => "body.not_object",
             TickError::DuplicateField { .. } => "body.duplicate_field",
@@ -240,9 +265,14 @@ impl TickError {
             TickError::Missing {
                 field: Field::Timestamp,
             } => "timestamp.missing",
+            // Never produced (volume is optional), but every field has its code.
+            TickError::Missing {
+                field: Field::Volume,
+            } => "volume.missing",
             TickError::Symbol { .. } => "symbol.invalid",
             TickError::Price { .. } => "price.invalid",
             TickError::Timestamp { .. } => "timestamp.invalid",
+            TickError::Volume { .. } => "volume.invalid",
         }
     }
 }
@@ -354,7 +384,24 @@ impl TryFrom<RawTick<'_>> for Tick {
                 });
             }
         };
-        Ok(Tick { symbol, price, at })
+        let volume = match raw.volume {
+            None => Volume::ZERO,
+            Some(value) => match value.as_f64() {
+                Some(number) => Volume::new(number)?,
+                None => {
+                    return Err(TickError::Volume {
+                        value: value.describe(),
+                        reason: "must be a JSON number".into(),
+                    });
+                }
+            },
+        };
+        Ok(Tick {
+            symbol,
+            price,
+            at,
+            volume,
+        })
     }
 }
 

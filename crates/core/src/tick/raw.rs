@@ -69,6 +69,8 @@ pub struct RawTick<'a> {
     pub price: Option<JsonValue<'a>>,
     /// The `timestamp` value, if present.
     pub timestamp: Option<JsonValue<'a>>,
+    /// The `volume` value, if present.
+    pub volume: Option<JsonValue<'a>>,
     /// The first key that appeared twice (quoted), if any.
     pub duplicate_field: Option<String>,
     /// Set when the object has more than [`TICK_FIELDS_MAX`] keys.
@@ -128,6 +130,7 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
                 Key::Known(Field::Symbol) => (&mut raw.symbol, Field::Symbol),
                 Key::Known(Field::Price) => (&mut raw.price, Field::Price),
                 Key::Known(Field::Timestamp) => (&mut raw.timestamp, Field::Timestamp),
+                Key::Known(Field::Volume) => (&mut raw.volume, Field::Volume),
                 Key::Other(name) => {
                     // Past the field limit the tick is rejected anyway; stop tracking keys so a
                     // hostile body cannot make duplicate detection quadratic.
@@ -206,6 +209,7 @@ fn known_key(name: &str) -> Option<Field> {
         "symbol" => Some(Field::Symbol),
         "price" => Some(Field::Price),
         "timestamp" => Some(Field::Timestamp),
+        "volume" => Some(Field::Volume),
         _ => None,
     }
 }

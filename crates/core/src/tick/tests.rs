@@ -108,7 +108,7 @@ fn accepts_valid_ticks() {
             2.0,
             1,
         ),
-        // Extra fields, even odd ones, are ignored.
+        // Fields the contract does not know, even odd ones, are ignored.
         (
             r#"{"symbol":"X","price":2,"timestamp":1,"volume":300,"exchange":"XNAS","meta":{"a":[1,{"b":null}]}}"#,
             "X",
@@ -661,7 +661,7 @@ fn csv_fields_follow_the_same_rules() {
         ("AAPL", "-1e400", "1", Err("price.invalid")),
     ];
     for (symbol, price, timestamp, expected) in cases {
-        let result = Tick::from_csv_fields(symbol, price, timestamp);
+        let result = Tick::from_csv_fields(symbol, price, timestamp, None);
         match (result, expected) {
             (Ok(tick), Ok((p, at))) => {
                 assert_eq!(
@@ -674,6 +674,286 @@ fn csv_fields_follow_the_same_rules() {
             (got, want) => panic!("{symbol},{price},{timestamp}: got {got:?}, want {want:?}"),
         }
     }
+}
+
+/// The full parser alone, without the fast path.
+fn full_parser(body: &str) -> Result<Tick, TickError> {
+    Tick::try_from(RawTick::from_json(body)?)
+}
+
+#[test]
+fn accepts_volumes_on_both_paths() {
+    // (the fields after `"symbol":"X","price":2,"timestamp":1`, the volume, whether the fast path
+    // takes the tick itself rather than leaving it to the full parser)
+    let cases: &[(&str, f64, bool)] = &[
+        ("", 0.0, true),
+        (r#","volume":0"#, 0.0, true),
+        (r#","volume":12"#, 12.0, true),
+        (r#","volume":1.5e3"#, 1500.0, true),
+        (r#","volume":0.25"#, 0.25, true),
+        (r#","volume":1E+2"#, 100.0, true),
+        (r#","volume":1e15"#, 1e15, true),
+        (r#","volume":1000000000000000"#, 1e15, true),
+        (r#","volume":1e-400"#, 0.0, true),
+        (r#" , "volume" : 300 , "exchange":"XNAS""#, 300.0, true),
+        // Negative zero is zero; the fast path leaves every `-` to the full parser.
+        (r#","volume":-0"#, 0.0, false),
+        (r#","volume":-0.0"#, 0.0, false),
+        // An escaped key is the same key.
+        (r#","v\u006flume":7"#, 7.0, false),
+    ];
+    for &(rest, volume, fast) in cases {
+        let body = format!(r#"{{"symbol":"X","price":2,"timestamp":1{rest}}}"#);
+        let tick = ok(&body);
+        assert_eq!(tick.volume.get().to_bits(), volume.to_bits(), "{body}");
+        assert_eq!(
+            full_parser(&body),
+            Ok(tick),
+            "{body}: the full parser agrees"
+        );
+        assert_eq!(
+            fast::decode(body.as_bytes()),
+            fast.then_some(tick),
+            "{body}: fast path"
+        );
+    }
+    // The volume may come first, too.
+    let body = r#"{"volume":5,"symbol":"X","price":2,"timestamp":1}"#;
+    assert_eq!(ok(body).volume.get(), 5.0);
+    assert_eq!(fast::decode(body.as_bytes()), Some(ok(body)));
+}
+
+#[test]
+fn rejects_volumes_naming_the_field() {
+    // (the volume value, error code, the whole message)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#""12""#,
+            "volume.invalid",
+            r#"volume: must be a JSON number, got string "12""#,
+        ),
+        (
+            r#""""#,
+            "volume.invalid",
+            r#"volume: must be a JSON number, got string """#,
+        ),
+        (
+            "null",
+            "volume.invalid",
+            "volume: must be a JSON number, got null",
+        ),
+        (
+            "true",
+            "volume.invalid",
+            "volume: must be a JSON number, got true",
+        ),
+        (
+            "false",
+            "volume.invalid",
+            "volume: must be a JSON number, got false",
+        ),
+        (
+            "[300]",
+            "volume.invalid",
+            "volume: must be a JSON number, got an array",
+        ),
+        (
+            r#"{"n":300}"#,
+            "volume.invalid",
+            "volume: must be a JSON number, got an object",
+        ),
+        ("-1", "volume.invalid", "volume: must be at least 0, got -1"),
+        (
+            "-0.5",
+            "volume.invalid",
+            "volume: must be at least 0, got -0.5",
+        ),
+        (
+            "-1e300",
+            "volume.invalid",
+            "volume: must be at least 0, got -1e300",
+        ),
+        (
+            "1000000000000001",
+            "volume.invalid",
+            "volume: must be at most 1e15, got 1000000000000001",
+        ),
+        (
+            "1e16",
+            "volume.invalid",
+            "volume: must be at most 1e15, got 1e16",
+        ),
+        (
+            "18446744073709551616",
+            "volume.invalid",
+            "volume: must be at most 1e15, got 1.8446744073709552e19",
+        ),
+        (
+            "1e400",
+            "volume.malformed",
+            "volume: not valid JSON: number out of range at line 1 column 52",
+        ),
+        (
+            "NaN",
+            "volume.malformed",
+            "volume: not valid JSON: expected value at line 1 column 48",
+        ),
+        (
+            "Infinity",
+            "volume.malformed",
+            "volume: not valid JSON: expected value at line 1 column 48",
+        ),
+    ];
+    for &(value, code, message) in cases {
+        let body = format!(r#"{{"symbol":"X","price":2,"timestamp":1,"volume":{value}}}"#);
+        let error = err(body.as_bytes());
+        assert_eq!(error.code(), code, "{body}: {error}");
+        assert_eq!(error.to_string(), message, "{body}");
+        assert_eq!(error.field(), Some(Field::Volume), "{body}");
+        assert_eq!(
+            full_parser(&body),
+            Err(error),
+            "{body}: the full parser agrees"
+        );
+        assert_eq!(fast::decode(body.as_bytes()), None, "{body}: fast path");
+    }
+    // Duplicates are refused like any other repeated key, on both paths.
+    for body in [
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1,"volume":1}"#,
+        r#"{"symbol":"X","price":2,"timestamp":1,"volume":1,"v\u006flume":2}"#,
+    ] {
+        let error = err(body.as_bytes());
+        assert_eq!(error.code(), "body.duplicate_field", "{body}");
+        assert_eq!(error.to_string(), "volume: key appears more than once");
+        assert_eq!(fast::decode(body.as_bytes()), None, "{body}: fast path");
+    }
+    // The required fields come first: a bad volume does not hide a missing price.
+    let error = err(br#"{"symbol":"X","timestamp":1,"volume":"12"}"#);
+    assert_eq!(error.code(), "price.missing");
+}
+
+#[test]
+fn volume_values_directly() {
+    // (number, the result: the volume, or the whole message)
+    let cases: &[(f64, Result<f64, &str>)] = &[
+        (0.0, Ok(0.0)),
+        (-0.0, Ok(0.0)),
+        (12.0, Ok(12.0)),
+        (VOLUME_MAX, Ok(1e15)),
+        (f64::NAN, Err("volume: must be a finite number, got NaN")),
+        (
+            f64::INFINITY,
+            Err("volume: must be a finite number, got inf"),
+        ),
+        (
+            -f64::MIN_POSITIVE,
+            Err("volume: must be at least 0, got -2.2250738585072014e-308"),
+        ),
+        (
+            1e15 + 0.125,
+            Err("volume: must be at most 1e15, got 1000000000000000.1"),
+        ),
+    ];
+    for &(number, expected) in cases {
+        match (Volume::new(number), expected) {
+            (Ok(volume), Ok(want)) => {
+                assert_eq!(volume.get().to_bits(), want.to_bits(), "{number}");
+                assert_eq!(Volume::try_from(number), Ok(volume));
+            }
+            (Err(e), Err(message)) => {
+                assert_eq!(e.to_string(), message, "{number}");
+                assert_eq!(e.code(), "volume.invalid");
+            }
+            (got, want) => panic!("{number}: got {got:?}, want {want:?}"),
+        }
+    }
+    assert_eq!(Volume::ZERO.get(), 0.0);
+    let volume = Volume::new(1500.0).expect("valid");
+    assert_eq!(volume.to_string(), "1500");
+    assert_eq!(format!("{volume:?}"), "Volume(1500)");
+    assert_eq!(Volume::new(-0.0).expect("valid").to_string(), "0");
+    assert_eq!(
+        serde_json::to_string(&volume).expect("serialises"),
+        "1500.0"
+    );
+    assert_eq!(
+        serde_json::from_str::<Volume>("-3")
+            .expect_err("refused")
+            .to_string(),
+        "volume: must be at least 0, got -3"
+    );
+    assert_eq!(Field::Volume.name(), "volume");
+    assert_eq!(Field::Volume.to_string(), "volume");
+}
+
+#[test]
+fn csv_volume_cells() {
+    // (the volume cell, `None` without a volume column; the volume, or the whole message)
+    let cases: &[(Option<&str>, Result<f64, &str>)] = &[
+        (None, Ok(0.0)),
+        (Some(""), Ok(0.0)),
+        (Some("0"), Ok(0.0)),
+        (Some("-0"), Ok(0.0)),
+        (Some("12"), Ok(12.0)),
+        (Some("1.5e3"), Ok(1500.0)),
+        (Some("1e15"), Ok(1e15)),
+        (Some("1e-400"), Ok(0.0)),
+        (
+            Some("abc"),
+            Err(r#"volume: must be a number like 300, got "abc""#),
+        ),
+        (
+            Some("NaN"),
+            Err(r#"volume: must be a number like 300, got "NaN""#),
+        ),
+        (
+            Some("inf"),
+            Err(r#"volume: must be a number like 300, got "inf""#),
+        ),
+        (
+            Some("0x10"),
+            Err(r#"volume: must be a number like 300, got "0x10""#),
+        ),
+        (
+            Some("1,5"),
+            Err(r#"volume: must be a number like 300, got "1,5""#),
+        ),
+        (
+            Some("012"),
+            Err(r#"volume: must be a number like 300, got "012""#),
+        ),
+        (
+            Some("1\u{1b}[0m"),
+            Err(r#"volume: must be a number like 300, got "1\u{1b}[0m""#),
+        ),
+        (Some("-1"), Err("volume: must be at least 0, got -1")),
+        (
+            Some("-1e400"),
+            Err("volume: must be at least 0, got -1e400"),
+        ),
+        (Some("1e16"), Err("volume: must be at most 1e15, got 1e16")),
+        (
+            Some("1e400"),
+            Err("volume: must be at most 1e15, got 1e400"),
+        ),
+    ];
+    for &(cell, expected) in cases {
+        let result = Tick::from_csv_fields("AAPL", "151.25", "1", cell);
+        match (result, expected) {
+            (Ok(tick), Ok(volume)) => {
+                assert_eq!(tick.volume.get().to_bits(), volume.to_bits(), "{cell:?}");
+            }
+            (Err(e), Err(message)) => {
+                assert_eq!(e.to_string(), message, "{cell:?}");
+                assert_eq!(e.code(), "volume.invalid", "{cell:?}");
+                assert_eq!(e.field(), Some(Field::Volume), "{cell:?}");
+            }
+            (got, want) => panic!("{cell:?}: got {got:?}, want {want:?}"),
+        }
+    }
+    // The fields are checked in order: a bad volume does not hide a bad price.
+    let error = Tick::from_csv_fields("AAPL", "0", "1", Some("-1")).expect_err("refused");
+    assert_eq!(error.code(), "price.invalid");
 }
 
 #[test]

@@ -1,20 +1,50 @@
 //! Ticks from text fields (a CSV row): the same rules as JSON ticks, with messages that speak of
 //! text, not JSON.
 //!
-//! A CSV field has no type of its own, so the spelling decides: a price must be spelled as a JSON
-//! number would be (so `NaN`, `inf`, `0x10` and `1,5` are refused, exactly as in a JSON tick), and
-//! a timestamp that is a plain integer is epoch milliseconds, anything else RFC 3339 text.
+//! A CSV field has no type of its own, so the spelling decides: a price or a volume must be spelled
+//! as a JSON number would be (so `NaN`, `inf`, `0x10` and `1,5` are refused, exactly as in a JSON
+//! tick), and a timestamp that is a plain integer is epoch milliseconds, anything else RFC 3339
+//! text. The volume is optional: no column, or an empty cell, is zero volume.
 
 use super::timestamp::{NOT_INTEGER_REASON, RANGE_MS_REASON};
-use super::{Price, Symbol, Tick, TickError, Timestamp, excerpt, quote};
+use super::{Price, Symbol, Tick, TickError, Timestamp, Volume, excerpt, quote};
 
 impl Tick {
-    /// Validates a tick given as three text fields (already unquoted and trimmed).
-    pub fn from_csv_fields(symbol: &str, price: &str, timestamp: &str) -> Result<Tick, TickError> {
+    /// Validates a tick given as text fields (already unquoted and trimmed). `volume` is `None`
+    /// when the input has no volume column; `None` and an empty cell both mean zero volume.
+    ///
+    /// ```
+    /// use tickwatch_core::{Tick, Volume};
+    ///
+    /// let tick = Tick::from_csv_fields("AAPL", "151.25", "1795703400000", Some("300"))?;
+    /// assert_eq!(tick.volume.get(), 300.0);
+    /// let tick = Tick::from_csv_fields("AAPL", "151.25", "1795703400000", Some(""))?;
+    /// assert_eq!(tick.volume, Volume::ZERO);
+    ///
+    /// let refused = Tick::from_csv_fields("AAPL", "151.25", "1795703400000", Some("-1"))
+    ///     .unwrap_err();
+    /// assert_eq!(refused.to_string(), "volume: must be at least 0, got -1");
+    /// # Ok::<(), tickwatch_core::TickError>(())
+    /// ```
+    pub fn from_csv_fields(
+        symbol: &str,
+        price: &str,
+        timestamp: &str,
+        volume: Option<&str>,
+    ) -> Result<Tick, TickError> {
         let symbol = Symbol::parse(symbol)?;
         let price = csv_price(price)?;
         let at = csv_timestamp(timestamp)?;
-        Ok(Tick { symbol, price, at })
+        let volume = match volume {
+            None | Some("") => Volume::ZERO,
+            Some(text) => csv_volume(text)?,
+        };
+        Ok(Tick {
+            symbol,
+            price,
+            at,
+            volume,
+        })
     }
 }
 
@@ -38,6 +68,27 @@ fn csv_price(text: &str) -> Result<Price, TickError> {
         Ok(value) if value.is_infinite() => Err(invalid("must be below 1e12")),
         Ok(value) => Price::new(value),
         Err(_) => Err(invalid("must be a number like 151.25")),
+    }
+}
+
+fn csv_volume(text: &str) -> Result<Volume, TickError> {
+    let Some(number) = number_shape(text) else {
+        return Err(TickError::Volume {
+            value: quote(text),
+            reason: "must be a number like 300".into(),
+        });
+    };
+    // The grammar allows only ASCII digits, signs, `.` and `e`: safe to echo unquoted.
+    let invalid = |reason: &str| TickError::Volume {
+        value: excerpt(text).into_owned(),
+        reason: reason.into(),
+    };
+    match text.parse::<f64>() {
+        // Too large even for a float: the text says more than `inf` would.
+        Ok(value) if value.is_infinite() && number.negative => Err(invalid("must be at least 0")),
+        Ok(value) if value.is_infinite() => Err(invalid("must be at most 1e15")),
+        Ok(value) => Volume::new(value),
+        Err(_) => Err(invalid("must be a number like 300")),
     }
 }
 

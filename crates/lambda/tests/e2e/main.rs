@@ -58,6 +58,27 @@ fn notified(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
     item.get("notified") == Some(&AttributeValue::Bool(true))
 }
 
+/// Adds the rule `json` to a rules table never written before, as `tickwatch rules add --table`
+/// does: planned over the base rules (which the first change seeds) and committed.
+async fn add_first_rule(table: &tickwatch_aws::DynamoRuleStore, json: &str) {
+    use tickwatch_core::ports::RuleStore;
+    use tickwatch_core::rules::{Rule, RuleBook, RuleEdit, plan_edit};
+
+    let added = tickwatch_core::testing::rule(json);
+    let base: Vec<Rule> = RuleBook::defaults()
+        .rules()
+        .iter()
+        .map(|rule| (**rule).clone())
+        .collect();
+    let plan = plan_edit(None, &base, RuleEdit::Add(added), 1).expect("a valid change");
+    assert!(
+        table
+            .commit_rules(None, &plan.put, &plan.remove)
+            .await
+            .expect("commits")
+    );
+}
+
 fn bodies_of(messages: &[Message]) -> Vec<Value> {
     messages
         .iter()
@@ -623,9 +644,6 @@ async fn two_functions_given_the_same_event_at_once_store_each_alert_once() {
 /// the announcement carry its rule id and label.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_put_in_the_rules_table_applies_after_the_refresh_interval() {
-    use tickwatch_core::ports::RuleStore;
-    use tickwatch_core::rules::{Rule, RuleBook, RuleEdit, plan_edit};
-
     let stack = Stack::create().await;
     let table = tickwatch_aws::testing::fresh_rule_store(&stack.clients.dynamodb).await;
     let mut env = stack.env();
@@ -648,21 +666,11 @@ async fn a_rule_put_in_the_rules_table_applies_after_the_refresh_interval() {
         [Some("high".into())]
     );
 
-    let added = tickwatch_core::testing::rule(
+    add_first_rule(
+        &table,
         r#"{"id":"aapl-200","symbols":"AAPL","condition":"above 200","fire":"every","label":"AAPL over 200"}"#,
-    );
-    let base: Vec<Rule> = RuleBook::defaults()
-        .rules()
-        .iter()
-        .map(|rule| (**rule).clone())
-        .collect();
-    let plan = plan_edit(None, &base, RuleEdit::Add(added), 1).expect("a valid change");
-    assert!(
-        table
-            .commit_rules(None, &plan.put, &plan.remove)
-            .await
-            .expect("commits")
-    );
+    )
+    .await;
     // The function checks the table at most once a second. Waiting out that second is the
     // behaviour under test (how long a warm instance may run on the old rules), not a wait for
     // something to finish.
@@ -704,4 +712,151 @@ async fn a_rule_put_in_the_rules_table_applies_after_the_refresh_interval() {
             .any(|line| line.contains("Rules changed")),
         "the reload is logged"
     );
+}
+
+/// The alert items raised by rule `rule`.
+async fn alert_items_of(
+    stack: &Stack,
+    rule: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    stack
+        .alert_items()
+        .await
+        .into_iter()
+        .filter(|item| string(item, "rule_id") == rule)
+        .collect()
+}
+
+/// A window rule in the rules table when the function starts (so init loads it), fed batch after
+/// batch by two instances in turn over 40 minutes of tick time. Its window lives in the symbol's
+/// state item, so each instance judges a tick against the lows the other one recorded: the rise
+/// from the window's low fires once, holding fires nothing more, and neither a redelivered batch
+/// nor a late tick (both stale) changes the window. A late tick's lower price never becomes the
+/// low: the re-armed rule stays quiet on a price that is 10 % above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_rule_fires_once_across_batches_and_instances_and_stale_ticks_feed_nothing() {
+    use tickwatch_core::rules::{Phase, decode_rule_states};
+
+    let stack = Stack::create().await;
+    let table = tickwatch_aws::testing::fresh_rule_store(&stack.clients.dynamodb).await;
+    add_first_rule(
+        &table,
+        r#"{"id":"aapl-rise","symbols":"AAPL","condition":"rise 10% within 1h","fire":"enter","label":"AAPL up 10% in an hour"}"#,
+    )
+    .await;
+    // Committed before the functions start: both load it at init, there is no refresh to await.
+    // The prices stay within 50 ..= 150, so the base rules `high` and `low` never fire.
+    let mut env = stack.env();
+    env.insert("RULES_TABLE", table.table().to_owned());
+    let (api_a, api_b) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let a = Function::start(&api_a, &env);
+    let b = Function::start(&api_b, &env);
+    let deliver_ok = |api, bodies: Vec<String>| {
+        let stack = &stack;
+        async move {
+            let (messages, failed) = deliver(stack, api, &bodies).await;
+            assert!(failed.is_empty(), "{bodies:?}: {failed:?}");
+            messages
+        }
+    };
+
+    // Batch 1 (A): the window's first tick, its low.
+    deliver_ok(&api_a, vec![tick("AAPL", 100.0, 0)]).await;
+    // Batch 2 (B): up 5 %, not 10.
+    deliver_ok(
+        &api_b,
+        vec![tick("AAPL", 104.0, 300), tick("AAPL", 105.0, 600)],
+    )
+    .await;
+    assert!(alert_items_of(&stack, "aapl-rise").await.is_empty());
+    // Batch 3 (A): 110.5 is 10.5 % above the low of 100: it fires.
+    let risen = deliver_ok(&api_a, vec![tick("AAPL", 110.5, 900)]).await;
+    let items = alert_items_of(&stack, "aapl-rise").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let notifications = stack.notifications(1).await;
+    assert_eq!(notifications.len(), 1, "announced once");
+    // Batch 4 (B): still 10 % above the low; `enter` fired already, so nothing new.
+    deliver_ok(
+        &api_b,
+        vec![tick("AAPL", 112.0, 1_200), tick("AAPL", 115.0, 1_500)],
+    )
+    .await;
+    // Batch 3 redelivered (A), the same messages: stale for the state; the alert they raised is
+    // found, already announced.
+    let answer = api_a
+        .invoke(stack.event(&risen), FUNCTION_TIMEOUT, ANSWER_WAIT)
+        .await;
+    assert!(failed_ids(&answer).is_empty(), "{answer:?}");
+    // Batch 5 (B): 104 is less than 10 % above the low: the rule re-arms.
+    deliver_ok(&api_b, vec![tick("AAPL", 104.0, 1_800)]).await;
+    // Batch 6 (A): a late tick, older than batch 2 and far below the low: stale.
+    deliver_ok(&api_a, vec![tick("AAPL", 90.0, 200)]).await;
+    // Batch 7 (B): 99.5 is at least 10 % above 90 (99) but is itself the window's low now. Had
+    // the late tick reached the window, the re-armed rule would fire here.
+    deliver_ok(&api_b, vec![tick("AAPL", 99.5, 2_400)]).await;
+
+    // One alert in all, the rise's, stored with what the rule said and announced once.
+    let items = stack.alert_items().await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let item = &items[0];
+    assert_eq!(string(item, "rule_id"), "aapl-rise");
+    assert_eq!(string(item, "condition"), "rise 10% within 1h");
+    assert_eq!(string(item, "kind"), "HIGH");
+    assert_eq!(
+        string(item, "threshold"),
+        "110",
+        "the low of 100, plus 10 %"
+    );
+    assert_eq!(string(item, "price"), "110.5");
+    assert_eq!(string(item, "label"), "AAPL up 10% in an hour");
+    assert_eq!(string(item, "fire"), "enter");
+    assert_eq!(string(item, "tick_time"), "2026-11-26T14:45:00.000Z");
+    assert_eq!(
+        string(item, "timestamp"),
+        "2026-11-26T14:45:00.000Z#aapl-rise"
+    );
+    assert!(notified(item));
+    assert_eq!(
+        message_attribute(&notifications[0], "rule_id").as_deref(),
+        Some("aapl-rise")
+    );
+    assert_eq!(
+        message_attribute(&notifications[0], "alert_id"),
+        Some(string(item, "alert_id"))
+    );
+    let alert = &bodies_of(&notifications)[0];
+    assert_eq!(alert["condition"], "rise 10% within 1h");
+    assert_eq!(alert["label"], "AAPL up 10% in an hour");
+    assert_eq!(alert["threshold"].as_f64(), Some(110.0));
+    assert!(
+        stack.notifications(0).await.is_empty(),
+        "nothing announced after batch 3"
+    );
+    assert!(stack.dead_letters(0).await.is_empty(), "nothing rejected");
+
+    // The window is in AAPL's state item: the rule re-armed, its hour holds the ticks of 8
+    // one-minute intervals (minutes 0, 5, 10, 15, 20, 25, 30 and 40), not the late tick's 3.
+    let state = stack.state_item("AAPL").await.expect("state stored");
+    assert_eq!(string(&state, "last_seen"), (T0_MS + 2_400_000).to_string());
+    let Some(AttributeValue::B(bytes)) = state.get("rules") else {
+        panic!("attribute rules is not binary: {state:?}");
+    };
+    let rules = decode_rule_states(bytes.as_ref()).expect("rule states");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0].rule.as_str(), "aapl-rise");
+    assert_eq!(rules[0].phase, Phase::Armed);
+    let window = rules[0].window.as_ref().expect("a window");
+    assert_eq!(window.intervals_with_ticks(), 8, "{window:?}");
+
+    // Each instance loaded the three rules at init.
+    for (name, function) in [("A", &a), ("B", &b)] {
+        let loaded: Vec<Value> = function
+            .lines()
+            .iter()
+            .filter(|line| line.contains("Rules loaded."))
+            .map(|line| serde_json::from_str(line).expect("JSON log line"))
+            .collect();
+        assert_eq!(loaded.len(), 1, "instance {name}: {loaded:?}");
+        assert_eq!(loaded[0]["rules"], 3, "instance {name}");
+    }
 }
