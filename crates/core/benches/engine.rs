@@ -1,5 +1,6 @@
 //! Engine throughput on one core: decoding, rule evaluation and the whole batch pipeline over the
-//! in-memory ports, with the two default rules and with 10,000 rules over 5,000 symbols (issue 11).
+//! in-memory ports, with the two default rules, with 10,000 rules over 5,000 symbols (issue 11),
+//! and with three window rules against one threshold rule (issue 12).
 //! Run with `cargo bench -p tickwatch-core --bench engine`; see BENCHMARKS.md.
 
 use std::collections::HashMap;
@@ -200,5 +201,102 @@ fn rules(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine, rules);
+/// Evaluates `ticks` as the pipeline does: in batches of `BATCH_TICKS`, each symbol's ticks of a
+/// batch through one cursor from its state, the state kept between batches. Returns the alerts.
+fn evaluate(book: &RuleBook, ticks: &[Tick]) -> u64 {
+    let mut states: HashMap<Symbol, (Arc<SymbolRules>, Option<SymbolState>)> = HashMap::new();
+    let mut by_symbol: HashMap<Symbol, Vec<usize>> = HashMap::new();
+    let mut alerts = 0u64;
+    for batch in ticks.chunks(BATCH_TICKS) {
+        by_symbol.values_mut().for_each(Vec::clear);
+        for (i, tick) in batch.iter().enumerate() {
+            by_symbol.entry(tick.symbol).or_default().push(i);
+        }
+        for (symbol, members) in &by_symbol {
+            if members.is_empty() {
+                continue;
+            }
+            let (rules, state) = states
+                .entry(*symbol)
+                .or_insert_with(|| (book.for_symbol(symbol), None));
+            let mut cursor = Cursor::new(rules, state.as_ref());
+            for &i in members {
+                alerts += cursor.step(&batch[i]).fired.len() as u64;
+            }
+            if let Some(next) = cursor.finish() {
+                *state = Some(next);
+            }
+        }
+    }
+    alerts
+}
+
+/// Issue 12's target: evaluating a tick against three window rules (a rise, a volume spike and a
+/// moving-average cross, every symbol) costs at most 1.5x a threshold rule. Ticks are decoded
+/// first: this is the rules' cost, then the whole pipeline's.
+fn windows(c: &mut Criterion) {
+    let lines = lines(SYMBOLS);
+    let ticks: Vec<Tick> = lines
+        .iter()
+        .map(|line| Tick::decode(line).expect("valid"))
+        .collect();
+    let rule = |json: &str| {
+        tickwatch_core::Rule::from_doc(
+            tickwatch_core::rules::RuleDoc::from_json(json).expect("valid JSON"),
+        )
+        .expect("valid rule")
+    };
+    let books = [
+        (
+            "threshold",
+            Arc::new(
+                RuleBook::new(vec![rule(
+                    r#"{"id":"high","symbols":"*","condition":"above 150"}"#,
+                )])
+                .expect("valid"),
+            ),
+        ),
+        (
+            "three_windows",
+            Arc::new(
+                RuleBook::new(vec![
+                    rule(r#"{"id":"rise-20","symbols":"*","condition":"rise 20% within 1h"}"#),
+                    rule(r#"{"id":"volume-3x","symbols":"*","condition":"volume 3x over 15m"}"#),
+                    rule(
+                        r#"{"id":"ma-1h","symbols":"*","condition":"crosses_ma 1h","fire":"every","cooldown_seconds":600}"#,
+                    ),
+                ])
+                .expect("valid"),
+            ),
+        ),
+    ];
+    for (name, book) in &books {
+        eprintln!(
+            "windows/{name}: {} ticks raise {} alerts",
+            ticks.len(),
+            evaluate(book, &ticks)
+        );
+    }
+    let mut group = c.benchmark_group("windows");
+    group.throughput(Throughput::Elements(TICKS as u64));
+    group.sample_size(20);
+    for (name, book) in &books {
+        group.bench_function(format!("evaluate_{name}"), |b| {
+            b.iter(|| black_box(evaluate(book, &ticks)))
+        });
+    }
+    for (name, book) in &books {
+        let config = PipelineConfig {
+            rules: book.clone(),
+            retry: RetryPolicy::no_retry(),
+            jitter_seed: 0,
+        };
+        group.bench_function(format!("pipeline_{name}"), |b| {
+            b.iter(|| black_box(run_pipeline(config.clone(), &lines)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine, rules, windows);
 criterion_main!(benches);

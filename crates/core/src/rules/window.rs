@@ -28,6 +28,9 @@ use crate::tick::{Tick, quote};
 /// Intervals in every window: the resolution of a window is 1/60 of it.
 pub const WINDOW_INTERVALS: usize = 60;
 
+// The window aggregates in four lanes.
+const _: () = assert!(WINDOW_INTERVALS.is_multiple_of(4));
+
 /// Shortest window, in minutes.
 pub const WINDOW_MINUTES_MIN: u32 = 1;
 
@@ -215,8 +218,8 @@ pub struct Signal {
     pub test: Test,
     /// `HIGH` for rises, volume spikes and upward crossings, `LOW` for falls and downward ones.
     pub kind: AlertKind,
-    /// The price the rule compared with (`low × (1 + X%)`, `high × (1 − X%)`, the moving
-    /// average), or K × the average volume.
+    /// When it holds: the price the rule compared with (`low × (1 + X%)`, `high × (1 − X%)`,
+    /// the moving average), or K × the average volume. Otherwise 0.
     pub threshold: f64,
 }
 
@@ -264,44 +267,35 @@ impl WindowCondition {
     pub fn observe(&self, series: &mut Series, tick: &Tick) -> Signal {
         let price = tick.price.get();
         series.feed(tick.at.epoch_ms(), price, tick.volume.get());
-        let clear = |kind, threshold| Signal {
-            test: Test::Clear,
-            kind,
-            threshold,
-        };
-        let holds = |yes: bool, kind, threshold| Signal {
+        // The threshold is worked out only for a tick that fires: most do not.
+        let holds = |yes: bool, kind, threshold: &dyn Fn() -> f64| Signal {
             test: if yes { Test::Holds } else { Test::Clear },
             kind,
-            threshold,
+            threshold: if yes { threshold() } else { 0.0 },
         };
         match *self {
             WindowCondition::Rise { percent, .. } => {
                 // The window's low includes this tick, so a tick that is the low never rises.
                 let low = series.extreme();
-                let threshold = low * (100.0 + percent) / 100.0;
                 let rose = price * 100.0 >= low * (100.0 + percent) * (1.0 - RATIO_TOLERANCE);
-                holds(rose, AlertKind::High, threshold)
+                holds(rose, AlertKind::High, &|| low * (100.0 + percent) / 100.0)
             }
             WindowCondition::Fall { percent, .. } => {
                 let high = series.extreme();
-                let threshold = high * (100.0 - percent) / 100.0;
                 let fell = price * 100.0 <= high * (100.0 - percent) * (1.0 + RATIO_TOLERANCE);
-                holds(fell, AlertKind::Low, threshold)
+                holds(fell, AlertKind::Low, &|| high * (100.0 - percent) / 100.0)
             }
             WindowCondition::Volume { factor, .. } => {
-                let Some((sum, count)) = series.earlier() else {
-                    // No earlier interval saw a tick: there is no average to compare with.
-                    return clear(AlertKind::High, 0.0);
-                };
+                // No earlier interval saw a tick: there is no average to compare with.
+                let (sum, count) = series.earlier().unwrap_or((0.0, 0));
                 let volume = series.current();
-                let threshold = factor * sum / count as f64;
-                let spike =
-                    volume > 0.0 && volume * count as f64 >= factor * sum * (1.0 - RATIO_TOLERANCE);
-                holds(spike, AlertKind::High, threshold)
+                let spike = count > 0
+                    && volume > 0.0
+                    && volume * count as f64 >= factor * sum * (1.0 - RATIO_TOLERANCE);
+                holds(spike, AlertKind::High, &|| factor * sum / count as f64)
             }
             WindowCondition::CrossesMa { direction, .. } => {
                 let (sum, count) = series.earlier().unwrap_or((0.0, 0));
-                let average = (sum + price) / (count + 1) as f64;
                 // Which side of the average the price is on: compare price × n with the sum of
                 // the n earlier closes (the price's own share of the average cancels out).
                 let gap = price * count as f64 - sum;
@@ -327,7 +321,9 @@ impl WindowCondition {
                     Direction::Down => side < 0,
                     Direction::Either => true,
                 };
-                holds(crossed && wanted, kind, average)
+                holds(crossed && wanted, kind, &|| {
+                    (sum + price) / (count + 1) as f64
+                })
             }
         }
     }
@@ -457,6 +453,10 @@ pub struct Series {
     slots: [f64; WINDOW_INTERVALS],
     /// `crosses_ma`: the side of the average the price was last on (-1, 1; 0 not yet known).
     side: i8,
+    /// Derived from `head`, never stored: its slot, and the first millisecond after its interval
+    /// (a tick before it falls into the head interval, the common case, with no division).
+    head_slot: usize,
+    head_end_ms: i64,
     /// Over the window's intervals before the head: the extreme (low, high), or the sum and the
     /// number of intervals with ticks (volume, close). Derived, never stored.
     earlier: Aggregate,
@@ -491,6 +491,8 @@ impl Series {
             head: None,
             slots: [f64::NAN; WINDOW_INTERVALS],
             side: 0,
+            head_slot: 0,
+            head_end_ms: i64::MIN,
             earlier: Aggregate {
                 value: 0.0,
                 count: 0,
@@ -513,25 +515,27 @@ impl Series {
         index.rem_euclid(WINDOW_INTERVALS as i64) as usize
     }
 
+    /// Makes interval `index` the head.
+    fn set_head(&mut self, index: i64) {
+        self.head = Some(index);
+        self.head_slot = Series::slot(index);
+        self.head_end_ms = index.saturating_add(1).saturating_mul(self.interval_ms);
+    }
+
     /// Adds a tick at `at_ms` (not older than the newest fed).
     fn feed(&mut self, at_ms: i64, price: f64, volume: f64) {
-        let index = at_ms.div_euclid(self.interval_ms);
-        match self.head {
-            Some(head) if index <= head => {}
-            Some(head) => {
+        if at_ms >= self.head_end_ms {
+            let index = at_ms.div_euclid(self.interval_ms);
+            if let Some(head) = self.head {
                 let gap = (index - head).min(WINDOW_INTERVALS as i64);
                 for step in 1..=gap {
                     self.slots[Series::slot(index - gap + step)] = f64::NAN;
                 }
-                self.head = Some(index);
-                self.aggregate();
             }
-            None => {
-                self.head = Some(index);
-                self.aggregate();
-            }
+            self.set_head(index);
+            self.aggregate();
         }
-        let slot = &mut self.slots[Series::slot(index)];
+        let slot = &mut self.slots[self.head_slot];
         *slot = match (self.stat, slot.is_nan()) {
             (Stat::Low, true) | (Stat::High, true) | (Stat::Close, _) => price,
             (Stat::Low, false) => slot.min(price),
@@ -541,41 +545,68 @@ impl Series {
         };
     }
 
-    /// Recomputes the aggregate of the intervals before the head.
+    /// Recomputes the aggregate of the intervals before the head: a pure function of the slots
+    /// (so a window read back from a store aggregates exactly as the one that was written), in
+    /// four independent lanes so that the 60 additions or comparisons do not wait on each other.
     fn aggregate(&mut self) {
-        let head = self.head.map_or(0, Series::slot);
-        let earlier = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|&(i, v)| i != head && !v.is_nan())
-            .map(|(_, v)| *v);
+        // The head's own value is left out (`NaN` counts as no value).
+        let head = std::mem::replace(&mut self.slots[self.head_slot], f64::NAN);
+        let chunks = self.slots.chunks_exact(4);
         self.earlier = match self.stat {
-            Stat::Low => Aggregate {
-                value: earlier.fold(f64::INFINITY, f64::min),
-                count: 0,
-            },
-            Stat::High => Aggregate {
-                value: earlier.fold(f64::NEG_INFINITY, f64::max),
-                count: 0,
-            },
-            Stat::Volume | Stat::Close => earlier.fold(
+            Stat::Low | Stat::High => {
+                // `f64::min`/`max` ignore a `NaN` operand.
+                let pick = if self.stat == Stat::Low {
+                    f64::min
+                } else {
+                    f64::max
+                };
+                let start = if self.stat == Stat::Low {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                };
+                let lanes = chunks.fold([start; 4], |lanes, c| {
+                    [
+                        pick(lanes[0], c[0]),
+                        pick(lanes[1], c[1]),
+                        pick(lanes[2], c[2]),
+                        pick(lanes[3], c[3]),
+                    ]
+                });
                 Aggregate {
-                    value: 0.0,
+                    value: pick(pick(lanes[0], lanes[1]), pick(lanes[2], lanes[3])),
                     count: 0,
-                },
-                |a, v| Aggregate {
-                    value: a.value + v,
-                    count: a.count + 1,
-                },
-            ),
+                }
+            }
+            Stat::Volume | Stat::Close => {
+                let value = |v: f64| if v.is_nan() { 0.0 } else { v };
+                let (sums, count) = chunks.fold(([0.0f64; 4], 0u32), |(s, n), c| {
+                    (
+                        [
+                            s[0] + value(c[0]),
+                            s[1] + value(c[1]),
+                            s[2] + value(c[2]),
+                            s[3] + value(c[3]),
+                        ],
+                        n + c.iter().filter(|v| !v.is_nan()).count() as u32,
+                    )
+                });
+                Aggregate {
+                    value: (sums[0] + sums[1]) + (sums[2] + sums[3]),
+                    count,
+                }
+            }
         };
+        self.slots[self.head_slot] = head;
     }
 
     /// The statistic of the head interval.
     fn current(&self) -> f64 {
-        self.head
-            .map_or(f64::NAN, |head| self.slots[Series::slot(head)])
+        if self.head.is_some() {
+            self.slots[self.head_slot]
+        } else {
+            f64::NAN
+        }
     }
 
     /// `rise`/`fall`: the lowest (highest) price of the whole window, the head interval included.
@@ -645,7 +676,9 @@ impl Series {
                 *slot = value;
             }
         }
-        series.head = (head >= 0).then_some(head);
+        if head >= 0 {
+            series.set_head(head);
+        }
         series.aggregate();
         Ok(series)
     }
