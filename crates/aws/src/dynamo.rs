@@ -29,9 +29,15 @@
 //!
 //! Alert inserts are conditional puts (`attribute_not_exists`), so a redelivered tick can never
 //! store a second item; the condition failure returns the old item, which says whether it was
-//! already announced. A state change is a put conditional on `last_seen` (or on no state at all);
-//! with alerts, one `TransactWriteItems` per symbol writes the state and its alerts atomically.
-//! Items and symbols go out concurrently, at most [`CALLS_IN_FLIGHT_MAX`] calls at a time.
+//! already announced. A state change is a put conditional on `last_seen` (or on no state at all).
+//! State changes with alerts share transactions: one `TransactWriteItems` of up to
+//! [`TRANSACT_ITEMS_MAX`] items writes several symbols' states and alerts, each symbol atomically
+//! with its alerts; a cancelled transaction's reasons, item by item, give each symbol its own
+//! answer and the symbols merely caught in the cancellation go again without the others (see
+//! `DynamoStore::advance_together`). A state change alone stays a plain conditional put (a
+//! transactional write costs twice the write units). Marking alerts notified is one transaction
+//! of conditional updates per 100 alerts. Calls go out concurrently, at most
+//! [`CALLS_IN_FLIGHT_MAX`] at a time.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -41,7 +47,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, CancellationReason, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use futures_util::stream::{self, StreamExt};
 use tickwatch_core::ports::{Advance, Advanced, AlertStore, Inserted, StateStore, StoredAlert};
@@ -250,6 +257,117 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Marks `keys` (at most [`TRANSACT_ITEMS_MAX`], distinct or not) notified in one
+    /// `TransactWriteItems` of conditional updates: one call for a batch's marks instead of one
+    /// per alert. An alert the transaction does not find under its key (stored by tickwatch 0.1,
+    /// or not at all) is marked on its own by [`DynamoStore::mark_one`]; an update refused for a
+    /// reason of its own fails only its key; the rest go again. Answers in the order of `keys`.
+    async fn mark_together(&self, keys: &[AlertKey]) -> Vec<Result<(), AwsError>> {
+        let mut answers: Vec<Option<Result<(), AwsError>>> = vec![None; keys.len()];
+        // A transaction may not touch an item twice: repeated keys share the first one's answer.
+        let mut first: HashMap<AlertKey, usize> = HashMap::new();
+        let mut pending: Vec<usize> = (0..keys.len())
+            .filter(|&i| *first.entry(keys[i]).or_insert(i) == i)
+            .collect();
+        let mut alone: Vec<usize> = Vec::new();
+        for _ in 0..TRANSACT_ROUNDS_MAX {
+            if pending.is_empty() {
+                break;
+            }
+            let items = pending
+                .iter()
+                .map(|&i| {
+                    let update = Update::builder()
+                        .table_name(&self.alerts_table)
+                        .set_key(Some(key_item(&alert_key(&keys[i]))))
+                        .update_expression("SET #n = :true")
+                        .condition_expression("attribute_exists(#s)")
+                        .expression_attribute_names("#n", attr::NOTIFIED)
+                        .expression_attribute_names("#s", attr::SYMBOL)
+                        .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .build()
+                        .map_err(|e| AwsError::build("TransactWriteItems", e))?;
+                    Ok(TransactWriteItem::builder().update(update).build())
+                })
+                .collect::<Result<Vec<_>, AwsError>>();
+            let items = match items {
+                Ok(items) => items,
+                Err(error) => {
+                    for i in pending.drain(..) {
+                        answers[i] = Some(Err(error.clone()));
+                    }
+                    break;
+                }
+            };
+            let error = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    for i in pending.drain(..) {
+                        answers[i] = Some(Ok(()));
+                    }
+                    break;
+                }
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                error.as_service_error()
+            else {
+                let error = AwsError::from_sdk("TransactWriteItems", &error);
+                for i in pending.drain(..) {
+                    answers[i] = Some(Err(error.clone()));
+                }
+                break;
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let mut explained = false;
+            for (n, &i) in pending.iter().enumerate() {
+                match reasons.get(n).and_then(|r| r.code()).unwrap_or("None") {
+                    "None" => {}
+                    CONDITION_FAILED => {
+                        explained = true;
+                        alone.push(i);
+                    }
+                    other => {
+                        explained = true;
+                        answers[i] = Some(Err(refused(&reasons[n], other)));
+                    }
+                }
+            }
+            if !explained {
+                let error = AwsError::from_sdk("TransactWriteItems", &error);
+                for i in pending.drain(..) {
+                    answers[i] = Some(Err(error.clone()));
+                }
+                break;
+            }
+            pending.retain(|i| answers[*i].is_none() && !alone.contains(i));
+        }
+        for i in pending {
+            answers[i] = Some(Err(AwsError::NoAnswer {
+                operation: "TransactWriteItems",
+                reason: format!(
+                    "marking alerts notified still cancelled after {TRANSACT_ROUNDS_MAX} rounds"
+                ),
+            }));
+        }
+        let singles = bounded(alone.iter().map(|&i| self.mark_one(&keys[i])).collect()).await;
+        for (&i, answer) in alone.iter().zip(singles) {
+            answers[i] = Some(answer);
+        }
+        (0..keys.len())
+            .map(|i| {
+                answers[first[&keys[i]]]
+                    .clone()
+                    .expect("every key is answered")
+            })
+            .collect()
+    }
+
     /// Marks the item under `key` notified if it exists (and, with `kind`, is of that kind);
     /// returns whether it did.
     async fn mark_item(&self, key: &Key, kind: Option<&str>) -> Result<bool, AwsError> {
@@ -284,51 +402,6 @@ impl DynamoStore {
         }
     }
 
-    async fn advance_one(&self, change: &Advance) -> Result<Advanced, AwsError> {
-        if change.alerts.is_empty() {
-            return self.put_state(change).await;
-        }
-        // One item per key: a transaction may not touch an item twice.
-        let mut seen = HashSet::new();
-        let mut alerts: Vec<&Alert> = change
-            .alerts
-            .iter()
-            .filter(|a| seen.insert(a.key()))
-            .collect();
-        if alerts.len() + 1 > TRANSACT_ITEMS_MAX {
-            return Err(AwsError::Limit {
-                operation: "TransactWriteItems",
-                reason: format!(
-                    "{} alerts for {} in one batch; at most {} fit in one transaction with the state (lower the batch size)",
-                    alerts.len(),
-                    change.symbol,
-                    TRANSACT_ITEMS_MAX - 1
-                ),
-            });
-        }
-        for _ in 0..TRANSACT_ROUNDS_MAX {
-            match self.transact(change, &alerts).await? {
-                Transacted::Done(advanced) => return Ok(advanced),
-                Transacted::AlertsExist(existing) => {
-                    // Those alerts are stored already: storing them is done, idempotently.
-                    alerts = alerts
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(i, _)| !existing.contains(i))
-                        .map(|(_, alert)| alert)
-                        .collect();
-                }
-            }
-        }
-        Err(AwsError::NoAnswer {
-            operation: "TransactWriteItems",
-            reason: format!(
-                "state change of {} still cancelled after {TRANSACT_ROUNDS_MAX} rounds",
-                change.symbol
-            ),
-        })
-    }
-
     /// A state change without alerts: one conditional put.
     async fn put_state(&self, change: &Advance) -> Result<Advanced, AwsError> {
         let (condition, names, values) = state_condition(change.expected_last_seen);
@@ -355,10 +428,10 @@ impl DynamoStore {
         }
     }
 
-    /// One transaction: the state change plus `alerts`.
-    async fn transact(&self, change: &Advance, alerts: &[&Alert]) -> Result<Transacted, AwsError> {
+    /// The conditional put of a symbol's state, as a transaction item.
+    fn state_put(&self, change: &Advance) -> Result<TransactWriteItem, AwsError> {
         let (condition, names, values) = state_condition(change.expected_last_seen);
-        let state_put = Put::builder()
+        let put = Put::builder()
             .table_name(&self.state_table)
             .set_item(Some(state_item(&change.symbol, &change.next)))
             .condition_expression(condition)
@@ -367,86 +440,184 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| AwsError::build("TransactWriteItems", e))?;
-        let mut items = vec![TransactWriteItem::builder().put(state_put).build()];
-        for alert in alerts {
-            let put = Put::builder()
-                .table_name(&self.alerts_table)
-                .set_item(Some(alert_item(alert)))
-                .condition_expression("attribute_not_exists(#s)")
-                .expression_attribute_names("#s", attr::SYMBOL)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(|e| AwsError::build("TransactWriteItems", e))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The insert of an alert that must not exist, as a transaction item.
+    fn alert_put(&self, alert: &Alert) -> Result<TransactWriteItem, AwsError> {
+        let put = Put::builder()
+            .table_name(&self.alerts_table)
+            .set_item(Some(alert_item(alert)))
+            .condition_expression("attribute_not_exists(#s)")
+            .expression_attribute_names("#s", attr::SYMBOL)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| AwsError::build("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// State changes with alerts, several symbols to a transaction: one `TransactWriteItems` of
+    /// every symbol's state put and alert inserts, so a batch's writes are one call, not one per
+    /// symbol. A cancelled transaction says, item by item, why: a symbol whose state changed
+    /// under it gets its conflict, alerts that exist already are done, a symbol whose item was
+    /// throttled or otherwise refused gets that error; the other symbols were only caught in the
+    /// cancellation and go again, in a transaction without them. So one symbol's failure fails
+    /// only that symbol. Answers in the order of `changes`.
+    async fn advance_together(&self, changes: &[&Advance]) -> Vec<Result<Advanced, AwsError>> {
+        let mut answers: Vec<Option<Result<Advanced, AwsError>>> = vec![None; changes.len()];
+        // The alerts still to insert per pending change; one item per key (a transaction may not
+        // touch an item twice).
+        let mut pending: Vec<(usize, Vec<&Alert>)> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, change)| {
+                let mut seen = HashSet::new();
+                let alerts = change
+                    .alerts
+                    .iter()
+                    .filter(|a| seen.insert(a.key()))
+                    .collect();
+                (i, alerts)
+            })
+            .collect();
+        for _ in 0..TRANSACT_ROUNDS_MAX {
+            if pending.is_empty() {
+                break;
+            }
+            let mut items = Vec::new();
+            for (i, alerts) in &pending {
+                let built = std::iter::once(self.state_put(changes[*i]))
+                    .chain(alerts.iter().map(|alert| self.alert_put(alert)))
+                    .collect::<Result<Vec<_>, _>>();
+                match built {
+                    Ok(built) => items.extend(built),
+                    Err(error) => answers[*i] = Some(Err(error)),
+                }
+            }
+            pending.retain(|(i, _)| answers[*i].is_none());
+            if pending.is_empty() {
+                break;
+            }
+            let error = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    for (i, _) in pending.drain(..) {
+                        answers[i] = Some(Ok(Advanced::Applied));
+                    }
+                    break;
+                }
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                error.as_service_error()
+            else {
+                // The call failed as a whole: every symbol in it failed alike.
+                let error = AwsError::from_sdk("TransactWriteItems", &error);
+                for (i, _) in pending.drain(..) {
+                    answers[i] = Some(Err(error.clone()));
+                }
+                break;
+            };
+            // Reasons come in item order: each symbol's state, then its alerts.
+            let reasons = cancelled.cancellation_reasons();
+            let mut explained = false;
+            let mut at = 0;
+            for (i, alerts) in &mut pending {
+                let (state, rest) = (at, at + 1);
+                at = rest + alerts.len();
+                match self
+                    .settle(&reasons[state.min(reasons.len())..], alerts)
+                    .await
+                {
+                    Settled::Again => {}
+                    Settled::AlertsExist(existing) => {
+                        explained = true;
+                        let mut index = 0;
+                        alerts.retain(|_| {
+                            index += 1;
+                            !existing.contains(&(index - 1))
+                        });
+                    }
+                    Settled::Done(answer) => {
+                        explained = true;
+                        answers[*i] = Some(answer);
+                    }
+                }
+            }
+            if !explained {
+                // Cancelled, but no item says why: let the class of the error decide.
+                let error = AwsError::from_sdk("TransactWriteItems", &error);
+                for (i, _) in pending.drain(..) {
+                    answers[i] = Some(Err(error.clone()));
+                }
+                break;
+            }
+            pending.retain(|(i, _)| answers[*i].is_none());
         }
-        let error = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Transacted::Done(Advanced::Applied)),
-            Err(error) => error,
-        };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            error.as_service_error()
-        else {
-            return Err(AwsError::from_sdk("TransactWriteItems", &error));
-        };
-        // Reasons come in item order: the state first, then the alerts.
-        let reasons = cancelled.cancellation_reasons();
+        for (i, _) in pending {
+            answers[i] = Some(Err(AwsError::NoAnswer {
+                operation: "TransactWriteItems",
+                reason: format!(
+                    "state change of {} still cancelled after {TRANSACT_ROUNDS_MAX} rounds",
+                    changes[i].symbol
+                ),
+            }));
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.expect("every change is answered"))
+            .collect()
+    }
+
+    /// What the cancellation `reasons` of one symbol's items (its state, then `alerts`, in
+    /// order) say about it.
+    async fn settle(&self, reasons: &[CancellationReason], alerts: &[&Alert]) -> Settled {
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
         if code(0) == CONDITION_FAILED {
-            let current = self.stored_state(reasons[0].item())?;
-            return Ok(Transacted::Done(Advanced::Conflict(current)));
+            return Settled::Done(self.stored_state(reasons[0].item()).map(Advanced::Conflict));
+        }
+        if code(0) != "None" {
+            return Settled::Done(Err(refused(&reasons[0], code(0))));
         }
         let mut existing = Vec::new();
-        for i in 0..=alerts.len() {
-            match code(i) {
+        for (n, alert) in alerts.iter().enumerate() {
+            match code(n + 1) {
                 "None" => {}
                 CONDITION_FAILED => {
-                    let alert = alerts[i - 1];
-                    match reasons[i].item() {
-                        Some(item) => {
-                            self.already_there(item)?;
-                        }
+                    let item = match reasons[n + 1].item() {
+                        Some(item) => Ok(Some(item.clone())),
                         // No old item returned: check it ourselves.
-                        None => match self.get_alert_item(&alert.key()).await? {
-                            Some(item) => {
-                                self.already_there(&item)?;
-                            }
-                            None => {
-                                return Err(AwsError::NoAnswer {
-                                    operation: "TransactWriteItems",
-                                    reason: format!(
-                                        "alert {} existed and then vanished; try again",
-                                        alert.alert_id
-                                    ),
-                                });
-                            }
-                        },
+                        None => self.get_alert_item(&alert.key()).await,
+                    };
+                    let checked = match item {
+                        Ok(Some(item)) => self.already_there(&item).map(|_| ()),
+                        Ok(None) => Err(AwsError::NoAnswer {
+                            operation: "TransactWriteItems",
+                            reason: format!(
+                                "alert {} existed and then vanished; try again",
+                                alert.alert_id
+                            ),
+                        }),
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = checked {
+                        return Settled::Done(Err(error));
                     }
-                    existing.push(i - 1);
+                    existing.push(n);
                 }
-                other => {
-                    let message = reasons[i].message();
-                    return Err(AwsError::entry(
-                        "TransactWriteItems",
-                        other,
-                        message,
-                        !crate::error::is_transient_code(other),
-                    ));
-                }
+                other => return Settled::Done(Err(refused(&reasons[n + 1], other))),
             }
         }
         if existing.is_empty() {
-            // Cancelled, but no item says why: let the class of the error decide.
-            return Err(AwsError::from_sdk("TransactWriteItems", &error));
+            Settled::Again
+        } else {
+            Settled::AlertsExist(existing)
         }
-        Ok(Transacted::AlertsExist(existing))
     }
 
     /// Reads items by key, consistently, in chunks of [`BATCH_GET_KEYS_MAX`], re-requesting
@@ -549,11 +720,52 @@ impl DynamoStore {
     }
 }
 
-/// The answer to one transaction round.
-enum Transacted {
-    Done(Advanced),
-    /// These alerts (indices into the round's alerts) exist already.
+/// What a cancelled transaction says about one symbol's items.
+enum Settled {
+    /// Its answer: applied, a conflict or an error of its own.
+    Done(Result<Advanced, AwsError>),
+    /// These of its alerts (indices into its alerts) exist already: storing them is done,
+    /// idempotently; the rest go again.
     AlertsExist(Vec<usize>),
+    /// Nothing of its own: it was caught in another symbol's cancellation and goes again.
+    Again,
+}
+
+/// An item refused for a reason of its own (`ThrottlingError`, `ValidationError`, ...).
+fn refused(reason: &CancellationReason, code: &str) -> AwsError {
+    AwsError::entry(
+        "TransactWriteItems",
+        code,
+        reason.message(),
+        !crate::error::is_transient_code(code),
+    )
+}
+
+/// Packs changes into transactions of at most [`TRANSACT_ITEMS_MAX`] items (each change's state
+/// and its alerts stay together) that touch no item twice (two changes of one symbol, or one
+/// alert in two changes, go to different transactions); returns the indices of each
+/// transaction's changes.
+fn pack(changes: &[&Advance]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut room = 0;
+    let mut symbols: HashSet<Symbol> = HashSet::new();
+    let mut alerts: HashSet<AlertKey> = HashSet::new();
+    for (i, change) in changes.iter().enumerate() {
+        let keys: HashSet<AlertKey> = change.alerts.iter().map(Alert::key).collect();
+        let items = 1 + keys.len();
+        let clash = symbols.contains(&change.symbol) || keys.iter().any(|key| alerts.contains(key));
+        if groups.is_empty() || items > room || clash {
+            groups.push(Vec::new());
+            room = TRANSACT_ITEMS_MAX;
+            symbols.clear();
+            alerts.clear();
+        }
+        groups.last_mut().expect("a group").push(i);
+        room = room.saturating_sub(items);
+        symbols.insert(change.symbol);
+        alerts.extend(keys);
+    }
+    groups
 }
 
 /// Awaits `calls`, at most [`CALLS_IN_FLIGHT_MAX`] at a time; answers in input order.
@@ -616,26 +828,75 @@ impl AlertStore for DynamoStore {
         }
     }
 
-    fn mark_notified(
-        &self,
-        keys: &[AlertKey],
-    ) -> impl Future<Output = Vec<Result<(), AwsError>>> + Send {
-        bounded(keys.iter().map(|key| self.mark_one(key)).collect())
+    async fn mark_notified(&self, keys: &[AlertKey]) -> Vec<Result<(), AwsError>> {
+        // One transaction of updates per 100 keys; chunks go out concurrently.
+        let chunks: Vec<&[AlertKey]> = keys.chunks(TRANSACT_ITEMS_MAX).collect();
+        bounded(
+            chunks
+                .into_iter()
+                .map(|chunk| self.mark_together(chunk))
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
 impl StateStore for DynamoStore {
     type Error = AwsError;
 
-    fn advance(
-        &self,
-        changes: &[Advance],
-    ) -> impl Future<Output = Vec<Result<Advanced, AwsError>>> + Send {
-        bounded(
-            changes
-                .iter()
-                .map(|change| self.advance_one(change))
-                .collect(),
-        )
+    async fn advance(&self, changes: &[Advance]) -> Vec<Result<Advanced, AwsError>> {
+        let mut answers: Vec<Option<Result<Advanced, AwsError>>> = vec![None; changes.len()];
+        // A change with alerts goes into a shared transaction, unless it is too big for one.
+        let mut together: Vec<usize> = Vec::new();
+        let mut alone: Vec<usize> = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let alerts: HashSet<AlertKey> = change.alerts.iter().map(Alert::key).collect();
+            if alerts.len() + 1 > TRANSACT_ITEMS_MAX {
+                answers[i] = Some(Err(AwsError::Limit {
+                    operation: "TransactWriteItems",
+                    reason: format!(
+                        "{} alerts for {} in one batch; at most {} fit in one transaction with the state (lower the batch size)",
+                        alerts.len(),
+                        change.symbol,
+                        TRANSACT_ITEMS_MAX - 1
+                    ),
+                }));
+            } else if alerts.is_empty() {
+                // A state change alone is a plain conditional put: half the write units of a
+                // transactional one.
+                alone.push(i);
+            } else {
+                together.push(i);
+            }
+        }
+        let shared: Vec<&Advance> = together.iter().map(|&i| &changes[i]).collect();
+        let groups = pack(&shared);
+        let (puts, transactions) = futures_util::join!(
+            bounded(alone.iter().map(|&i| self.put_state(&changes[i])).collect()),
+            bounded(
+                groups
+                    .iter()
+                    .map(|group| {
+                        let members: Vec<&Advance> = group.iter().map(|&g| shared[g]).collect();
+                        async move { self.advance_together(&members).await }
+                    })
+                    .collect()
+            ),
+        );
+        for (&i, answer) in alone.iter().zip(puts) {
+            answers[i] = Some(answer);
+        }
+        for (group, group_answers) in groups.iter().zip(transactions) {
+            for (&g, answer) in group.iter().zip(group_answers) {
+                answers[together[g]] = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.expect("every change is answered"))
+            .collect()
     }
 }

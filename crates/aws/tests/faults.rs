@@ -32,11 +32,13 @@ use tickwatch_aws::{
     WorkerOptions, WorkerReport, run_batch,
 };
 use tickwatch_clock::SystemClock;
-use tickwatch_core::ports::{AlertStore, Classify, ErrorClass, Notifier};
+use tickwatch_core::ports::{AlertStore, Classify, ErrorClass, Notifier, StateStore};
 use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::rules::{RuleId, SymbolState};
 use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, spec_config, spec_rules};
-use tickwatch_core::{AlertKey, AlertKind, Mode, Pipeline, PipelineConfig, Symbol, Timestamp};
+use tickwatch_core::{
+    AlertKey, AlertKind, Mode, Outcome, Pipeline, PipelineConfig, Symbol, Timestamp,
+};
 
 const T0_MS: i64 = 1_795_703_400_000; // 2026-11-26T14:30:00Z
 
@@ -538,7 +540,8 @@ fn check_copies(what: &str, of: &str, copies: &HashMap<String, usize>, expected:
 struct Case {
     name: &'static str,
     mode: Mode,
-    /// (service, operation or any, fault, how many requests).
+    /// (service, operation or any, fault, how many requests). An operation `OP with TEXT` is
+    /// OP's requests whose body contains TEXT only.
     faults: &'static [(Service, Option<&'static str>, Fault, u32)],
     /// Heal the proxy after the first worker run (an outage that ends), instead of requiring
     /// every injected fault to have been used.
@@ -595,7 +598,7 @@ const CASES: &[Case] = &[
         mode: Mode::Cross,
         faults: &[(
             Service::DynamoDb,
-            Some("TransactWriteItems"),
+            Some(r#"TransactWriteItems with "Put""#),
             Fault::DYNAMODB_INTERNAL,
             OUTAGE,
         )],
@@ -618,7 +621,7 @@ const CASES: &[Case] = &[
         mode: Mode::Cross,
         faults: &[(
             Service::DynamoDb,
-            Some("TransactWriteItems"),
+            Some(r#"TransactWriteItems with "Put""#),
             Fault::DropAnswer,
             2,
         )],
@@ -632,7 +635,7 @@ const CASES: &[Case] = &[
         mode: Mode::Cross,
         faults: &[(
             Service::DynamoDb,
-            Some("TransactWriteItems"),
+            Some(r#"TransactWriteItems with "Put""#),
             Fault::SlowAnswer { delay_ms: 4_000 },
             1,
         )],
@@ -688,11 +691,11 @@ const CASES: &[Case] = &[
         letters: Copies::Once,
     },
     Case {
-        name: "DynamoDB 500 on marking announced (UpdateItem) for the first pass",
+        name: "DynamoDB 500 on marking announced (the TransactWriteItems of updates) for the first pass",
         mode: Mode::Cross,
         faults: &[(
             Service::DynamoDb,
-            Some("UpdateItem"),
+            Some("TransactWriteItems with UpdateExpression"),
             Fault::DYNAMODB_INTERNAL,
             OUTAGE,
         )],
@@ -755,7 +758,12 @@ async fn run_case(case: &Case) -> String {
     let (ticks, bodies) = fixed_ticks();
     rig.send(&bodies).await;
     for (service, operation, fault, times) in case.faults {
-        rig.proxy.inject(*service, *operation, *fault, *times);
+        match operation.and_then(|o| o.split_once(" with ")) {
+            Some((operation, needle)) => rig
+                .proxy
+                .inject_where(*service, operation, needle, *fault, *times),
+            None => rig.proxy.inject(*service, *operation, *fault, *times),
+        }
     }
     let pipeline = rig.pipeline(case.mode, 17);
     let options = match case.redelivers {
@@ -1398,4 +1406,159 @@ impl<C: tickwatch_core::ports::Clock> NowPlus for C {
         self.now()
             .saturating_add_ms(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A batch's state changes share one transaction; one symbol's failure fails only that symbol
+
+/// Four symbols whose ticks each raise an alert (cross mode: ISO-A, ISO-B and ISO-D above 150,
+/// ISO-C below 50), in one batch through a pipeline over the proxied DynamoDB, without retries.
+async fn isolation_batch(rig: &Rig) -> (Vec<(usize, Outcome)>, DynamoStore) {
+    let store = DynamoStore::new(
+        rig.proxied.dynamodb.clone(),
+        &rig.alerts_table,
+        &rig.state_table,
+    );
+    let pipeline = Pipeline::new(
+        spec_config(Mode::Cross, RetryPolicy::no_retry(), 1),
+        store.clone(),
+        MemoryNotifier::new(),
+        ManualClock::at(Timestamp::from_epoch_ms(T0_MS).expect("valid")),
+    );
+    let bodies: Vec<String> = [
+        ("ISO-A", 160.0),
+        ("ISO-B", 161.0),
+        ("ISO-C", 40.0),
+        ("ISO-D", 162.0),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (symbol, price))| {
+        format!(
+            r#"{{"symbol":"{symbol}","price":{price},"timestamp":{}}}"#,
+            T0_MS + 1_000 * i as i64
+        )
+    })
+    .collect();
+    let batch: Vec<(usize, &str)> = bodies.iter().map(String::as_str).enumerate().collect();
+    let report = pipeline.process(batch, None).await;
+    (report.outcomes, store)
+}
+
+fn new_alert(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Accepted(tickwatch_core::Accepted::Alerts(alerts))
+        if alerts.iter().all(|a| matches!(a, tickwatch_core::AlertOutcome::New(_))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_symbol_in_the_shared_transaction_fails_alone() {
+    let rig = Rig::create().await;
+    // DynamoDB cancels the whole transaction and names ISO-B's state as throttled.
+    rig.proxy.inject_where(
+        Service::DynamoDb,
+        "TransactWriteItems",
+        r#""Put""#,
+        Fault::CancelItem {
+            symbol: "ISO-B",
+            code: "ThrottlingError",
+        },
+        1,
+    );
+    let (outcomes, store) = isolation_batch(&rig).await;
+    let verdicts: Vec<&str> = outcomes
+        .iter()
+        .map(|(_, o)| match o {
+            o if new_alert(o) => "alert",
+            Outcome::Failed(f) if f.class == ErrorClass::Transient => "failed (transient)",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["alert", "failed (transient)", "alert", "alert"],
+        "{outcomes:?}"
+    );
+    // One cancelled transaction of all four, then one of the three others; ISO-B's alert and
+    // state are not written.
+    assert_eq!(
+        rig.proxy
+            .requests(Service::DynamoDb, Some("TransactWriteItems")),
+        3,
+        "two store transactions (the second without ISO-B) and one of marks"
+    );
+    let keys: Vec<AlertKey> = outcomes
+        .iter()
+        .map(|(i, _)| AlertKey {
+            symbol: Symbol::parse(["ISO-A", "ISO-B", "ISO-C", "ISO-D"][*i]).expect("valid"),
+            at: Timestamp::from_epoch_ms(T0_MS + 1_000 * *i as i64).expect("valid"),
+            rule: RuleId::parse(if *i == 2 { "low" } else { "high" }).expect("valid"),
+        })
+        .collect();
+    let stored: Vec<bool> = store
+        .fetch(&keys)
+        .await
+        .into_iter()
+        .map(|r| r.expect("reads").is_some_and(|s| s.notified))
+        .collect();
+    assert_eq!(stored, [true, false, true, true]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_symbol_in_the_shared_transaction_costs_only_itself_a_round() {
+    let rig = Rig::create().await;
+    // Another writer already saw ISO-D above 150, a second earlier: its `high` rule has fired.
+    let direct = DynamoStore::new(
+        rig.direct.dynamodb.clone(),
+        &rig.alerts_table,
+        &rig.state_table,
+    );
+    let rules = spec_rules(Mode::Cross);
+    let iso_d = Symbol::parse("ISO-D").expect("valid");
+    let iso_d_rules = rules.for_symbol(&iso_d);
+    let mut cursor = tickwatch_core::rules::Cursor::new(&iso_d_rules, None);
+    cursor.step(
+        &tickwatch_core::Tick::decode(
+            format!(r#"{{"symbol":"ISO-D","price":170,"timestamp":{}}}"#, T0_MS).as_bytes(),
+        )
+        .expect("valid"),
+    );
+    let seen = cursor.finish().expect("a state");
+    let advanced = direct
+        .advance(&[tickwatch_core::ports::Advance {
+            symbol: iso_d,
+            expected_last_seen: None,
+            next: seen,
+            alerts: Vec::new(),
+        }])
+        .await;
+    assert!(matches!(advanced[..], [Ok(_)]));
+
+    let (outcomes, _) = isolation_batch(&rig).await;
+    // The pipeline guessed ISO-D had no state: the shared transaction is cancelled for it alone.
+    // The others are written by a second transaction in the same call; ISO-D is judged again
+    // from the state the conflict returned: already above 150, so no second alert.
+    let verdicts: Vec<&str> = outcomes
+        .iter()
+        .map(|(_, o)| match o {
+            o if new_alert(o) => "alert",
+            Outcome::Accepted(tickwatch_core::Accepted::Quiet) => "quiet",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["alert", "alert", "alert", "quiet"],
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        rig.proxy
+            .requests(Service::DynamoDb, Some("TransactWriteItems")),
+        3,
+        "two store transactions (the second without ISO-D) and one of marks"
+    );
+    assert_eq!(
+        rig.proxy.requests(Service::DynamoDb, Some("PutItem")),
+        1,
+        "ISO-D's state, judged again, alone"
+    );
 }

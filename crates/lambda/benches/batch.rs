@@ -53,6 +53,8 @@ struct Settings {
     cold_starts: usize,
     /// Batches in the memory run.
     memory_batches: usize,
+    /// Batches whose CPU time is measured (at N = 0).
+    cpu_batches: usize,
 }
 
 const FULL: Settings = Settings {
@@ -61,6 +63,7 @@ const FULL: Settings = Settings {
     latencies_ms: &[0, 20, 50],
     cold_starts: 10,
     memory_batches: 1_000,
+    cpu_batches: 500,
 };
 
 const SMOKE: Settings = Settings {
@@ -69,6 +72,7 @@ const SMOKE: Settings = Settings {
     latencies_ms: &[0, 5],
     cold_starts: 1,
     memory_batches: 10,
+    cpu_batches: 2,
 };
 /// Longest wait for any one answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
@@ -77,6 +81,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(60);
 struct StubAws {
     endpoint: String,
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Requests by API operation (`TransactWriteItems`, `PublishBatch`, ...).
+    by_operation: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
 }
 
 impl StubAws {
@@ -86,15 +92,33 @@ impl StubAws {
             .expect("bind stub");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let by_operation: std::sync::Arc<
+            std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+        > = std::sync::Arc::default();
         let counter = requests.clone();
+        let operations = std::sync::Arc::clone(&by_operation);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let counter = counter.clone();
+                let operations = std::sync::Arc::clone(&operations);
                 tokio::spawn(async move {
                     let (reader, mut writer) = stream.into_split();
                     let mut reader = BufReader::new(reader);
                     while let Some((target, body)) = stub_request(&mut reader).await {
                         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let operation = match target.rsplit('.').next() {
+                            Some(op) if !op.is_empty() => op.to_owned(),
+                            _ => body
+                                .split('&')
+                                .find_map(|pair| pair.strip_prefix("Action="))
+                                .unwrap_or("?")
+                                .to_owned(),
+                        };
+                        *operations
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .entry(operation)
+                            .or_insert(0) += 1;
                         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                         let (content_type, answer) = stub_answer(&target, &body);
                         let reply = format!(
@@ -108,12 +132,43 @@ impl StubAws {
                 });
             }
         });
-        StubAws { endpoint, requests }
+        StubAws {
+            endpoint,
+            requests,
+            by_operation,
+        }
     }
 
     fn requests(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    fn by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.by_operation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// CPU time this process has used (user + system, every thread), in ms, from `/proc/self/stat`
+/// (clock ticks of 10 ms: measure many batches).
+fn process_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) * 10.0
 }
 
 /// Reads one request: its `X-Amz-Target` (JSON protocols) and body.
@@ -332,9 +387,31 @@ async fn latency(settings: Settings) {
         let handler = tickwatch_lambda::startup::build(&config, &sdk, 1)
             .await
             .expect("handler");
+        let before = stub.by_operation();
         let (mut samples, calls) =
             time_batches(&handler, settings.latency_rounds, &|| stub.requests()).await;
         report("stub", delay_ms, &mut samples, calls);
+        // Every batch of the run (the untimed first one too) is the same: calls per batch by API.
+        let batches = (settings.latency_rounds + 1) as f64;
+        let by_api: Vec<String> = stub
+            .by_operation()
+            .into_iter()
+            .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(op, n)| format!("{op} {:.1}", n as f64 / batches))
+            .collect();
+        println!("  calls per batch by API: {}", by_api.join(", "));
+        if delay_ms == 0 && settings.cpu_batches > 0 {
+            // CPU per batch over many batches (the clock ticks are 10 ms).
+            let cpu_before = process_cpu_ms();
+            time_batches(&handler, settings.cpu_batches, &|| stub.requests()).await;
+            let cpu_ms = process_cpu_ms() - cpu_before;
+            println!(
+                "  process CPU per batch: {:.2} ms over {} batches (the stub's own included)",
+                cpu_ms / (settings.cpu_batches + 1) as f64,
+                settings.cpu_batches + 1
+            );
+        }
     }
     // moto as the endpoint (slower, and slower as it fills up): fewer rounds, for reference.
     if settings.moto_rounds == 0 {

@@ -162,6 +162,17 @@ pub enum Fault {
     DropAnswer,
     /// Never forwards and never answers; the connection ends only when the client hangs up.
     Hang,
+    /// DynamoDB `TransactWriteItems` only: answers as DynamoDB does when one item of a
+    /// transaction fails for a reason of its own (nothing is forwarded, so nothing is written):
+    /// `TransactionCanceledException`, whose cancellation reasons give `code` (say
+    /// `ThrottlingError`) to the first item whose `symbol` attribute is `symbol` and `None` to
+    /// every other item.
+    CancelItem {
+        /// The symbol whose first item (its state, in a state change) fails.
+        symbol: &'static str,
+        /// The reason code of that item.
+        code: &'static str,
+    },
 }
 
 impl Fault {
@@ -211,6 +222,8 @@ impl Exchange {
 struct FaultRule {
     service: Service,
     operation: Option<String>,
+    /// Only requests whose body contains this.
+    body_contains: Option<String>,
     fault: Fault,
     remaining: u32,
 }
@@ -286,6 +299,27 @@ impl FaultProxy {
         self.lock().rules.push(FaultRule {
             service,
             operation: operation.map(str::to_owned),
+            body_contains: None,
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Like [`FaultProxy::inject`], for requests of `operation` whose body contains `needle`
+    /// only: say the `TransactWriteItems` that mark alerts notified (`"Update"`) and not those
+    /// that store them.
+    pub fn inject_where(
+        &self,
+        service: Service,
+        operation: &str,
+        needle: &str,
+        fault: Fault,
+        times: u32,
+    ) {
+        self.lock().rules.push(FaultRule {
+            service,
+            operation: Some(operation.to_owned()),
+            body_contains: Some(needle.to_owned()),
             fault,
             remaining: times,
         });
@@ -380,6 +414,12 @@ impl FaultProxy {
                     r.remaining > 0
                         && r.service == service
                         && r.operation.as_deref().is_none_or(|o| o == operation)
+                        && r.body_contains.as_deref().is_none_or(|needle| {
+                            request
+                                .body
+                                .windows(needle.len())
+                                .any(|w| w == needle.as_bytes())
+                        })
                 })
                 .map(|rule| {
                     rule.remaining -= 1;
@@ -433,6 +473,11 @@ impl FaultProxy {
             Some(Fault::Hang) => {
                 let mut probe = [0u8; 1];
                 let _ = client.read(&mut probe).await;
+            }
+            Some(Fault::CancelItem { symbol, code }) => {
+                let _ = client
+                    .write_all(&cancellation_answer(&request.body, symbol, code))
+                    .await;
             }
         }
         let _ = client.shutdown().await;
@@ -553,6 +598,54 @@ async fn read_request(client: &mut tokio::net::TcpStream) -> Option<HttpRequest>
 }
 
 /// An error answer in `service`'s own format, as the AWS SDK parses it.
+/// A `TransactionCanceledException` for the transaction in `body`: reason `code` for the first
+/// item whose `symbol` attribute (in its `Item` or `Key`) is `symbol`, `None` for the others.
+fn cancellation_answer(body: &[u8], symbol: &str, code: &str) -> Vec<u8> {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let items = request["TransactItems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut hit = false;
+    let reasons: Vec<serde_json::Value> = items
+        .iter()
+        .map(|item| {
+            let action = item
+                .as_object()
+                .and_then(|o| o.values().next())
+                .cloned()
+                .unwrap_or_default();
+            let named = [&action["Item"], &action["Key"]]
+                .iter()
+                .any(|attrs| attrs["symbol"]["S"] == symbol);
+            if named && !hit {
+                hit = true;
+                serde_json::json!({"Code": code, "Message": "injected by the tickwatch fault proxy"})
+            } else {
+                serde_json::json!({"Code": "None"})
+            }
+        })
+        .collect();
+    let codes: Vec<&str> = reasons
+        .iter()
+        .map(|r| r["Code"].as_str().unwrap_or("None"))
+        .collect();
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ),
+        "CancellationReasons": reasons,
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nx-amzn-RequestId: injected\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn error_answer(service: Service, status: u16, code: &str) -> Vec<u8> {
     let message = "injected by the tickwatch fault proxy";
     let (content_type, body, extra) = match service {
