@@ -50,7 +50,13 @@ impl<const N: usize> Inline<N> {
 
     fn as_str(&self) -> &str {
         // Built only from a `&str` cut at its length: always UTF-8.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The text's bytes, without the UTF-8 check `as_str` makes: what hashing and comparing
+    /// use (alert keys are hashed several times per alert).
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
@@ -123,20 +129,22 @@ impl Label {
 
 macro_rules! text_type {
     ($name:ident) => {
+        // On the bytes: the same answers as on the text (`str` compares bytewise), without
+        // checking UTF-8 each time.
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                self.as_str() == other.as_str()
+                self.0.as_bytes() == other.0.as_bytes()
             }
         }
         impl Eq for $name {}
         impl std::hash::Hash for $name {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                self.as_str().hash(state);
+                self.0.as_bytes().hash(state);
             }
         }
         impl Ord for $name {
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.as_str().cmp(other.as_str())
+                self.0.as_bytes().cmp(other.0.as_bytes())
             }
         }
         impl PartialOrd for $name {

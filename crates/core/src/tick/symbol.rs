@@ -106,9 +106,10 @@ impl std::hash::Hash for Symbol {
     }
 }
 
+// On the bytes in use: the order of the text (`str` compares bytewise), without checking UTF-8.
 impl Ord for Symbol {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.bytes[..usize::from(self.len)].cmp(&other.bytes[..usize::from(other.len)])
     }
 }
 
