@@ -57,7 +57,8 @@ use tickwatch_core::{Alert, AlertKey, Symbol};
 
 use crate::error::AwsError;
 
-mod item;
+// Visible to the crate so `testing` can re-export the item-size rule for the benches.
+pub(crate) mod item;
 pub mod rules;
 #[cfg(feature = "testing")]
 mod testing;

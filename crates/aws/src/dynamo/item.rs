@@ -197,7 +197,7 @@ pub(super) fn state_item(symbol: &Symbol, state: &SymbolState) -> Item {
 }
 
 /// Bytes in one write unit: a write costs one unit per started KB of the item.
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 const WRITE_UNIT_BYTES: usize = 1_024;
 
 /// The size DynamoDB bills `item` by, in bytes: for each attribute, the UTF-8 bytes of its name
@@ -205,9 +205,10 @@ const WRITE_UNIT_BYTES: usize = 1_024;
 ///
 /// The rule is the one documented in "DynamoDB item sizes and formats",
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>.
-/// It measures what a state write costs (BENCHMARKS.md), so it is compiled for tests only.
-#[cfg(test)]
-pub(crate) fn item_size_bytes(item: &Item) -> usize {
+/// It measures what writes cost (BENCHMARKS.md: a state write; the Lambda bench's cost model), so
+/// it is compiled for tests and test support only (`testing::item_size_bytes`).
+#[cfg(any(test, feature = "testing"))]
+pub fn item_size_bytes(item: &HashMap<String, AttributeValue>) -> usize {
     item.iter()
         .map(|(name, value)| name.len() + value_size_bytes(value))
         .sum()
@@ -218,7 +219,7 @@ pub(crate) fn item_size_bytes(item: &Item) -> usize {
 /// digits plus 1 (leading and trailing zeros trimmed; the documentation calls this approximate),
 /// a boolean or null 1, a list or map 3 plus 1 per element plus the elements (a map's element
 /// counts its key too). Sets are not described there; they count as the sum of their elements.
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 fn value_size_bytes(value: &AttributeValue) -> usize {
     match value {
         AttributeValue::S(text) => text.len(),
@@ -247,7 +248,7 @@ fn value_size_bytes(value: &AttributeValue) -> usize {
 
 /// `(significant digits + 1) / 2 + 1`: the digits of the mantissa without sign, point, exponent,
 /// and leading or trailing zeros (`-0.00150` has two: `15`).
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 fn number_size_bytes(number: &str) -> usize {
     let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
@@ -259,8 +260,8 @@ fn number_size_bytes(number: &str) -> usize {
 /// write inside `TransactWriteItems` costs twice that. (A put that replaces an item is billed on
 /// the larger of the old and the new item.)
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html>
-#[cfg(test)]
-pub(crate) fn write_units(size_bytes: usize) -> u64 {
+#[cfg(any(test, feature = "testing"))]
+pub fn write_units(size_bytes: usize) -> u64 {
     size_bytes.div_ceil(WRITE_UNIT_BYTES).max(1) as u64
 }
 
