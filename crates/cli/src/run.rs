@@ -14,7 +14,7 @@ use tickwatch_aws::{RulesRefresher, RulesSource};
 use tickwatch_core::ports::{Clock as _, RuleStore as _};
 use tickwatch_core::{BatchStats, Outcome, RuleBook, TickError};
 use tickwatch_local::SqliteStore;
-use tickwatch_local::{Format, TickReader};
+use tickwatch_local::{DecodeAhead, Format, TickReader};
 
 use crate::Completion;
 use crate::args::{InputFormat, RunArgs};
@@ -69,8 +69,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     let interrupted = watch_interrupt(&runtime);
 
     let started = Instant::now();
-    let reader =
-        TickReader::new(input, input_format(&args)).context("starting the input reader")?;
+    // Read on one thread, decoded on another, processed here: the next batch is decoded while
+    // this one is stored and announced.
+    let reader = TickReader::new(input, input_format(&args))
+        .and_then(TickReader::decode_ahead)
+        .context("starting the input reader")?;
     let mut tally = Tally::new(progress_bar(input_len, args.quiet));
     let stop = process_input(
         reader,
@@ -165,7 +168,7 @@ fn progress_bar(input_len: Option<u64>, quiet: bool) -> Option<ProgressBar> {
 
 /// Reads batches and puts each through the pipeline until the input ends or something stops it.
 fn process_input(
-    mut reader: TickReader,
+    mut reader: DecodeAhead,
     args: &RunArgs,
     runtime: &tokio::runtime::Runtime,
     pipeline: &config::LocalPipeline,

@@ -16,5 +16,5 @@ pub mod testing;
 
 pub use lock::{AnnounceLock, LockError};
 pub use notify::{Destination, LocalNotifier};
-pub use source::{Format, TickReader};
+pub use source::{DecodeAhead, Format, TickReader};
 pub use sqlite::{AlertQuery, Order, SqliteStore};

@@ -10,9 +10,11 @@
 //! Input is read ahead on a thread of its own ([`Prefetch`]). A batch ends at [`BATCH_TICKS_MAX`]
 //! ticks, or earlier when no more input has arrived: a live feed on stdin
 //! (`tail -f feed | tickwatch run`) gets its alerts as ticks arrive, while a file or a fast pipe
-//! fills whole batches.
+//! fills whole batches. [`TickReader::decode_ahead`] moves the line splitting and decoding to a
+//! thread of their own too, so that the next batch is decoded while this one is processed.
 
 use std::io::{self, BufRead, Read};
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use crate::prefetch::{PREFETCH_CHUNK_BYTES, Prefetch};
 
@@ -22,6 +24,10 @@ use tickwatch_core::{Tick, TickError};
 /// Ticks per batch handed to the pipeline: large enough to amortise each store transaction,
 /// small enough to keep memory flat (a few megabytes of ticks and outcomes).
 pub const BATCH_TICKS_MAX: usize = 65_536;
+
+/// Batches [`DecodeAhead`] may hold decoded and not yet taken (so at most this many times
+/// [`BATCH_TICKS_MAX`] ticks of read-ahead, a few megabytes each).
+pub const BATCHES_AHEAD_MAX: usize = 0;
 
 /// Column names quoted back in a CSV header error; a longer header is cut.
 const HEADER_NAMES_SHOWN_MAX: usize = 16;
@@ -206,6 +212,71 @@ impl TickReader {
             return Ok(Line::TooLong(self.line.len()));
         }
         Ok(Line::Text)
+    }
+}
+
+impl TickReader {
+    /// Moves this reader to a thread of its own that decodes batches ahead: the caller processes
+    /// one batch while the next is read and decoded on the other core. The batches are the ones
+    /// [`TickReader::next_batch`] gives, in order (a live feed's batches still end with what has
+    /// arrived). At most [`BATCHES_AHEAD_MAX`] wait.
+    pub fn decode_ahead(mut self) -> io::Result<DecodeAhead> {
+        let (sender, batches) = sync_channel(BATCHES_AHEAD_MAX);
+        std::thread::Builder::new()
+            .name("tickwatch-decoder".into())
+            .spawn(move || {
+                loop {
+                    let batch = self.next_batch();
+                    let last = !matches!(batch, Ok(Some(_)));
+                    // A receiver that is gone stopped reading: so do we.
+                    if sender.send((batch, self.bytes_read)).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
+        Ok(DecodeAhead {
+            batches,
+            bytes_read: 0,
+            done: false,
+        })
+    }
+}
+
+/// What a batch from the decoding thread comes with: the batch (or the end, or why the input
+/// cannot be read), and the bytes consumed so far.
+type Decoded = (Result<Option<Vec<NumberedTick>>, SourceError>, u64);
+
+/// Batches decoded ahead by [`TickReader::decode_ahead`].
+pub struct DecodeAhead {
+    batches: Receiver<Decoded>,
+    bytes_read: u64,
+    done: bool,
+}
+
+impl DecodeAhead {
+    /// The next batch, or `None` at end of input; as [`TickReader::next_batch`].
+    pub fn next_batch(&mut self) -> Result<Option<Vec<NumberedTick>>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.batches.recv() {
+            Ok((batch, bytes_read)) => {
+                self.bytes_read = bytes_read;
+                self.done = !matches!(batch, Ok(Some(_)));
+                batch
+            }
+            Err(_) => {
+                self.done = true;
+                Err(SourceError::Io(io::Error::other(
+                    "the decoding thread stopped before the end of the input",
+                )))
+            }
+        }
+    }
+
+    /// Bytes consumed by the batches taken so far (for progress display).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 }
 
@@ -403,6 +474,69 @@ mod tests {
         }
         drop(feed);
         assert!(reader.next_batch().expect("readable").is_none());
+    }
+
+    #[test]
+    fn decoding_ahead_gives_the_same_batches_in_order() {
+        let line = |ms: usize| format!("{{\"symbol\":\"A\",\"price\":1,\"timestamp\":{ms}}}\n");
+        let mut input: String = (1..=BATCH_TICKS_MAX * 2 + 3).map(line).collect();
+        input.push_str("nope\n");
+        let batches = |mut next: Box<dyn FnMut() -> Option<Vec<NumberedTick>>>| {
+            let mut all = Vec::new();
+            while let Some(batch) = next() {
+                all.push(batch);
+            }
+            all
+        };
+        let mut direct =
+            TickReader::new(io::Cursor::new(input.clone().into_bytes()), Format::Ndjson)
+                .expect("reader thread");
+        let expected = batches(Box::new(move || direct.next_batch().expect("readable")));
+        let mut ahead =
+            TickReader::new(io::Cursor::new(input.clone().into_bytes()), Format::Ndjson)
+                .expect("reader thread")
+                .decode_ahead()
+                .expect("decoder thread");
+        let mut got = Vec::new();
+        while let Some(batch) = ahead.next_batch().expect("readable") {
+            got.push(batch);
+        }
+        assert_eq!(got, expected);
+        assert_eq!(ahead.bytes_read(), input.len() as u64);
+        assert!(ahead.next_batch().expect("the end stays the end").is_none());
+    }
+
+    #[test]
+    fn decoding_ahead_keeps_a_live_feed_live_and_passes_errors_on() {
+        use crate::prefetch::Gate;
+        let (feed, gate) = std::sync::mpsc::channel();
+        let mut reader = TickReader::new(Gate(gate), Format::Ndjson)
+            .expect("reader thread")
+            .decode_ahead()
+            .expect("decoder thread");
+        for ms in 1..=3 {
+            let line = format!("{{\"symbol\":\"A\",\"price\":1,\"timestamp\":{ms}}}\n");
+            feed.send(line.into_bytes()).expect("send");
+            let batch = reader.next_batch().expect("readable").expect("a batch");
+            assert_eq!(batch.len(), 1, "tick {ms} came back on its own");
+        }
+        drop(feed);
+        assert!(reader.next_batch().expect("readable").is_none());
+
+        let mut bad_header = TickReader::new(io::Cursor::new(b"a,b\n1,2\n".to_vec()), Format::Csv)
+            .expect("reader thread")
+            .decode_ahead()
+            .expect("decoder thread");
+        assert!(matches!(
+            bad_header.next_batch(),
+            Err(SourceError::CsvHeader(_))
+        ));
+        assert!(
+            bad_header
+                .next_batch()
+                .expect("after the error, the end")
+                .is_none()
+        );
     }
 
     #[test]
