@@ -107,17 +107,25 @@ fn list(
         OutputFormat::Table => {
             writeln!(
                 out,
-                "{:<24}  {:<12}  {:<16}  {:<4}  {:>12}  {:>10}  {:<8}  ALERT_ID",
-                "TIMESTAMP", "SYMBOL", "RULE", "KIND", "PRICE", "THRESHOLD", "NOTIFIED"
+                "{:<24}  {:<12}  {:<16}  {:<22}  {:<4}  {:>12}  {:>10}  {:<8}  ALERT_ID",
+                "TIMESTAMP",
+                "SYMBOL",
+                "RULE",
+                "CONDITION",
+                "KIND",
+                "PRICE",
+                "THRESHOLD",
+                "NOTIFIED"
             )?;
             store.query_each(query, |stored: StoredAlert| {
                 let a = stored.alert;
                 writeln!(
                     out,
-                    "{:<24}  {:<12}  {:<16}  {:<4}  {:>12}  {:>10}  {:<8}  {}",
+                    "{:<24}  {:<12}  {:<16}  {:<22}  {:<4}  {:>12}  {:>10}  {:<8}  {}",
                     a.timestamp.to_string(),
                     a.symbol.as_str(),
                     a.rule_id.as_str(),
+                    a.condition.to_string(),
                     a.kind.as_str(),
                     a.price.to_string(),
                     a.threshold,

@@ -299,6 +299,28 @@ fn the_daily_example_raises_the_independently_computed_rise_and_fall_alerts() {
         count(&actual, "fall10"),
         actual.len()
     );
+    // The table names each alert's condition, and JSON carries it.
+    assert!(listed.iter().all(|alert| alert["condition"]
+        == format!(
+            "{} 10% within 5d",
+            if alert["rule_id"] == "rise10" {
+                "rise"
+            } else {
+                "fall"
+            }
+        )));
+    let table = dir.tickwatch(&["alerts", "--db", db, "--rule", "rise10", "--limit", "2"]);
+    table.assert_exit(0);
+    let rows: Vec<&str> = table.stdout.lines().collect();
+    assert!(rows[0].contains("CONDITION"), "{}", table.stdout);
+    assert!(
+        rows[1..].len() == 2
+            && rows[1..]
+                .iter()
+                .all(|row| row.contains("rise 10% within 5d")),
+        "{}",
+        table.stdout
+    );
     let missing: Vec<_> = expected.difference(&actual).take(20).collect();
     let unexpected: Vec<_> = actual.difference(&expected).take(20).collect();
     assert!(
