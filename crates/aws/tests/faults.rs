@@ -1504,7 +1504,7 @@ async fn a_throttled_symbol_in_the_shared_transaction_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conflicting_symbol_in_the_shared_transaction_costs_only_itself_a_round() {
+async fn a_conflicting_symbol_in_the_shared_transaction_is_judged_again_and_the_others_written() {
     let rig = Rig::create().await;
     // Another writer already saw ISO-D above 150, a second earlier: its `high` rule has fired.
     let direct = DynamoStore::new(
