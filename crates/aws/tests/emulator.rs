@@ -1008,3 +1008,115 @@ async fn items_of_the_previous_release_are_read_marked_and_moved_on_from() {
         "the new layout replaced the old item: {items:?}"
     );
 }
+
+/// Issue 12: the same ticks in the same order give the same alerts, with the same ids, and the
+/// same windows, whether they go through DynamoDB in batches of 10 or through the in-memory
+/// reference store in one batch: window rules (every kind) over a random walk with volumes,
+/// duplicates and late ticks.
+#[tokio::test]
+async fn window_rules_raise_the_same_alerts_and_windows_on_dynamodb_as_in_memory() {
+    use tickwatch_core::testing::{ManualClock, MemoryNotifier, MemoryStore, block_on_ready};
+    use tickwatch_core::{Pipeline, PipelineConfig, RuleBook};
+
+    let env = env().await;
+    let store = env.store().await;
+    let rules = Arc::new(
+        RuleBook::new(
+            [
+                r#"{"id":"rise-3","symbols":"*","condition":"rise 3% within 1m","fire":"enter"}"#,
+                r#"{"id":"fall-3","symbols":"*","condition":"fall 3% within 1m","fire":"every","cooldown_seconds":5}"#,
+                r#"{"id":"volume-2x","symbols":"W*","condition":"volume 2x over 2m","fire":"enter"}"#,
+                r#"{"id":"ma","symbols":"*","condition":"crosses_ma 1m","fire":"every"}"#,
+            ]
+            .into_iter()
+            .map(tickwatch_core::testing::rule)
+            .collect(),
+        )
+        .expect("valid rules"),
+    );
+    let config = || PipelineConfig {
+        rules: rules.clone(),
+        retry: RetryPolicy::new(3, 10, 100).expect("valid"),
+        jitter_seed: 7,
+    };
+    // Three symbols, a tick every 0.5-1.5 s for five minutes, each 20th repeated and each 15th
+    // followed by a late one.
+    let mut rng = tickwatch_core::retry::Rng::seeded(12);
+    let mut bodies = Vec::new();
+    let mut prices = [100.0f64, 50.0, 200.0];
+    let mut at_ms = T0_MS;
+    for i in 0..600 {
+        at_ms += 500 + rng.below(1000) as i64;
+        let s = rng.below(3) as usize;
+        prices[s] = (prices[s] * (1.0 + (rng.unit() - 0.5) * 0.04) * 100.0).round() / 100.0;
+        let body = format!(
+            r#"{{"symbol":"W{s}","price":{},"timestamp":{at_ms},"volume":{}}}"#,
+            prices[s],
+            rng.below(1000)
+        );
+        bodies.push(body.clone());
+        if i % 20 == 0 {
+            bodies.push(body);
+        }
+        if i % 15 == 0 {
+            bodies.push(format!(
+                r#"{{"symbol":"W{s}","price":{},"timestamp":{}}}"#,
+                prices[s] * 0.5,
+                at_ms - 3_000
+            ));
+        }
+    }
+    let now = ts(T0_MS + 3_600_000);
+    let on_dynamodb = Pipeline::new(
+        config(),
+        store.clone(),
+        MemoryNotifier::new(),
+        ManualClock::at(now),
+    );
+    for chunk in bodies.chunks(10) {
+        let batch: Vec<(usize, &str)> = chunk.iter().map(String::as_str).enumerate().collect();
+        let report = on_dynamodb.process(batch, None).await;
+        assert_eq!(report.stats.failed, 0, "{:?}", report.outcomes);
+    }
+    let reference = Arc::new(MemoryStore::new());
+    let in_memory = Pipeline::new(
+        config(),
+        reference.clone(),
+        MemoryNotifier::new(),
+        ManualClock::at(now),
+    );
+    let batch: Vec<(usize, &str)> = bodies.iter().map(String::as_str).enumerate().collect();
+    block_on_ready(in_memory.process(batch, None));
+
+    let expected: Vec<Alert> = reference.alerts().into_iter().map(|s| s.alert).collect();
+    assert!(
+        ["rise-3", "fall-3", "volume-2x", "ma"]
+            .iter()
+            .all(|id| expected.iter().any(|a| a.rule_id.as_str() == *id)),
+        "every rule fired: {:?}",
+        expected.iter().map(|a| a.rule_id).collect::<Vec<_>>()
+    );
+    let stored = ok(store
+        .fetch(&expected.iter().map(Alert::key).collect::<Vec<_>>())
+        .await);
+    for (alert, stored) in expected.iter().zip(&stored) {
+        let stored = stored.unwrap_or_else(|| panic!("{alert:?} is not on DynamoDB"));
+        assert_eq!(
+            (
+                stored.alert.alert_id,
+                stored.alert.condition,
+                stored.alert.threshold
+            ),
+            (alert.alert_id, alert.condition, alert.threshold)
+        );
+    }
+    let symbols: Vec<Symbol> = (0..3).map(|s| sym(&format!("W{s}"))).collect();
+    let states = ok(store.load(&symbols).await);
+    for (symbol, state) in symbols.iter().zip(states) {
+        assert_eq!(state, reference.state(symbol), "{symbol}: the same windows");
+    }
+    println!(
+        "{} alerts, the same on DynamoDB and in memory",
+        expected.len()
+    );
+}
