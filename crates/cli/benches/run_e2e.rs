@@ -12,16 +12,28 @@
 //! 5. on a second file of the same size over 5,000 symbols: the two default rules, then 10,000
 //!    rules imported into the database (exact, prefix and `*` mixed), for the cost of many rules;
 //! 6. on the first file: three window rules for every symbol (`rise`, `volume`, `crosses_ma`)
-//!    instead of the defaults, for the cost of conditions over time.
+//!    instead of the defaults, for the cost of conditions over time;
+//! 7. the yardsticks of issue 13 on the first file (`benches/yardsticks`, whose README says more):
+//!    a plain Python loop doing what level mode does (`level.py`: `json.loads`, the checks, the
+//!    rules, `sqlite3`, a notification file), and the two modes as DuckDB SQL
+//!    (`duckdb_yardstick.py`) with DuckDB limited to 1 and then 2 threads. Both run under the
+//!    Python of `.venv/duckdb` (`scripts/setup-test-env` installs it; without it this binary
+//!    fails and says so). Each counts its alerts, and they must equal the lines of tickwatch's
+//!    notification files from runs 2 and 3. The Python loop is timed as a whole process, as
+//!    tickwatch is; DuckDB both as a whole process (starting Python and importing DuckDB
+//!    included) and per statement inside the script; the ratios the issue's targets are stated
+//!    in are printed against the per-statement times, the stricter comparison.
 //!
-//! `TICKWATCH_BENCH_TICKS` changes the tick count. Both sides run single-threaded.
+//! `TICKWATCH_BENCH_TICKS` changes the tick count. The bare parse runs on one thread; `tickwatch
+//! run` reads and decodes on a second one.
 //!
 //! `cargo test --all-targets` also runs this binary (without `--bench`): it then makes one quick
-//! pass over a few thousand ticks, so the benchmark cannot rot, and reports nothing.
+//! pass over a few thousand ticks, so the benchmark cannot rot (the yardsticks' alert counts are
+//! checked there too), and reports nothing.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -37,6 +49,8 @@ const MANY_RULES_SYMBOLS: usize = 5_000;
 /// Rules of the many-rules run.
 const MANY_RULES: usize = 10_000;
 const REPEATS: usize = 3;
+/// DuckDB's thread limits in the yardstick runs: one core, then both (`tickwatch run` uses two).
+const DUCKDB_THREADS: [u32; 2] = [1, 2];
 
 #[derive(serde::Deserialize)]
 struct Bare<'a> {
@@ -58,6 +72,8 @@ fn main() {
         None if benchmarking => TICKS_DEFAULT,
         None => TICKS_SMOKE,
     };
+    // Looked for first, so that a machine without it fails at once rather than after the runs.
+    let python = yardstick_python();
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("ticks.ndjson");
     write_ticks(&input, ticks, SYMBOLS);
@@ -121,6 +137,181 @@ fn main() {
         alert_lines(dir.path(), "many"),
         100.0 * watched.as_secs_f64() / windows.as_secs_f64()
     );
+
+    let tickwatch = Timed {
+        level,
+        level_alerts: alert_lines(dir.path(), "level"),
+        cross,
+        cross_alerts: alert_lines(dir.path(), "cross"),
+    };
+    yardsticks(&python, dir.path(), &input, ticks, &tickwatch);
+}
+
+/// tickwatch's own runs 2 and 3, which the yardsticks are held against.
+struct Timed {
+    level: Duration,
+    level_alerts: usize,
+    cross: Duration,
+    cross_alerts: usize,
+}
+
+/// What `level.py` prints.
+#[derive(serde::Deserialize)]
+struct PythonLoop {
+    alerts: usize,
+    python: String,
+}
+
+/// What `duckdb_yardstick.py` prints.
+#[derive(serde::Deserialize)]
+struct Duckdb {
+    duckdb: String,
+    level: Statement,
+    cross: Statement,
+}
+
+/// One timed statement of `duckdb_yardstick.py`.
+#[derive(serde::Deserialize)]
+struct Statement {
+    alerts: usize,
+    seconds: f64,
+}
+
+/// Run 7: times the yardsticks, checks that their alert counts are tickwatch's, and prints the
+/// ratios issue 13's targets are stated in.
+fn yardsticks(python: &Path, dir: &Path, input: &Path, ticks: u64, tickwatch: &Timed) {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/yardsticks");
+
+    let database = dir.join("yardstick-python.db");
+    let notifications = dir.join("yardstick-python.ndjson");
+    let mut python_loop = None;
+    let loop_time = best_of(|| {
+        remove_stale(&[&database, &notifications]);
+        let (elapsed, stdout) = run_script(
+            Command::new(python)
+                .arg(scripts.join("level.py"))
+                .arg(input)
+                .arg(&database)
+                .arg(&notifications),
+        );
+        python_loop = Some(parse::<PythonLoop>(&stdout));
+        elapsed
+    });
+    let python_loop = python_loop.expect("at least one repeat");
+    assert_eq!(
+        python_loop.alerts, tickwatch.level_alerts,
+        "the Python loop and tickwatch (level) must raise the same alerts"
+    );
+    report(
+        &format!("Python {} loop (level, SQLite, file)", python_loop.python),
+        ticks,
+        loop_time,
+    );
+    println!(
+        "tickwatch level: {:.0} ticks/s (target: at least 1,200,000); \
+         {:.2}x as fast as the Python loop (target: at least 4x)",
+        ticks as f64 / tickwatch.level.as_secs_f64(),
+        loop_time.as_secs_f64() / tickwatch.level.as_secs_f64()
+    );
+
+    let database = dir.join("yardstick.duckdb");
+    for threads in DUCKDB_THREADS {
+        // The best of each statement's own time and of the whole process's, over the repeats.
+        let (mut level_s, mut cross_s) = (f64::INFINITY, f64::INFINITY);
+        let mut version = String::new();
+        let process = best_of(|| {
+            remove_stale(&[&database, &database.with_extension("duckdb.wal")]);
+            let (elapsed, stdout) = run_script(
+                Command::new(python)
+                    .arg(scripts.join("duckdb_yardstick.py"))
+                    .arg(input)
+                    .arg(&database)
+                    .arg(format!("--threads={threads}")),
+            );
+            let duckdb = parse::<Duckdb>(&stdout);
+            assert_eq!(
+                duckdb.level.alerts, tickwatch.level_alerts,
+                "DuckDB and tickwatch (level) must raise the same alerts"
+            );
+            assert_eq!(
+                duckdb.cross.alerts, tickwatch.cross_alerts,
+                "DuckDB and tickwatch (cross) must raise the same alerts"
+            );
+            level_s = level_s.min(duckdb.level.seconds);
+            cross_s = cross_s.min(duckdb.cross.seconds);
+            version = duckdb.duckdb;
+            elapsed
+        });
+        report(
+            &format!("DuckDB {version} level, {threads} thread(s), statement"),
+            ticks,
+            Duration::from_secs_f64(level_s),
+        );
+        report(
+            &format!("DuckDB {version} cross, {threads} thread(s), statement"),
+            ticks,
+            Duration::from_secs_f64(cross_s),
+        );
+        println!(
+            "  the whole script (Python, import, both statements): {:.3} s",
+            process.as_secs_f64()
+        );
+        println!(
+            "  tickwatch level takes {:.2}x DuckDB level's time (target: at most 2x); \
+             tickwatch cross is {:.2}x as fast as DuckDB cross (target: above 1x)",
+            tickwatch.level.as_secs_f64() / level_s,
+            cross_s / tickwatch.cross.as_secs_f64()
+        );
+    }
+    println!(
+        "alerts: level {}, cross {}, the same from tickwatch, the Python loop and DuckDB",
+        tickwatch.level_alerts, tickwatch.cross_alerts
+    );
+}
+
+/// The Python that runs the yardsticks: `.venv/duckdb`'s, where `scripts/setup-test-env` installs
+/// DuckDB. Missing, the run fails: a yardstick that is skipped would rot unseen.
+fn yardstick_python() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the crate lies two levels below the workspace");
+    let python = workspace.join(".venv/duckdb/bin/python");
+    assert!(
+        python.is_file(),
+        "the yardsticks need DuckDB's Python package at {}: run scripts/setup-test-env",
+        python.display()
+    );
+    python
+}
+
+/// Runs a yardstick script to its end: its wall time and its standard output.
+fn run_script(command: &mut Command) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let output = command.output().expect("the yardstick's Python starts");
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (elapsed, output.stdout)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(stdout: &[u8]) -> T {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "a yardstick printed {:?}, not its JSON result: {e}",
+            String::from_utf8_lossy(stdout)
+        )
+    })
+}
+
+fn remove_stale(paths: &[&Path]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The window rules of run 6, for every symbol in place of the defaults.
