@@ -4,9 +4,9 @@
 //! A window `W` (1 minute to [`WINDOW_MINUTES_MAX`]) is [`WINDOW_INTERVALS`] intervals of `W / 60`
 //! each, aligned to the Unix epoch: 1-second intervals for a 1-minute window, 1 minute for an
 //! hour, 24 minutes for a day. The resolution is the precision of "within W": at a tick in
-//! interval `i`, the window is intervals `i - 59 ..= i`, so it reaches back at least `W - W/60`
-//! and less than `W` before the tick's own interval began plus the time since, never further
-//! back than the start of interval `i - 59`.
+//! interval `i`, the window is intervals `i - 59 ..= i`, so a price seen less than `W - W/60`
+//! before the tick always counts, one seen `W` or more before it never does, and in between it
+//! depends on where the interval boundaries fall.
 //!
 //! Each rule keeps, per symbol, one [`Series`]: for each interval of its window that saw a tick,
 //! the one statistic its condition needs (the lowest price for `rise`, the highest for `fall`,
