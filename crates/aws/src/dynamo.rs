@@ -300,31 +300,21 @@ impl DynamoStore {
                     break;
                 }
             };
-            let error = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => {
+            let (reasons, error) = match self.transact_items(items).await {
+                Transaction::Committed => {
                     for i in pending.drain(..) {
                         answers[i] = Some(Ok(()));
                     }
                     break;
                 }
-                Err(error) => error,
-            };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                error.as_service_error()
-            else {
-                let error = AwsError::from_sdk("TransactWriteItems", &error);
-                for i in pending.drain(..) {
-                    answers[i] = Some(Err(error.clone()));
+                Transaction::Failed(error) => {
+                    for i in pending.drain(..) {
+                        answers[i] = Some(Err(error.clone()));
+                    }
+                    break;
                 }
-                break;
+                Transaction::Cancelled { reasons, error } => (reasons, error),
             };
-            let reasons = cancelled.cancellation_reasons();
             let mut explained = false;
             for (n, &i) in pending.iter().enumerate() {
                 match reasons.get(n).and_then(|r| r.code()).unwrap_or("None") {
@@ -340,7 +330,6 @@ impl DynamoStore {
                 }
             }
             if !explained {
-                let error = AwsError::from_sdk("TransactWriteItems", &error);
                 for i in pending.drain(..) {
                     answers[i] = Some(Err(error.clone()));
                 }
@@ -499,33 +488,23 @@ impl DynamoStore {
             if pending.is_empty() {
                 break;
             }
-            let error = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => {
+            let (reasons, error) = match self.transact_items(items).await {
+                Transaction::Committed => {
                     for (i, _) in pending.drain(..) {
                         answers[i] = Some(Ok(Advanced::Applied));
                     }
                     break;
                 }
-                Err(error) => error,
-            };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                error.as_service_error()
-            else {
                 // The call failed as a whole: every symbol in it failed alike.
-                let error = AwsError::from_sdk("TransactWriteItems", &error);
-                for (i, _) in pending.drain(..) {
-                    answers[i] = Some(Err(error.clone()));
+                Transaction::Failed(error) => {
+                    for (i, _) in pending.drain(..) {
+                        answers[i] = Some(Err(error.clone()));
+                    }
+                    break;
                 }
-                break;
+                // Reasons come in item order: each symbol's state, then its alerts.
+                Transaction::Cancelled { reasons, error } => (reasons, error),
             };
-            // Reasons come in item order: each symbol's state, then its alerts.
-            let reasons = cancelled.cancellation_reasons();
             let mut explained = false;
             let mut at = 0;
             for (i, alerts) in &mut pending {
@@ -552,7 +531,6 @@ impl DynamoStore {
             }
             if !explained {
                 // Cancelled, but no item says why: let the class of the error decide.
-                let error = AwsError::from_sdk("TransactWriteItems", &error);
                 for (i, _) in pending.drain(..) {
                     answers[i] = Some(Err(error.clone()));
                 }
@@ -573,6 +551,30 @@ impl DynamoStore {
             .into_iter()
             .map(|answer| answer.expect("every change is answered"))
             .collect()
+    }
+
+    /// Sends one `TransactWriteItems` of `items`.
+    async fn transact_items(&self, items: Vec<TransactWriteItem>) -> Transaction {
+        let error = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => return Transaction::Committed,
+            Err(error) => error,
+        };
+        let reasons = match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.cancellation_reasons().to_vec()
+            }
+            _ => return Transaction::Failed(AwsError::from_sdk("TransactWriteItems", &error)),
+        };
+        Transaction::Cancelled {
+            reasons,
+            error: AwsError::from_sdk("TransactWriteItems", &error),
+        }
     }
 
     /// What the cancellation `reasons` of one symbol's items (its state, then `alerts`, in
@@ -719,6 +721,20 @@ impl DynamoStore {
         }
         answers
     }
+}
+
+/// How one `TransactWriteItems` call ended.
+enum Transaction {
+    /// Every item was written.
+    Committed,
+    /// The call failed as a whole (throttled, unreachable, refused).
+    Failed(AwsError),
+    /// Cancelled: nothing was written; a reason per item, in item order, and the error as a whole
+    /// (for when no reason says why).
+    Cancelled {
+        reasons: Vec<CancellationReason>,
+        error: AwsError,
+    },
 }
 
 /// What a cancelled transaction says about one symbol's items.

@@ -222,7 +222,13 @@ impl StubAws {
 /// CPU time this process has used (user + system, every thread), in ms, from `/proc/self/stat`
 /// (clock ticks of 10 ms: measure many batches).
 fn process_cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_ms("/proc/self/stat")
+}
+
+/// CPU time (user + system, every thread, exited ones included) in the `stat` file at `path`, in
+/// ms (clock ticks of 10 ms).
+fn stat_cpu_ms(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at the last ')'.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -1363,19 +1369,7 @@ mod cost {
 
     /// CPU time of `pid` (user + system, exited threads included), in ms, from `/proc/PID/stat`.
     fn process_cpu_ms(pid: u32) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) * 10.0
+        super::stat_cpu_ms(&format!("/proc/{pid}/stat"))
     }
 
     /// One batch as measured.
