@@ -44,6 +44,39 @@ pub(crate) enum Command {
     Dlq(DlqCommand),
     /// Manage alert rules: in the local database, or in a deployment's rules table.
     Rules(RulesArgs),
+    /// Serve the live board of a database in the browser: alerts, symbols, rules, health.
+    Serve(ServeArgs),
+}
+
+/// Default address of the board.
+pub(crate) const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+
+/// `tickwatch serve`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The board shows what a `tickwatch run` writing the same database does, live: \
+start one in another terminal, or use `tickwatch run --serve ADDR` to run and serve in one process. \
+It listens on loopback only unless a token is set; with a token every request must carry it \
+(open http://ADDR/?token=TOKEN once in the browser)."
+)]
+pub(crate) struct ServeArgs {
+    /// SQLite database to show (made by `tickwatch run`).
+    #[arg(long, default_value = DB_PATH_DEFAULT)]
+    pub(crate) db: PathBuf,
+    /// Address to listen on. A non-loopback address needs a token.
+    #[arg(long, default_value = LISTEN_DEFAULT)]
+    pub(crate) listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub(crate) token: TokenArg,
+}
+
+/// The board's token.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArg {
+    /// Token every request to the board must carry: 16 or more of A-Z a-z 0-9 . _ ~ -
+    /// (`openssl rand -hex 32`). Needed to listen on a non-loopback address.
+    #[arg(long, env = "TICKWATCH_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 /// `tickwatch rules ...`
@@ -283,6 +316,14 @@ pub(crate) struct RunArgs {
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// Also serve the live board at this address (127.0.0.1:8080); it stays up after the input
+    /// ends, until Ctrl-C.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) serve: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub(crate) token: TokenArg,
 }
 
 /// Output formats for `alerts`.

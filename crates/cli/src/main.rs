@@ -14,12 +14,14 @@
 
 mod alerts;
 mod args;
+mod board;
 mod config;
 mod dlq;
 mod generate;
 mod notify;
 mod rules;
 mod run;
+mod serve;
 mod smoke;
 mod worker;
 
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Smoke(args) => smoke::smoke(args),
         Command::Dlq(command) => dlq::dlq(command),
         Command::Rules(args) => rules::rules(args),
+        Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(Completion::Clean) => ExitCode::SUCCESS,

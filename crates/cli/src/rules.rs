@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use tickwatch_core::ports::{RuleStore, StoredRules};
 use tickwatch_core::rules::{
-    BandSet, Label, Rule, RuleDoc, RuleEdit, RuleId, RulesError, SymbolPattern, parse_rule_list,
-    plan_edit,
+    BandSet, Label, Rule, RuleDoc, RuleEdit, RuleId, RulesError, SymbolPattern, apply_edit,
+    parse_rule_list,
 };
 use tickwatch_core::{Band, Mode, RuleBook, Symbol};
 use tickwatch_local::SqliteStore;
@@ -18,9 +18,6 @@ use tickwatch_local::SqliteStore;
 use crate::Completion;
 use crate::args::{OutputFormat, RuleFields, RulesArgs, RulesCommand};
 use crate::config::parse_time;
-
-/// How many times a change is planned again after another writer changed the rules first.
-const COMMIT_ATTEMPTS_MAX: u32 = 5;
 
 pub(crate) fn rules(args: RulesArgs) -> anyhow::Result<Completion> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -122,8 +119,7 @@ where
     Ok(Completion::Clean)
 }
 
-/// Plans `edit` over what the store holds and commits it; plans again if another writer changed
-/// the rules in between.
+/// Plans `edit` over what the store holds and commits it (see [`apply_edit`]).
 async fn commit<S: RuleStore>(
     store: &S,
     base: &[Rule],
@@ -132,21 +128,7 @@ async fn commit<S: RuleStore>(
 where
     S::Error: std::error::Error + Send + Sync + 'static,
 {
-    for _ in 0..COMMIT_ATTEMPTS_MAX {
-        let stored = store.load_rules().await.context("reading the rules")?;
-        let expected = stored.as_ref().map(|s| s.version);
-        let current = stored.as_ref().map(|s| s.rules.as_slice());
-        let next_version = expected.unwrap_or(0) + 1;
-        let plan = plan_edit(current, base, edit.clone(), next_version)?;
-        if store
-            .commit_rules(expected, &plan.put, &plan.remove)
-            .await
-            .context("writing the rules")?
-        {
-            return Ok(plan);
-        }
-    }
-    bail!("the rules kept changing under this command ({COMMIT_ATTEMPTS_MAX} attempts); try again")
+    Ok(apply_edit(store, base, edit).await?)
 }
 
 /// The rules in force: the store's once written, else the base rules.

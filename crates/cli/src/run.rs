@@ -14,11 +14,14 @@ use tickwatch_aws::{RulesRefresher, RulesSource};
 use tickwatch_core::ports::{Clock as _, RuleStore as _};
 use tickwatch_core::{BatchStats, Outcome, RuleBook, TickError};
 use tickwatch_local::SqliteStore;
-use tickwatch_local::{DecodeAhead, Format, TickReader};
+use tickwatch_local::board::WriterState;
+use tickwatch_local::{DecodeAhead, Format, Next, TickReader};
 
 use crate::Completion;
 use crate::args::{InputFormat, RunArgs};
+use crate::board::RunBoard;
 use crate::config;
+use crate::serve::{self, Serving};
 
 /// Rejected lines reported one by one on stderr; past this only the counts are kept.
 const REJECTIONS_PRINTED_MAX: u64 = 1_000;
@@ -66,9 +69,24 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
             None
         }
     };
+    // The board server, if asked for: bound now, so a taken port fails before any tick is read.
+    let serving = match args.serve {
+        Some(addr) => {
+            let board = serve::bind(addr, &args.db, &args.token)?;
+            serve::announce(
+                "tickwatch run",
+                &board,
+                &args.db,
+                args.token.token.is_some(),
+            );
+            Some(Serving::start(board)?)
+        }
+        None => None,
+    };
     let interrupted = watch_interrupt(&runtime);
 
     let started = Instant::now();
+    let mut board = RunBoard::new(pipeline.clock().now());
     // Read on one thread, decoded on another, processed here: the next batch is decoded while
     // this one is stored and announced.
     let reader = TickReader::new(input, input_format(&args))
@@ -82,8 +100,15 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         &pipeline,
         &interrupted,
         &mut tally,
+        &mut board,
         &watcher,
-    )?;
+    );
+    board.flush(
+        pipeline.store(),
+        pipeline.clock().now(),
+        WriterState::Stopped,
+    );
+    let stop = stop?;
     if let Some(bar) = tally.progress.take() {
         bar.finish_and_clear();
     }
@@ -99,6 +124,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
             &args,
             matches!(stop, Stop::Interrupted),
         );
+    }
+    if let Some(serving) = serving {
+        if matches!(stop, Stop::EndOfInput) {
+            eprintln!("tickwatch run: the input ended; the board stays up until Ctrl-C");
+            let _ = runtime.block_on(tokio::signal::ctrl_c());
+        }
+        serving.stop()?;
     }
     completion(stop, &tally.totals)
 }
@@ -167,6 +199,7 @@ fn progress_bar(input_len: Option<u64>, quiet: bool) -> Option<ProgressBar> {
 }
 
 /// Reads batches and puts each through the pipeline until the input ends or something stops it.
+#[allow(clippy::too_many_arguments)] // the run's parts, each used once per batch
 fn process_input(
     mut reader: DecodeAhead,
     args: &RunArgs,
@@ -174,10 +207,11 @@ fn process_input(
     pipeline: &config::LocalPipeline,
     interrupted: &AtomicBool,
     tally: &mut Tally,
+    board: &mut RunBoard,
     rules: &impl RulesSource,
 ) -> anyhow::Result<Stop> {
     while !interrupted.load(Ordering::SeqCst) {
-        let Some(mut batch) = reader.next_batch()? else {
+        let Some(mut batch) = next_batch(&mut reader, board, pipeline)? else {
             return Ok(Stop::EndOfInput);
         };
         // A change made with `tickwatch rules` applies from this batch; a failed check is
@@ -195,8 +229,11 @@ fn process_input(
             }
         }
         let first_line = batch.first().map(|(line, _)| *line);
+        board.observe(&batch);
         let report = runtime.block_on(pipeline.process_ticks(batch, None));
         tally.add(&report.outcomes, &report.stats);
+        board.record(&report.outcomes);
+        board.flush_if_due(pipeline.store(), pipeline.clock().now());
         if let Some(bar) = &tally.progress {
             bar.set_position(reader.bytes_read());
         }
@@ -212,6 +249,25 @@ fn process_input(
         }
     }
     Ok(Stop::Interrupted)
+}
+
+/// The next batch; while waiting for it, the board's changes are written when due (a quiet live
+/// feed shows its last ticks at once, not when the next one comes).
+fn next_batch(
+    reader: &mut DecodeAhead,
+    board: &mut RunBoard,
+    pipeline: &config::LocalPipeline,
+) -> anyhow::Result<Option<Vec<tickwatch_local::source::NumberedTick>>> {
+    loop {
+        let Some(wait) = board.due_in() else {
+            return Ok(reader.next_batch()?);
+        };
+        match reader.next_batch_within(wait)? {
+            Next::Batch(batch) => return Ok(Some(batch)),
+            Next::End => return Ok(None),
+            Next::Waiting => board.flush_if_due(pipeline.store(), pipeline.clock().now()),
+        }
+    }
 }
 
 /// The exit of a run that got as far as its summary.

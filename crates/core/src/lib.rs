@@ -11,6 +11,7 @@
 //! `testing`, compiled only with the `testing` feature that test builds enable.
 
 pub mod alert;
+pub mod board;
 pub mod generate;
 pub mod pipeline;
 pub mod ports;

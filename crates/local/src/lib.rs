@@ -6,6 +6,7 @@
 //! binary wires them to the pipeline, holding an [`AnnounceLock`] ([`lock`]) so that one process at
 //! a time announces from a database.
 
+pub mod board;
 pub mod lock;
 pub mod notify;
 pub mod prefetch;
@@ -16,5 +17,5 @@ pub mod testing;
 
 pub use lock::{AnnounceLock, LockError};
 pub use notify::{Destination, LocalNotifier};
-pub use source::{DecodeAhead, Format, TickReader};
+pub use source::{DecodeAhead, Format, Next, TickReader};
 pub use sqlite::{AlertQuery, Order, SqliteStore};

@@ -14,7 +14,8 @@
 //! thread of their own too, so that the next batch is decoded while this one is processed.
 
 use std::io::{self, BufRead, Read};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::time::Duration;
 
 use crate::prefetch::{PREFETCH_CHUNK_BYTES, Prefetch};
 
@@ -246,6 +247,17 @@ impl TickReader {
 /// cannot be read), and the bytes consumed so far.
 type Decoded = (Result<Option<Vec<NumberedTick>>, SourceError>, u64);
 
+/// What [`DecodeAhead::next_batch_within`] found.
+#[derive(Debug)]
+pub enum Next {
+    /// A batch.
+    Batch(Vec<NumberedTick>),
+    /// Nothing yet.
+    Waiting,
+    /// The end of the input.
+    End,
+}
+
 /// Batches decoded ahead by [`TickReader::decode_ahead`].
 pub struct DecodeAhead {
     batches: Receiver<Decoded>,
@@ -259,13 +271,38 @@ impl DecodeAhead {
         if self.done {
             return Ok(None);
         }
-        match self.batches.recv() {
+        let received = self.batches.recv();
+        self.take(received.map_err(|_| ()))
+    }
+
+    /// As [`DecodeAhead::next_batch`], waiting at most `timeout`: `Ok(Waiting)` when no batch
+    /// came by then (a quiet live feed), so the caller can do something else and ask again.
+    pub fn next_batch_within(&mut self, timeout: Duration) -> Result<Next, SourceError> {
+        if self.done {
+            return Ok(Next::End);
+        }
+        let received = match self.batches.recv_timeout(timeout) {
+            Ok(decoded) => Ok(decoded),
+            Err(RecvTimeoutError::Timeout) => return Ok(Next::Waiting),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
+        };
+        Ok(match self.take(received)? {
+            Some(batch) => Next::Batch(batch),
+            None => Next::End,
+        })
+    }
+
+    fn take(
+        &mut self,
+        received: Result<Decoded, ()>,
+    ) -> Result<Option<Vec<NumberedTick>>, SourceError> {
+        match received {
             Ok((batch, bytes_read)) => {
                 self.bytes_read = bytes_read;
                 self.done = !matches!(batch, Ok(Some(_)));
                 batch
             }
-            Err(_) => {
+            Err(()) => {
                 self.done = true;
                 Err(SourceError::Io(io::Error::other(
                     "the decoding thread stopped before the end of the input",
@@ -537,6 +574,32 @@ mod tests {
                 .expect("after the error, the end")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_bounded_wait_on_a_quiet_feed_says_waiting_and_loses_nothing() {
+        use crate::prefetch::Gate;
+        let (feed, gate) = std::sync::mpsc::channel();
+        let mut reader = TickReader::new(Gate(gate), Format::Ndjson)
+            .expect("reader thread")
+            .decode_ahead()
+            .expect("decoder thread");
+        let wait = Duration::from_millis(20);
+        assert!(matches!(reader.next_batch_within(wait), Ok(Next::Waiting)));
+        feed.send(b"{\"symbol\":\"A\",\"price\":1,\"timestamp\":1}\n".to_vec())
+            .expect("send");
+        // The tick comes within a long wait, whenever the decoder hands it over.
+        match reader.next_batch_within(Duration::from_secs(30)) {
+            Ok(Next::Batch(batch)) => assert_eq!(batch.len(), 1),
+            other => panic!("expected the batch, got {other:?}"),
+        }
+        assert!(matches!(reader.next_batch_within(wait), Ok(Next::Waiting)));
+        drop(feed);
+        assert!(matches!(
+            reader.next_batch_within(Duration::from_secs(30)),
+            Ok(Next::End)
+        ));
+        assert!(matches!(reader.next_batch_within(wait), Ok(Next::End)));
     }
 
     #[test]

@@ -53,9 +53,9 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 const WAL_KEPT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// The schema version this code writes. A version 1 database (tickwatch 0.1: one band per
-/// symbol) or 2 (alerts without their condition) is migrated on open; any other version is
-/// refused.
-const SCHEMA_VERSION: i64 = 3;
+/// symbol), 2 (alerts without their condition) or 3 (no board tables) is migrated on open; any
+/// other version is refused.
+const SCHEMA_VERSION: i64 = 4;
 
 const ALERTS_TABLE: &str = "
 CREATE TABLE alerts (
@@ -95,6 +95,37 @@ CREATE TABLE rules (
 CREATE TABLE rules_version (
     only         INTEGER PRIMARY KEY CHECK (only = 1),
     version      INTEGER NOT NULL   -- moves up by one with every change of the rules
+);
+";
+
+/// The board (version 4): what `tickwatch run` last saw, for `tickwatch serve` to show. Written
+/// by [`SqliteStore::write_board`](crate::board), a few times a second at most; read by the board
+/// server.
+const BOARD_TABLES: &str = "
+CREATE TABLE board_symbols (
+    symbol       TEXT    PRIMARY KEY,
+    price        REAL    NOT NULL,  -- of the newest tick
+    tick_ms      INTEGER NOT NULL,  -- the newest tick's time
+    ticks        INTEGER NOT NULL,
+    points       TEXT    NOT NULL,  -- recent prices, JSON [[epoch ms, price], ...], oldest first
+    last_alert   TEXT,              -- JSON (tickwatch_core::board::LastAlert), or NULL
+    flush        INTEGER NOT NULL   -- the board_writer flush that wrote it last
+) WITHOUT ROWID;
+CREATE INDEX board_symbols_by_flush ON board_symbols (flush);
+CREATE TABLE board_alerts (
+    seq          INTEGER PRIMARY KEY,  -- rising: the newest alerts of each flush, in order
+    alert        TEXT    NOT NULL,     -- the alert as JSON (its notification body)
+    announced    INTEGER NOT NULL CHECK (announced IN (0, 1))
+);
+CREATE TABLE board_writer (
+    only         INTEGER PRIMARY KEY CHECK (only = 1),
+    pid          INTEGER NOT NULL,
+    state        TEXT    NOT NULL CHECK (state IN ('running', 'stopped')),
+    started_ms   INTEGER NOT NULL,
+    updated_ms   INTEGER NOT NULL,
+    flush        INTEGER NOT NULL,  -- moves up by one with every write of the board
+    totals       TEXT    NOT NULL,  -- the run's counts, JSON (tickwatch_core::board::Totals)
+    alerts_skipped INTEGER NOT NULL -- alerts left off the board because they came too fast
 );
 ";
 
@@ -248,6 +279,7 @@ impl SqliteStore {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 | SCHEMA_VERSION => check_tables(&connection, version, &TABLES)?,
+            3 => check_tables(&connection, version, &TABLES[..TABLES_V3])?,
             2 => check_tables(&connection, version, &tables_v2())?,
             1 => check_tables(&connection, version, &TABLES_V1)?,
             found => return Err(SqliteError::SchemaVersion { found }),
@@ -263,7 +295,7 @@ impl SqliteStore {
         if version == 0 {
             // One transaction: a crash leaves either no tables or all of them, versioned.
             connection.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {ALERTS_TABLE} {STATE_TABLE} {RULES_TABLES}
+                "BEGIN IMMEDIATE; {ALERTS_TABLE} {STATE_TABLE} {RULES_TABLES} {BOARD_TABLES}
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
         }
@@ -273,8 +305,13 @@ impl SqliteStore {
         if version == 2 {
             // Adding a nullable column rewrites nothing: instant, whatever the size.
             connection.execute_batch(&format!(
-                "BEGIN IMMEDIATE; ALTER TABLE alerts ADD COLUMN condition TEXT;
+                "BEGIN IMMEDIATE; ALTER TABLE alerts ADD COLUMN condition TEXT; {BOARD_TABLES}
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+        }
+        if version == 3 {
+            connection.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {BOARD_TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
         }
         Ok(SqliteStore {
@@ -282,7 +319,7 @@ impl SqliteStore {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-call leaves no open transaction behind (rusqlite rolls back on drop).
         self.connection
             .lock()
@@ -491,7 +528,7 @@ impl SqliteStore {
 }
 
 /// The columns of each table this code makes, in order.
-const TABLES: [(&str, &[&str]); 4] = [
+const TABLES: [(&str, &[&str]); 7] = [
     (
         "alerts",
         &[
@@ -512,11 +549,40 @@ const TABLES: [(&str, &[&str]); 4] = [
     ("symbol_state", &["symbol", "last_seen_ms", "rules"]),
     ("rules", &["rule_id", "definition", "version"]),
     ("rules_version", &["only", "version"]),
+    (
+        "board_symbols",
+        &[
+            "symbol",
+            "price",
+            "tick_ms",
+            "ticks",
+            "points",
+            "last_alert",
+            "flush",
+        ],
+    ),
+    ("board_alerts", &["seq", "alert", "announced"]),
+    (
+        "board_writer",
+        &[
+            "only",
+            "pid",
+            "state",
+            "started_ms",
+            "updated_ms",
+            "flush",
+            "totals",
+            "alerts_skipped",
+        ],
+    ),
 ];
 
-/// The tables of schema version 2: alerts without `condition`.
-fn tables_v2() -> [(&'static str, &'static [&'static str]); 4] {
-    let mut tables = TABLES;
+/// Schema version 3 had the first this many of [`TABLES`] (no board tables).
+const TABLES_V3: usize = 4;
+
+/// The tables of schema version 2: alerts without `condition`, no board tables.
+fn tables_v2() -> [(&'static str, &'static [&'static str]); TABLES_V3] {
+    let mut tables = [TABLES[0], TABLES[1], TABLES[2], TABLES[3]];
     let alerts = tables[0].1;
     tables[0].1 = &alerts[..alerts.len() - 1];
     tables
@@ -554,7 +620,8 @@ fn migrate_v1(connection: &Connection) -> Result<(), SqliteError> {
         connection.execute_batch(STATE_TABLE)?;
         migrate_states(connection)?;
         connection.execute_batch(&format!(
-            "DROP TABLE symbol_state_v1; {RULES_TABLES} PRAGMA user_version = {SCHEMA_VERSION};"
+            "DROP TABLE symbol_state_v1; {RULES_TABLES} {BOARD_TABLES}
+             PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
         Ok::<_, SqliteError>(())
     })();
@@ -802,12 +869,14 @@ impl StateStore for SqliteStore {
 }
 
 impl SqliteStore {
-    fn rules_version_now(&self) -> Result<Option<u64>, SqliteError> {
+    /// [`RuleStore::rules_version`], for a caller off any async runtime.
+    pub fn rules_version_now(&self) -> Result<Option<u64>, SqliteError> {
         let connection = self.lock();
         read_rules_version(&connection)
     }
 
-    fn load_rules_now(&self) -> Result<Option<StoredRules>, SqliteError> {
+    /// [`RuleStore::load_rules`], for a caller off any async runtime.
+    pub fn load_rules_now(&self) -> Result<Option<StoredRules>, SqliteError> {
         let mut connection = self.lock();
         // One read transaction: the version and the rules it counts.
         let transaction = connection.transaction()?;

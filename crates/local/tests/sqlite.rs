@@ -386,9 +386,41 @@ fn a_fresh_database_is_created_whole_and_reopens() {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     drop(connection);
     SqliteStore::open(&path).expect("reopens");
+}
+
+#[test]
+fn a_version_3_database_gains_the_board_tables_and_keeps_its_alerts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("v3.db");
+    let store = SqliteStore::open(&path).expect("creates");
+    let alert = tickwatch_core::testing::contract::sample_window_alert(sym("MSFT"), 5);
+    assert!(
+        block_on_ready(store.insert(&[alert]))
+            .iter()
+            .all(Result::is_ok)
+    );
+    drop(store);
+    // What tickwatch with schema 3 made: no board tables.
+    rusqlite::Connection::open(&path)
+        .expect("opens")
+        .execute_batch(
+            "DROP TABLE board_symbols; DROP TABLE board_alerts; DROP TABLE board_writer;
+             PRAGMA user_version = 3;",
+        )
+        .expect("a version 3 database");
+    let store = SqliteStore::open(&path).expect("migrates");
+    assert_eq!(store.count().expect("count"), 1);
+    assert_eq!(store.board_writer().expect("a board"), None);
+    assert!(store.board_symbols(0).expect("a board").is_empty());
+    drop(store);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .expect("opens")
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 4);
 }
 
 #[test]
@@ -449,7 +481,7 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
         .expect("opens")
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[test]

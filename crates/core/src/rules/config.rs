@@ -300,8 +300,8 @@ pub fn parse_rule_list(text: &str) -> Result<Vec<super::Rule>, RulesError> {
                 Some(id) => format!("rule {} ({})", index + 1, quote(id)),
                 None => format!("rule {}", index + 1),
             };
-            serde_json::from_value::<super::RuleDoc>(value)
-                .map_err(|e| super::model::json_error("rule", &e))
+            serde_path_to_error::deserialize::<_, super::RuleDoc>(value)
+                .map_err(|e| super::model::located_error("rule", e))
                 .and_then(super::Rule::from_doc)
                 .map_err(|e| e.within(&name))
         })

@@ -9,6 +9,7 @@
 //! every symbol); pausing, resuming and relabelling keep its version, so its state survives.
 
 use super::{Rule, RuleDoc, RuleId, RulesError};
+use crate::ports::RuleStore;
 
 /// One change to the rules.
 #[derive(Clone, Debug)]
@@ -43,6 +44,50 @@ pub struct RulePlan {
     pub remove: Vec<RuleId>,
     /// Whether the store was never written and `put` includes the base rules.
     pub seeded: bool,
+}
+
+/// How many times [`apply_edit`] plans a change again after another writer changed the rules
+/// first.
+pub const COMMIT_ATTEMPTS_MAX: u32 = 5;
+
+/// Why [`apply_edit`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError<E> {
+    /// The change is not valid (the field named in the error).
+    #[error(transparent)]
+    Invalid(#[from] RulesError),
+    /// The store failed.
+    #[error("the rule store failed: {0}")]
+    Store(#[source] E),
+    /// Other writers changed the rules every time this change was planned.
+    #[error(
+        "the rules kept changing under this change ({COMMIT_ATTEMPTS_MAX} attempts); try again"
+    )]
+    Contended,
+}
+
+/// Plans `edit` over what `store` holds (base rules `base` while it was never written) and
+/// commits it with a compare-and-set on the store's version; plans again when another writer
+/// changed the rules in between. Every writer of rules (the CLI, the board) goes through here.
+pub async fn apply_edit<S: RuleStore>(
+    store: &S,
+    base: &[Rule],
+    edit: RuleEdit,
+) -> Result<RulePlan, EditError<S::Error>> {
+    for _ in 0..COMMIT_ATTEMPTS_MAX {
+        let stored = store.load_rules().await.map_err(EditError::Store)?;
+        let expected = stored.as_ref().map(|s| s.version);
+        let current = stored.as_ref().map(|s| s.rules.as_slice());
+        let plan = plan_edit(current, base, edit.clone(), expected.unwrap_or(0) + 1)?;
+        if store
+            .commit_rules(expected, &plan.put, &plan.remove)
+            .await
+            .map_err(EditError::Store)?
+        {
+            return Ok(plan);
+        }
+    }
+    Err(EditError::Contended)
 }
 
 /// Plans `edit` over the rules `current` in the store (`None`: never written, `base` in force),

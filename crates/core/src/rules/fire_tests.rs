@@ -364,7 +364,19 @@ fn rule_documents_are_validated_and_errors_name_the_field() {
         ),
         (
             r#"{"id":"a","symbols":"*","condition":"above 1","fire":"twice"}"#,
-            "unknown variant `twice`",
+            "fire: unknown variant `twice`",
+        ),
+        (
+            r#"{"id":"a","symbols":"*","condition":"above 1","cooldown_seconds":-1}"#,
+            "cooldown_seconds: invalid value: integer `-1`",
+        ),
+        (
+            r#"{"id":"a","symbols":"*","condition":"above 1","paused":"yes"}"#,
+            "paused: invalid type: string \"yes\"",
+        ),
+        (
+            r#"{"id":"a","symbols":"*","except":["A",7],"condition":"above 1"}"#,
+            "except: invalid type: integer `7`",
         ),
         (
             r#"{"id":"a","symbols":"*","condition":"above 1","fire":"once","cooldown_seconds":5}"#,
@@ -388,7 +400,7 @@ fn rule_documents_are_validated_and_errors_name_the_field() {
         ),
         (
             r#"{"id":"a","symbols":"*","condition":"above 1","expires_at":"tomorrow"}"#,
-            "timestamp",
+            "expires_at: ",
         ),
         (
             r#"{"id":"a","symbols":"*","condition":"above 1","colour":"red"}"#,
@@ -423,6 +435,12 @@ fn rule_lists_name_the_rule_and_field_of_an_error() {
     assert_eq!(
         parse_rule_list(text).expect_err("refused").to_string(),
         "rule 2 (\"bad\") cooldown_seconds: applies to fire = every or enter; a once rule fires once"
+    );
+    let text = r#"[{"id":"ok","symbols":"*","condition":"above 1","fire":"maybe"}]"#;
+    let error = parse_rule_list(text).expect_err("refused").to_string();
+    assert!(
+        error.starts_with("rule 1 (\"ok\") fire: unknown variant `maybe`"),
+        "{error}"
     );
     let rules =
         parse_rule_list(r#"[{"id":"ok","symbols":"*","condition":"above 1"}]"#).expect("valid");

@@ -36,7 +36,7 @@ pub use config::{
     RULE_LIST_BYTES_MAX, RULE_LIST_MAX, RULE_OVERRIDES_MAX, RULES_TEXT_BYTES_MAX, RuleSpec,
     RulesError, parse_rule_list,
 };
-pub use edit::{RuleEdit, RulePlan, plan_edit};
+pub use edit::{COMMIT_ATTEMPTS_MAX, EditError, RuleEdit, RulePlan, apply_edit, plan_edit};
 pub use model::{
     COOLDOWN_SECONDS_MAX, Condition, Fire, LABEL_BYTES_MAX, Label, RULE_EXCEPT_MAX,
     RULE_ID_LEN_MAX, Rule, RuleDoc, RuleId, SymbolPattern, Test,

@@ -531,7 +531,11 @@ impl RuleDoc {
 
     /// Parses one rule from JSON; errors name the field.
     pub fn from_json(text: &str) -> Result<RuleDoc, RulesError> {
-        serde_json::from_str(text).map_err(|e| json_error("rule", &e))
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let doc = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| located_error("rule", e))?;
+        deserializer.end().map_err(|e| json_error("rule", &e))?;
+        Ok(doc)
     }
 }
 
@@ -557,6 +561,22 @@ pub(crate) fn json_error(what: &str, error: &serde_json::Error) -> RulesError {
         }
         _ => RulesError::new(what, message),
     }
+}
+
+/// A JSON error with the path where it happened: serde's own errors (a wrong type, an unknown
+/// `fire`) are put at their field, ours name it already.
+pub(crate) fn located_error(
+    what: &str,
+    error: serde_path_to_error::Error<serde_json::Error>,
+) -> RulesError {
+    let path = error.path().to_string();
+    let named = json_error(what, error.inner());
+    // serde_path_to_error writes the document itself as `.`, and `?` where it lost track.
+    let field = path.split(['.', '[']).next().unwrap_or_default();
+    if named.location != what || field.is_empty() || field == "?" {
+        return named;
+    }
+    RulesError::new(field, named.reason)
 }
 
 /// A validated rule. Built only by [`Rule::from_doc`].

@@ -42,6 +42,19 @@ pub fn block_on_ready<F: Future>(future: F) -> F::Output {
     )
 }
 
+/// A valid tick without volume.
+///
+/// # Panics
+/// If `symbol`, `price` or `at_ms` is not valid.
+pub fn tick(symbol: &str, price: f64, at_ms: i64) -> crate::Tick {
+    crate::Tick {
+        symbol: crate::Symbol::parse(symbol).expect("a valid symbol"),
+        price: crate::Price::new(price).expect("a valid price"),
+        at: Timestamp::from_epoch_ms(at_ms).expect("a valid time"),
+        volume: crate::Volume::ZERO,
+    }
+}
+
 /// The specification's rules for every symbol: `high` (above 150) and `low` (below 50), firing on
 /// `enter` (cross) or `every` tick (level), no hysteresis.
 pub fn spec_rules(mode: Mode) -> Arc<RuleBook> {

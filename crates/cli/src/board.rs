@@ -1,0 +1,84 @@
+//! The board a run keeps and writes into its database for `tickwatch serve` (in this process or
+//! another) to show: the core's [`Board`] fed with each batch, written a few times a second at
+//! most, and at once when the input goes quiet.
+
+use std::time::{Duration, Instant};
+
+use tickwatch_core::board::Board;
+use tickwatch_core::{Outcome, Tick, TickError, Timestamp};
+use tickwatch_local::SqliteStore;
+use tickwatch_local::board::{Writer, WriterState};
+
+/// How long board changes may wait before they are written while ticks keep coming.
+pub(crate) const BOARD_FLUSH_INTERVAL_MS: u64 = 250;
+
+/// The board of one run.
+pub(crate) struct RunBoard {
+    board: Board,
+    pid: u32,
+    started: Timestamp,
+    flushed: Instant,
+    failing: bool,
+}
+
+impl RunBoard {
+    pub(crate) fn new(started: Timestamp) -> RunBoard {
+        RunBoard {
+            board: Board::new(),
+            pid: std::process::id(),
+            started,
+            flushed: Instant::now(),
+            failing: false,
+        }
+    }
+
+    /// Follows a batch's valid ticks (before the pipeline takes the batch).
+    pub(crate) fn observe(&mut self, batch: &[(u64, Result<Tick, TickError>)]) {
+        self.board
+            .observe(batch.iter().filter_map(|(_, tick)| tick.as_ref().ok()));
+    }
+
+    /// Counts the batch's outcomes.
+    pub(crate) fn record(&mut self, outcomes: &[(u64, Outcome)]) {
+        self.board.record(outcomes);
+    }
+
+    /// How long until unwritten changes are due; `None` when there are none.
+    pub(crate) fn due_in(&self) -> Option<Duration> {
+        self.board.changed().then(|| {
+            Duration::from_millis(BOARD_FLUSH_INTERVAL_MS).saturating_sub(self.flushed.elapsed())
+        })
+    }
+
+    /// Writes the changes if they are due.
+    pub(crate) fn flush_if_due(&mut self, store: &SqliteStore, now: Timestamp) {
+        if self.due_in() == Some(Duration::ZERO) {
+            self.flush(store, now, WriterState::Running);
+        }
+    }
+
+    /// Writes the changes now (`Stopped` at the end of the run, whatever changed).
+    pub(crate) fn flush(&mut self, store: &SqliteStore, now: Timestamp, state: WriterState) {
+        if !self.board.changed() && state == WriterState::Running {
+            return;
+        }
+        let flush = self.board.take_flush();
+        self.flushed = Instant::now();
+        let writer = Writer {
+            pid: self.pid,
+            state,
+            started: self.started,
+            updated: now,
+        };
+        // The board is a view: a failure to write it (a full disk) is reported once and never
+        // stops the run, whose alerts are stored by the pipeline.
+        match store.write_board(&flush, writer) {
+            Ok(()) => self.failing = false,
+            Err(error) if !self.failing => {
+                self.failing = true;
+                tracing::warn!("the board could not be written (the run goes on): {error}");
+            }
+            Err(_) => {}
+        }
+    }
+}
