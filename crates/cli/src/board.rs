@@ -9,8 +9,13 @@ use tickwatch_core::{Outcome, Tick, TickError, Timestamp};
 use tickwatch_local::SqliteStore;
 use tickwatch_local::board::{Writer, WriterState};
 
-/// How long board changes may wait before they are written while ticks keep coming.
+/// How long board changes may wait before they are written while the input keeps batches full
+/// (a file read at full speed): the board's cost stays a few writes a second.
 pub(crate) const BOARD_FLUSH_INTERVAL_MS: u64 = 250;
+
+/// The least time between two board writes on a live feed (the last batch took all there was):
+/// a tick shows on the board within this, plus the server's poll.
+pub(crate) const BOARD_FLUSH_LIVE_MS: u64 = 50;
 
 /// The board of one run.
 pub(crate) struct RunBoard {
@@ -18,6 +23,8 @@ pub(crate) struct RunBoard {
     pid: u32,
     started: Timestamp,
     flushed: Instant,
+    /// Whether the last batch ended with what had arrived (a live feed).
+    live: bool,
     failing: bool,
 }
 
@@ -28,12 +35,14 @@ impl RunBoard {
             pid: std::process::id(),
             started,
             flushed: Instant::now(),
+            live: false,
             failing: false,
         }
     }
 
     /// Follows a batch's valid ticks (before the pipeline takes the batch).
     pub(crate) fn observe(&mut self, batch: &[(u64, Result<Tick, TickError>)]) {
+        self.live = batch.len() < tickwatch_local::source::BATCH_TICKS_MAX;
         self.board
             .observe(batch.iter().filter_map(|(_, tick)| tick.as_ref().ok()));
     }
@@ -45,9 +54,14 @@ impl RunBoard {
 
     /// How long until unwritten changes are due; `None` when there are none.
     pub(crate) fn due_in(&self) -> Option<Duration> {
-        self.board.changed().then(|| {
-            Duration::from_millis(BOARD_FLUSH_INTERVAL_MS).saturating_sub(self.flushed.elapsed())
-        })
+        let interval_ms = if self.live {
+            BOARD_FLUSH_LIVE_MS
+        } else {
+            BOARD_FLUSH_INTERVAL_MS
+        };
+        self.board
+            .changed()
+            .then(|| Duration::from_millis(interval_ms).saturating_sub(self.flushed.elapsed()))
     }
 
     /// Writes the changes if they are due.
