@@ -322,6 +322,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub(crate) serve: Option<std::net::SocketAddr>,
 
+    /// Do not write the board (what `tickwatch serve` shows of symbols and health) into the
+    /// database: saves its small cost; alerts and rules are served all the same.
+    #[arg(long, conflicts_with = "serve")]
+    pub(crate) no_board: bool,
+
     #[command(flatten)]
     pub(crate) token: TokenArg,
 }

@@ -17,8 +17,9 @@ pub(crate) const BOARD_FLUSH_INTERVAL_MS: u64 = 250;
 /// a tick shows on the board within this, plus the server's poll.
 pub(crate) const BOARD_FLUSH_LIVE_MS: u64 = 50;
 
-/// The board of one run.
+/// The board of one run (or none, with `--no-board`: then every call does nothing).
 pub(crate) struct RunBoard {
+    enabled: bool,
     board: Board,
     pid: u32,
     started: Timestamp,
@@ -29,8 +30,9 @@ pub(crate) struct RunBoard {
 }
 
 impl RunBoard {
-    pub(crate) fn new(started: Timestamp) -> RunBoard {
+    pub(crate) fn new(started: Timestamp, enabled: bool) -> RunBoard {
         RunBoard {
+            enabled,
             board: Board::new(),
             pid: std::process::id(),
             started,
@@ -42,6 +44,9 @@ impl RunBoard {
 
     /// Follows a batch's valid ticks (before the pipeline takes the batch).
     pub(crate) fn observe(&mut self, batch: &[(u64, Result<Tick, TickError>)]) {
+        if !self.enabled {
+            return;
+        }
         self.live = batch.len() < tickwatch_local::source::BATCH_TICKS_MAX;
         self.board
             .observe(batch.iter().filter_map(|(_, tick)| tick.as_ref().ok()));
@@ -49,7 +54,9 @@ impl RunBoard {
 
     /// Counts the batch's outcomes.
     pub(crate) fn record(&mut self, outcomes: &[(u64, Outcome)]) {
-        self.board.record(outcomes);
+        if self.enabled {
+            self.board.record(outcomes);
+        }
     }
 
     /// How long until unwritten changes are due; `None` when there are none.
@@ -73,7 +80,7 @@ impl RunBoard {
 
     /// Writes the changes now (`Stopped` at the end of the run, whatever changed).
     pub(crate) fn flush(&mut self, store: &SqliteStore, now: Timestamp, state: WriterState) {
-        if !self.board.changed() && state == WriterState::Running {
+        if !self.enabled || (!self.board.changed() && state == WriterState::Running) {
             return;
         }
         let flush = self.board.take_flush();

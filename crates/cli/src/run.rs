@@ -86,7 +86,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     let interrupted = watch_interrupt(&runtime);
 
     let started = Instant::now();
-    let mut board = RunBoard::new(pipeline.clock().now());
+    let mut board = RunBoard::new(pipeline.clock().now(), !args.no_board);
     // Read on one thread, decoded on another, processed here: the next batch is decoded while
     // this one is stored and announced.
     let reader = TickReader::new(input, input_format(&args))

@@ -25,7 +25,7 @@ use crate::view::{BoardSymbol, BoardView, Health, RulesView};
 use crate::{ALERTS_LIMIT_MAX, REQUEST_BODY_BYTES_MAX};
 
 /// Events kept for a page that reads slowly; one that falls further behind is told to reload.
-const EVENTS_BUFFERED_MAX: usize = 256;
+const EVENTS_BUFFERED_MAX: usize = 64;
 
 /// Alerts `GET /api/alerts` returns when no limit is given.
 const ALERTS_LIMIT_DEFAULT: u32 = 200;

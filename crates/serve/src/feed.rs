@@ -4,8 +4,9 @@
 //! Events (each `data` is JSON):
 //! - `alerts`: `{"alerts": [...], "skipped": N}`: alerts new on the board since the last event,
 //!   oldest first (at most [`ALERTS_PER_EVENT_MAX`]; `skipped` counts those left out), and alerts
-//!   whose announced flag changed (a stored alert still waiting for its announcement comes with
-//!   `"announced": false`, and again with `true` once announced);
+//!   whose announced flag changed: an alert stored for [`WAITING_AGE_MS`] and still not announced
+//!   (the notifier is down, or the run died between storing and announcing) comes with
+//!   `"announced": false`, and again with `true` once `notify` or a later run announced it;
 //! - `board`: `{"symbols": [...], "untracked": N}`: the symbols that changed (all of them after a
 //!   rule change, since their thresholds and zones may have moved);
 //! - `rules`: the rules in force, after every change;
@@ -27,7 +28,7 @@ use serde_json::json;
 use tickwatch_core::AlertId;
 use tickwatch_core::board::BoardAlert;
 use tickwatch_core::{Alert, RuleBook};
-use tickwatch_local::board::WriterRow;
+use tickwatch_local::board::{WriterRow, WriterState};
 use tickwatch_local::sqlite::SqliteError;
 use tickwatch_local::{AlertQuery, Order, SqliteStore};
 use tokio::sync::broadcast::error::RecvError;
@@ -39,6 +40,14 @@ use crate::{ALERTS_PER_EVENT_MAX, CLIENTS_MAX, HEALTH_INTERVAL_MS, POLL_INTERVAL
 /// Pending (stored, not announced) alerts the poller follows one by one; beyond this only their
 /// count is shown.
 const PENDING_FOLLOWED_MAX: u32 = 200;
+
+/// An alert stored this long ago and not announced is waiting (a healthy run announces within
+/// its batch, in milliseconds): the page shows it as not announced.
+pub const WAITING_AGE_MS: i64 = 2_000;
+
+/// A run that has not written its board for this long may have died (`kill -9` leaves it
+/// `running`): alerts it left unannounced are looked for.
+const WRITER_STALE_MS: i64 = 5_000;
 
 /// The span over which ticks/s and alerts/s are averaged.
 const RATE_WINDOW_MS: i64 = 5_000;
@@ -111,6 +120,8 @@ struct Cursor {
     rules_version: Option<Option<u64>>,
     /// The alerts followed while they wait for their announcement.
     pending: HashMap<AlertId, Alert>,
+    /// Stored alerts not announced, at the last health figures.
+    pending_count: u64,
     /// (updated ms, ticks, alerts) of recent board writes, for the rates.
     samples: VecDeque<(i64, u64, u64)>,
     health_due: Option<Instant>,
@@ -144,7 +155,7 @@ fn start(store: &SqliteStore, cursor: &mut Cursor) -> Result<(), SqliteError> {
         cursor.flush = row.flush;
         cursor.skipped = row.alerts_skipped;
     }
-    cursor.pending = pending(store)?.0;
+    cursor.pending_count = store.pending_count()?;
     Ok(())
 }
 
@@ -210,7 +221,24 @@ fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(),
         skipped += row.alerts_skipped.saturating_sub(cursor.skipped);
         cursor.skipped = row.alerts_skipped;
     }
-    let (now_pending, complete) = pending(store)?;
+    let now_ms = now_ms();
+    // Stored alerts wait for their announcement for milliseconds in a healthy run: they are
+    // looked for only when some may be stuck (a failing or gone run), and shown once older
+    // than WAITING_AGE_MS, so a busy run's in-flight alerts never flicker to "not announced".
+    let troubled = match &row {
+        None => true,
+        Some(row) => {
+            row.writer.state != WriterState::Running
+                || row.totals.failed > 0
+                || now_ms - row.writer.updated.epoch_ms() > WRITER_STALE_MS
+        }
+    };
+    let (now_pending, complete) =
+        if (troubled && cursor.pending_count > 0) || !cursor.pending.is_empty() {
+            waiting(store, now_ms)?
+        } else {
+            (HashMap::new(), true)
+        };
     for (id, alert) in &now_pending {
         if !cursor.pending.contains_key(id) {
             alerts.push(BoardAlert {
@@ -242,16 +270,20 @@ fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(),
     if cursor.health_due.is_none_or(|due| now >= due) {
         cursor.health_due = Some(now + Duration::from_millis(HEALTH_INTERVAL_MS));
         let clients = shared.clients.load(Ordering::SeqCst);
-        let health = Health::new(row.as_ref(), rates(cursor), store.pending_count()?, clients);
+        cursor.pending_count = store.pending_count()?;
+        let health = Health::new(row.as_ref(), rates(cursor), cursor.pending_count, clients);
         send("health", to_json(&health));
         *shared.health.lock().unwrap_or_else(PoisonError::into_inner) = health;
     }
     Ok(())
 }
 
-/// The pending alerts followed (the oldest [`PENDING_FOLLOWED_MAX`]), and whether that is all
-/// of them.
-fn pending(store: &SqliteStore) -> Result<(HashMap<AlertId, Alert>, bool), SqliteError> {
+/// The waiting alerts followed (of the oldest [`PENDING_FOLLOWED_MAX`] not announced, those
+/// stored over [`WAITING_AGE_MS`] ago), and whether that is all of them.
+fn waiting(
+    store: &SqliteStore,
+    now_ms: i64,
+) -> Result<(HashMap<AlertId, Alert>, bool), SqliteError> {
     let found = store.query(&AlertQuery {
         pending_only: true,
         limit: PENDING_FOLLOWED_MAX,
@@ -262,10 +294,17 @@ fn pending(store: &SqliteStore) -> Result<(HashMap<AlertId, Alert>, bool), Sqlit
     Ok((
         found
             .into_iter()
+            .filter(|stored| now_ms - stored.alert.processed_at.epoch_ms() >= WAITING_AGE_MS)
             .map(|stored| (stored.alert.alert_id, stored.alert))
             .collect(),
         complete,
     ))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn sample(cursor: &mut Cursor, row: &WriterRow) {
@@ -290,9 +329,7 @@ fn rates(cursor: &Cursor) -> (f64, f64) {
     let (Some(first), Some(last)) = (cursor.samples.front(), cursor.samples.back()) else {
         return (0.0, 0.0);
     };
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = now_ms();
     let span_ms = last.0 - first.0;
     if span_ms <= 0 || now_ms - last.0 > RATE_IDLE_MS {
         return (0.0, 0.0);

@@ -323,6 +323,81 @@ fn the_page_in_chromium_shows_live_ticks_pauses_rules_and_shows_hostile_text_as_
 }
 
 #[test]
+fn a_page_keeps_up_with_thousands_of_alerts_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut run = Process::start(
+        dir.path(),
+        &[
+            "run",
+            "--input",
+            "-",
+            "--db",
+            "burst.db",
+            "--mode",
+            "level",
+            "--notify",
+            "file:alerts.ndjson",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        true,
+    );
+    let browser = Browser::start();
+    browser.goto(run.url());
+    browser.wait_for(
+        "document.body.dataset.ready === '1' && document.querySelector('#connection').textContent.trim() === 'live'",
+        Duration::from_secs(HANG_S),
+    );
+    // The longest stretch the page's main thread was busy, from here on.
+    browser.script(
+        "window.__longest = 0; new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({type: 'longtask', buffered: false}); return null;",
+    );
+    // 6,000 alerts (every tick beyond a threshold, level mode), in 30 writes of 200 lines.
+    const BURST: i64 = 6_000;
+    let started = Instant::now();
+    for chunk in 0..30 {
+        let lines: Vec<String> = (0..200)
+            .map(|i| {
+                tick(
+                    &format!("S{}", i % 40),
+                    200.0 + (i as f64) / 100.0,
+                    chunk * 200 + i,
+                )
+            })
+            .collect();
+        run.send(&lines.join("\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fed = started.elapsed();
+    browser.wait_for(
+        &format!(
+            "Number(document.querySelector('#health-alerts').textContent.replace(/,/g, '')) >= {BURST}"
+        ),
+        Duration::from_secs(HANG_S),
+    );
+    let page = browser.script(
+        "return { rows: document.querySelectorAll('#alerts tbody tr').length, longest: window.__longest };",
+    );
+    let rows = page["rows"].as_u64().expect("a count");
+    assert_eq!(rows, 500, "the page keeps the newest 500 rows: {page}");
+    // The page still answers at once after the burst.
+    let asked = Instant::now();
+    browser.script("return document.querySelectorAll('#board tbody tr').length;");
+    let answered = asked.elapsed();
+    eprintln!(
+        "{BURST} alerts in {fed:?} ({:.0}/s); the page's longest task {} ms; a script answered in {answered:?}",
+        BURST as f64 / fed.as_secs_f64(),
+        page["longest"]
+    );
+    assert!(
+        BURST as f64 / fed.as_secs_f64() >= 1_000.0,
+        "the burst must come at 1,000 alerts/s or more to test anything"
+    );
+    let console = browser.console();
+    assert_eq!(unexpected(&console, &[]), Vec::<Value>::new());
+}
+
+#[test]
 fn tickwatch_serve_shows_and_steers_a_run_in_another_process() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut run = Process::start(
