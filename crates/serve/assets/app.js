@@ -6,7 +6,8 @@
 const MAX_ALERTS = 500;  // rows kept in the alerts table
 const FETCH_LIMIT = 500; // ?limit= for GET /api/alerts (fills the table)
 const FLUSH_MS = 250;    // live updates are rendered at most this often
-const HOT_MS = 5000;     // a board row stays "hot" this long after its last alert changed
+const HOT_MS = 5000;
+const POINTS_MAX = 60;  // recent prices kept per symbol (the server's BOARD_POINTS_MAX)     // a board row stays "hot" this long after its last alert changed
 const ZONE_RANK = { above: 0, below: 1, inside: 2 };
 
 const $ = (id) => document.getElementById(id);
@@ -307,12 +308,19 @@ const lastAlertTime = (s) => (s.last_alert ? Date.parse(s.last_alert.processed_a
 
 // Merge symbols by name. fromFetch: a snapshot that may be older than live events already applied
 // (the stream is opened before the fetch), so it never replaces a row with more ticks.
-function mergeBoard(symbols, untracked, fromFetch) {
+// append: the event's points are only those new since the server's previous board event; they
+// are added to the ones held (newer than the newest held), keeping the last POINTS_MAX.
+function mergeBoard(symbols, untracked, fromFetch, append) {
   const now = Date.now();
   for (const s of Array.isArray(symbols) ? symbols : []) {
     if (!s || s.symbol == null) continue;
     const sym = String(s.symbol);
     const prev = board.bySym.get(sym);
+    if (append && prev && Array.isArray(prev.points) && Array.isArray(s.points)) {
+      const held = prev.points;
+      const newest = held.length ? held[held.length - 1][0] : -Infinity;
+      s.points = held.concat(s.points.filter((p) => Array.isArray(p) && p[0] > newest)).slice(-POINTS_MAX);
+    }
     if (fromFetch && prev && (prev.ticks || 0) > (s.ticks || 0)) continue;
     if (s.last_alert && lastAlertKey(prev) !== lastAlertKey(s)) {
       // A change seen live is hot now; on first sight only a really recent alert counts.
@@ -685,7 +693,7 @@ function connect() {
     if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
   });
   onEvent(es, "alerts", onLiveAlerts);
-  onEvent(es, "board", (m) => mergeBoard(m.symbols, m.untracked, false));
+  onEvent(es, "board", (m) => mergeBoard(m.symbols, m.untracked, false, m.append === true));
   onEvent(es, "health", (m) => { health = m; schedule("health"); });
   onEvent(es, "rules", (m) => setRules(m, true));
   // The server dropped events for this page (it fell behind): reload everything.

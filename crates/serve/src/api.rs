@@ -236,6 +236,7 @@ async fn board(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> 
             .map(|view| BoardSymbol::new(view, &book))
             .collect(),
         untracked: writer.map_or(0, |w| w.totals.untracked),
+        append: false,
     };
     Ok(axum::Json(view).into_response())
 }

@@ -7,8 +7,10 @@
 //!   whose announced flag changed: an alert stored for [`WAITING_AGE_MS`] and still not announced
 //!   (the notifier is down, or the run died between storing and announcing) comes with
 //!   `"announced": false`, and again with `true` once `notify` or a later run announced it;
-//! - `board`: `{"symbols": [...], "untracked": N}`: the symbols that changed (all of them after a
-//!   rule change, since their thresholds and zones may have moved);
+//! - `board`: `{"symbols": [...], "untracked": N, "append": true}`: the symbols that changed (all
+//!   of them after a rule change, since their thresholds and zones may have moved), each with only
+//!   the recent prices that are new since the previous `board` event (`append`: add them to the
+//!   ones `GET /api/board` gave, keeping the last 60);
 //! - `rules`: the rules in force, after every change;
 //! - `health`: the health figures, every [`HEALTH_INTERVAL_MS`];
 //! - `resync`: the page fell more than the buffer behind and missed events: it reloads its data.
@@ -27,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tickwatch_core::AlertId;
 use tickwatch_core::board::BoardAlert;
-use tickwatch_core::{Alert, RuleBook};
+use tickwatch_core::{Alert, RuleBook, Symbol};
 use tickwatch_local::board::{WriterRow, WriterState};
 use tickwatch_local::sqlite::SqliteError;
 use tickwatch_local::{AlertQuery, Order, SqliteStore};
@@ -40,6 +42,14 @@ use crate::{ALERTS_PER_EVENT_MAX, CLIENTS_MAX, HEALTH_INTERVAL_MS, POLL_INTERVAL
 /// Pending (stored, not announced) alerts the poller follows one by one; beyond this only their
 /// count is shown.
 const PENDING_FOLLOWED_MAX: u32 = 200;
+
+/// The least time between two `alerts` events: a page renders a few times a second, and fifty
+/// pages of a busy run cost a few events a second each.
+pub const ALERTS_EVENT_GAP_MS: u64 = 250;
+
+/// The least time between two `board` events (each carries every symbol that moved, with its
+/// recent prices: the stream's largest event when many symbols move).
+pub const BOARD_EVENT_GAP_MS: u64 = 500;
 
 /// An alert stored this long ago and not announced is waiting (a healthy run announces within
 /// its batch, in milliseconds): the page shows it as not announced.
@@ -116,6 +126,11 @@ struct Cursor {
     seq: u64,
     /// The writer's count of skipped alerts when last read.
     skipped: u64,
+    /// The newest point sent of each symbol, so a `board` event carries only new points.
+    points_sent: HashMap<Symbol, i64>,
+    /// When the last `board` and `alerts` events went.
+    board_sent: Option<Instant>,
+    alerts_sent: Option<Instant>,
     /// The rules' change counter when last read; `None` before the first read.
     rules_version: Option<Option<u64>>,
     /// The alerts followed while they wait for their announcement.
@@ -161,10 +176,7 @@ fn start(store: &SqliteStore, cursor: &mut Cursor) -> Result<(), SqliteError> {
 
 /// One look at the database; sends what changed.
 fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(), SqliteError> {
-    let send = |event: &'static str, data: String| {
-        // No page connected is not an error.
-        let _ = shared.hub.send(Arc::new(Frame { event, data }));
-    };
+    let send = |event: &'static str, data: String| publish(shared, event, data);
     let version = store.rules_version_now()?;
     let rules_changed = cursor.rules_version != Some(version);
     if rules_changed {
@@ -188,7 +200,15 @@ fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(),
 
     let row = store.board_writer()?;
     let flush = row.as_ref().map_or(0, |row| row.flush);
-    if flush != cursor.flush || (rules_changed && flush > 0) {
+    let now = Instant::now();
+    let due = |sent: Option<Instant>, gap_ms: u64| {
+        sent.is_none_or(|at| now.duration_since(at) >= Duration::from_millis(gap_ms))
+    };
+    // A busy run changes the board at every write: one event per BOARD_EVENT_GAP_MS carries all
+    // of it (a rule change goes at once).
+    if (flush != cursor.flush && due(cursor.board_sent, BOARD_EVENT_GAP_MS))
+        || (rules_changed && flush > 0)
+    {
         // After a rule change every symbol's thresholds and zone may have moved.
         let after = if rules_changed {
             0
@@ -199,25 +219,67 @@ fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(),
         let symbols = store
             .board_symbols(after)?
             .into_iter()
-            .map(|view| BoardSymbol::new(view, &book))
+            .map(|mut view| {
+                let newest = view.points.last().map(|(ms, _)| *ms);
+                if let Some(sent) = cursor.points_sent.get(&view.symbol) {
+                    view.points.retain(|(ms, _)| ms > sent);
+                }
+                if let Some(newest) = newest {
+                    cursor.points_sent.insert(view.symbol, newest);
+                }
+                BoardSymbol::new(view, &book)
+            })
             .collect();
         let untracked = row.as_ref().map_or(0, |row| row.totals.untracked);
-        send("board", to_json(&BoardView { symbols, untracked }));
+        let view = BoardView {
+            symbols,
+            untracked,
+            append: true,
+        };
+        send("board", to_json(&view));
+        cursor.board_sent = Some(now);
         cursor.flush = flush;
         if let Some(row) = &row {
             sample(cursor, row);
         }
     }
 
+    if due(cursor.alerts_sent, ALERTS_EVENT_GAP_MS)
+        && send_alerts(store, shared, cursor, row.as_ref())?
+    {
+        cursor.alerts_sent = Some(now);
+    }
+
+    if cursor.health_due.is_none_or(|due| now >= due) {
+        cursor.health_due = Some(now + Duration::from_millis(HEALTH_INTERVAL_MS));
+        let clients = shared.clients.load(Ordering::SeqCst);
+        cursor.pending_count = store.pending_count()?;
+        let health = Health::new(row.as_ref(), rates(cursor), cursor.pending_count, clients);
+        send("health", to_json(&health));
+        *shared.health.lock().unwrap_or_else(PoisonError::into_inner) = health;
+    }
+    Ok(())
+}
+
+/// Sends what changed in the alerts since the last `alerts` event: new board alerts (the newest
+/// [`ALERTS_PER_EVENT_MAX`], the rest counted as skipped) and waiting alerts found or announced.
+/// Whether an event was sent.
+fn send_alerts(
+    store: &SqliteStore,
+    shared: &Shared,
+    cursor: &mut Cursor,
+    row: Option<&WriterRow>,
+) -> Result<bool, SqliteError> {
     let mut alerts: Vec<BoardAlert> = Vec::new();
     let mut skipped = 0;
     let fresh = store.board_alerts(cursor.seq, ALERTS_PER_EVENT_MAX)?;
+
     if let Some(last) = fresh.last() {
         skipped += last.seq - cursor.seq - fresh.len() as u64;
         cursor.seq = last.seq;
     }
     alerts.extend(fresh.into_iter().map(|a| a.alert));
-    if let Some(row) = &row {
+    if let Some(row) = row {
         skipped += row.alerts_skipped.saturating_sub(cursor.skipped);
         cursor.skipped = row.alerts_skipped;
     }
@@ -225,7 +287,7 @@ fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(),
     // Stored alerts wait for their announcement for milliseconds in a healthy run: they are
     // looked for only when some may be stuck (a failing or gone run), and shown once older
     // than WAITING_AGE_MS, so a busy run's in-flight alerts never flicker to "not announced".
-    let troubled = match &row {
+    let troubled = match row {
         None => true,
         Some(row) => {
             row.writer.state != WriterState::Running
@@ -259,23 +321,17 @@ fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(),
         }
     }
     cursor.pending = now_pending;
-    if !alerts.is_empty() || skipped > 0 {
-        send(
-            "alerts",
-            to_json(&json!({ "alerts": alerts, "skipped": skipped })),
-        );
+    if alerts.is_empty() && skipped == 0 {
+        return Ok(false);
     }
+    let data = to_json(&json!({ "alerts": alerts, "skipped": skipped }));
+    publish(shared, "alerts", data);
+    Ok(true)
+}
 
-    let now = Instant::now();
-    if cursor.health_due.is_none_or(|due| now >= due) {
-        cursor.health_due = Some(now + Duration::from_millis(HEALTH_INTERVAL_MS));
-        let clients = shared.clients.load(Ordering::SeqCst);
-        cursor.pending_count = store.pending_count()?;
-        let health = Health::new(row.as_ref(), rates(cursor), cursor.pending_count, clients);
-        send("health", to_json(&health));
-        *shared.health.lock().unwrap_or_else(PoisonError::into_inner) = health;
-    }
-    Ok(())
+/// Sends an event to every connected page (none connected is not an error).
+fn publish(shared: &Shared, event: &'static str, data: String) {
+    let _ = shared.hub.send(Arc::new(Frame { event, data }));
 }
 
 /// The waiting alerts followed (of the oldest [`PENDING_FOLLOWED_MAX`] not announced, those

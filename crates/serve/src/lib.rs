@@ -46,7 +46,7 @@ pub const CLIENTS_MAX: usize = 256;
 
 /// Most alerts one `alerts` event carries; when more came since the last poll, the newest are
 /// sent and the rest counted as skipped (they are all in the database).
-pub const ALERTS_PER_EVENT_MAX: u32 = 200;
+pub const ALERTS_PER_EVENT_MAX: u32 = 100;
 
 /// Most alerts `GET /api/alerts` returns.
 pub const ALERTS_LIMIT_MAX: u32 = 1_000;

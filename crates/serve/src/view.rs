@@ -47,6 +47,8 @@ pub(crate) struct BoardView {
     pub(crate) symbols: Vec<BoardSymbol>,
     /// Symbols the run saw but could not follow (the board's cap).
     pub(crate) untracked: u64,
+    /// Whether `points` are only the new ones (events), not all of them (`GET /api/board`).
+    pub(crate) append: bool,
 }
 
 /// The rules in force, as `GET /api/rules` and the `rules` event give them.

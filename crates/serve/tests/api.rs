@@ -676,6 +676,32 @@ async fn the_event_stream_pushes_new_alerts_board_changes_rules_and_health() {
         })
         .await;
     assert_eq!(board["symbols"][0]["zone"], "above");
+    assert_eq!(board["append"], true);
+    // The next move of NVDA carries only its new point.
+    let next = tick("NVDA", 181.0, 21_000);
+    run_writes(&store, &[next], &[]);
+    let moved = events
+        .until("board", Duration::from_secs(5), |v| {
+            v["symbols"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x["symbol"] == "NVDA" && x["price"] == 181.0))
+        })
+        .await;
+    let nvda = moved["symbols"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["symbol"] == "NVDA"))
+        .expect("NVDA");
+    assert_eq!(nvda["points"], serde_json::json!([[21_000, 181.0]]), "{moved}");
+    let full = get_json(&served, "/api/board").await;
+    let nvda = full["symbols"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["symbol"] == "NVDA"))
+        .expect("NVDA");
+    assert_eq!(
+        nvda["points"].as_array().map(Vec::len),
+        Some(1),
+        "a new run's board: its own points (this run wrote one per flush)"
+    );
 
     // A rule change: the rules, and every symbol's zone against the new rules.
     let paused = write(client().post(served.url("/api/rules/high/pause")), "{}")
