@@ -682,16 +682,21 @@ async fn the_event_stream_pushes_new_alerts_board_changes_rules_and_health() {
     run_writes(&store, &[next], &[]);
     let moved = events
         .until("board", Duration::from_secs(5), |v| {
-            v["symbols"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|x| x["symbol"] == "NVDA" && x["price"] == 181.0))
+            v["symbols"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|x| x["symbol"] == "NVDA" && x["price"] == 181.0)
+            })
         })
         .await;
     let nvda = moved["symbols"]
         .as_array()
         .and_then(|s| s.iter().find(|x| x["symbol"] == "NVDA"))
         .expect("NVDA");
-    assert_eq!(nvda["points"], serde_json::json!([[21_000, 181.0]]), "{moved}");
+    assert_eq!(
+        nvda["points"],
+        serde_json::json!([[21_000, 181.0]]),
+        "{moved}"
+    );
     let full = get_json(&served, "/api/board").await;
     let nvda = full["symbols"]
         .as_array()
@@ -848,5 +853,46 @@ async fn pages_that_disconnect_mid_stream_are_let_go() {
         .until("health", Duration::from_secs(5), |_| true)
         .await;
     // And the server shuts down with it connected (stop() checks).
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_that_never_reads_holds_up_nobody() {
+    use tokio::io::AsyncWriteExt as _;
+    let served = Served::start(None).await;
+    // A client that asks for the stream and then never reads a byte of it.
+    let mut stuck = tokio::net::TcpStream::connect(served.addr)
+        .await
+        .expect("connects");
+    stuck
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut page = EventReader::open(&served).await;
+    page.until("health", Duration::from_secs(5), |v| v["clients"] == 2)
+        .await;
+
+    // Far more than the stuck client's socket and the server's event buffer hold.
+    let store = SqliteStore::open(&served.db).expect("database");
+    for round in 0..40_i64 {
+        let burst: Vec<_> = (0..100)
+            .map(|i| tick("AMD", 200.0, 100_000 + round * 1_000 + i))
+            .collect();
+        run_writes(&store, &burst, &burst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last = tick("AMD", 200.0, 100_000 + 39 * 1_000 + 99);
+    let last_id = high_alert(&last).alert_id.to_string();
+    page.until("alerts", Duration::from_secs(10), |v| {
+        v["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["alert_id"] == last_id.as_str()))
+    })
+    .await;
+    let asked = Instant::now();
+    let health = get_json(&served, "/api/health").await;
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_eq!(health["clients"], 2, "the stuck page is still connected");
+    drop(stuck);
     served.stop().await;
 }
