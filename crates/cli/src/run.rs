@@ -72,7 +72,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     // The board server, if asked for: bound now, so a taken port fails before any tick is read.
     let serving = match args.serve {
         Some(addr) => {
-            let board = serve::bind(addr, &args.db, &args.token)?;
+            let board = serve::bind(addr, &args.db, &args.token, fixed.clone())?;
             serve::announce(
                 "tickwatch run",
                 &board,

@@ -14,7 +14,7 @@ use crate::Completion;
 use crate::args::{ServeArgs, TokenArg};
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Completion> {
-    let board = bind(args.listen, &args.db, &args.token)?;
+    let board = bind(args.listen, &args.db, &args.token, None)?;
     announce(
         "tickwatch serve",
         &board,
@@ -30,8 +30,14 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Completion> {
     Ok(Completion::Clean)
 }
 
-/// Checks the token and the address, and binds.
-pub(crate) fn bind(addr: SocketAddr, db: &Path, token: &TokenArg) -> anyhow::Result<Board> {
+/// Checks the token and the address, and binds. `fixed`: the rules of a run that takes them
+/// from `--rules` or `--mode` (shown, not editable).
+pub(crate) fn bind(
+    addr: SocketAddr,
+    db: &Path,
+    token: &TokenArg,
+    fixed: Option<Arc<RuleBook>>,
+) -> anyhow::Result<Board> {
     let token = token
         .token
         .as_deref()
@@ -41,7 +47,8 @@ pub(crate) fn bind(addr: SocketAddr, db: &Path, token: &TokenArg) -> anyhow::Res
     let options = ServeOptions {
         db: db.to_owned(),
         token,
-        base_rules: Arc::new(RuleBook::defaults()),
+        rules_fixed: fixed.is_some(),
+        base_rules: fixed.unwrap_or_else(|| Arc::new(RuleBook::defaults())),
     };
     Ok(Board::bind(addr, options)?)
 }

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<SqliteStore>,
     /// The rules in force while the database holds none.
     pub(crate) base: Arc<RuleBook>,
+    /// Whether `base` are the run's fixed rules (see [`crate::ServeOptions::rules_fixed`]).
+    pub(crate) fixed: bool,
     pub(crate) token: Option<Token>,
     /// The events for every connected page.
     pub(crate) hub: broadcast::Sender<Arc<Frame>>,
@@ -54,16 +56,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(store: SqliteStore, base: Arc<RuleBook>, token: Option<Token>) -> Shared {
+    pub(crate) fn new(
+        store: SqliteStore,
+        base: Arc<RuleBook>,
+        fixed: bool,
+        token: Option<Token>,
+    ) -> Shared {
         let (hub, _) = broadcast::channel(EVENTS_BUFFERED_MAX);
         Shared {
             store: Arc::new(store),
             book: RwLock::new(base.clone()),
             base,
+            fixed,
             token,
             hub,
             clients: AtomicUsize::new(0),
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(Health::new(None, (0.0, 0.0), 0, 0)),
             closing: watch::Sender::new(false),
         }
     }
@@ -254,6 +262,9 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /api/rules`: the rules in force.
 async fn rules(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    if shared.fixed {
+        return Ok(axum::Json(RulesView::new(None, &shared.base)).into_response());
+    }
     let store = shared.store.clone();
     let stored = blocking(move || store.load_rules_now()).await?;
     Ok(axum::Json(RulesView::new(stored.as_ref(), &shared.base)).into_response())
@@ -303,6 +314,13 @@ async fn remove_rule(
 
 /// Applies `change` (see [`apply_edit`]) and returns rule `id` as it now stands.
 async fn edit(shared: &Shared, change: RuleEdit, id: RuleId) -> Result<Option<RuleDoc>, ApiError> {
+    if shared.fixed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rules",
+            "this run's rules come from its --rules file or --mode and do not change while it runs: change them there and start it again",
+        ));
+    }
     let store = shared.store.clone();
     let base: Vec<Rule> = shared.base.rules().iter().map(|r| (**r).clone()).collect();
     let removing = matches!(change, RuleEdit::Remove(_));

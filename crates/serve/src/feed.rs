@@ -177,23 +177,30 @@ fn start(store: &SqliteStore, cursor: &mut Cursor) -> Result<(), SqliteError> {
 /// One look at the database; sends what changed.
 fn step(store: &SqliteStore, shared: &Shared, cursor: &mut Cursor) -> Result<(), SqliteError> {
     let send = |event: &'static str, data: String| publish(shared, event, data);
-    let version = store.rules_version_now()?;
+    // A run's fixed rules never change; the database's are read when their counter moves.
+    let version = if shared.fixed {
+        None
+    } else {
+        store.rules_version_now()?
+    };
     let rules_changed = cursor.rules_version != Some(version);
     if rules_changed {
-        let stored = store.load_rules_now()?;
-        match RuleBook::in_force(stored.clone(), &shared.base) {
-            Ok(book) => {
-                *shared.book.write().unwrap_or_else(PoisonError::into_inner) = book;
+        if !shared.fixed {
+            let stored = store.load_rules_now()?;
+            match RuleBook::in_force(stored.clone(), &shared.base) {
+                Ok(book) => {
+                    *shared.book.write().unwrap_or_else(PoisonError::into_inner) = book;
+                }
+                Err(error) => {
+                    tracing::warn!("board: the stored rules do not make a rule book: {error}")
+                }
             }
-            Err(error) => {
-                tracing::warn!("board: the stored rules do not make a rule book: {error}")
+            if cursor.rules_version.is_some() {
+                send(
+                    "rules",
+                    to_json(&RulesView::new(stored.as_ref(), &shared.base)),
+                );
             }
-        }
-        if cursor.rules_version.is_some() {
-            send(
-                "rules",
-                to_json(&RulesView::new(stored.as_ref(), &shared.base)),
-            );
         }
         cursor.rules_version = Some(version);
     }

@@ -63,6 +63,9 @@ pub struct ServeOptions {
     pub token: Option<Token>,
     /// The rules in force while the database holds none (the defaults).
     pub base_rules: Arc<RuleBook>,
+    /// Whether `base_rules` are the writing run's own, fixed for it (`run --rules` or `--mode`):
+    /// then they are shown, the database's are not read, and changes are refused.
+    pub rules_fixed: bool,
 }
 
 /// Why the board cannot serve.
@@ -146,6 +149,7 @@ impl Board {
         let shared = Arc::new(api::Shared::new(
             reads,
             self.options.base_rules.clone(),
+            self.options.rules_fixed,
             self.options.token.clone(),
         ));
         let poller = feed::Poller::start(polls, shared.clone());

@@ -84,6 +84,13 @@ struct Served {
 
 impl Served {
     async fn start(token: Option<&str>) -> Served {
+        Served::start_with(token, |options| options).await
+    }
+
+    async fn start_with(
+        token: Option<&str>,
+        adjust: impl FnOnce(ServeOptions) -> ServeOptions,
+    ) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("board.db");
         let store = SqliteStore::open(&db).expect("database");
@@ -94,8 +101,11 @@ impl Served {
         ];
         run_writes(&store, &ticks, &ticks[..1]);
         drop(store);
-        let board = Board::bind("127.0.0.1:0".parse().expect("address"), options(&db, token))
-            .expect("binds");
+        let board = Board::bind(
+            "127.0.0.1:0".parse().expect("address"),
+            adjust(options(&db, token)),
+        )
+        .expect("binds");
         let addr = board.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(board.run(async {
@@ -130,6 +140,7 @@ fn options(db: &Path, token: Option<&str>) -> ServeOptions {
         db: db.to_owned(),
         token: token.map(|t| Token::parse(t).expect("valid token")),
         base_rules: Arc::new(RuleBook::defaults()),
+        rules_fixed: false,
     }
 }
 
@@ -894,5 +905,54 @@ async fn a_page_that_never_reads_holds_up_nobody() {
     assert!(asked.elapsed() < Duration::from_secs(5));
     assert_eq!(health["clients"], 2, "the stuck page is still connected");
     drop(stuck);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_runs_fixed_rules_are_shown_and_not_changed() {
+    let fixed = tickwatch_core::testing::rule_book(&[
+        r#"{"id":"spike","symbols":"*","condition":"above 100","fire":"every"}"#,
+    ]);
+    let served = Served::start_with(None, |options| ServeOptions {
+        base_rules: fixed,
+        rules_fixed: true,
+        ..options
+    })
+    .await;
+    let rules = get_json(&served, "/api/rules").await;
+    let ids: Vec<&str> = rules["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["spike"]);
+    let board = get_json(&served, "/api/board").await;
+    let ibm = board["symbols"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["symbol"] == "IBM"))
+        .expect("IBM");
+    assert_eq!(ibm["zone"], "inside", "IBM at 100 is not above 100");
+    assert_eq!(ibm["thresholds"][0]["level"], 100.0);
+    let http = client();
+    for request in [
+        write(
+            http.post(served.url("/api/rules")),
+            r#"{"id":"x","symbols":"*","condition":"above 1"}"#,
+        ),
+        write(http.post(served.url("/api/rules/spike/pause")), "{}"),
+        write(http.delete(served.url("/api/rules/spike")), "{}"),
+    ] {
+        let response = request.send().await.expect("answer");
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["error"]["field"], "rules");
+    }
+    let store = SqliteStore::open(&served.db).expect("database");
+    assert_eq!(
+        store.rules_version_now().expect("version"),
+        None,
+        "nothing written"
+    );
     served.stop().await;
 }
