@@ -18,7 +18,7 @@ use crate::rules::{Condition, RuleBook, RuleId};
 use crate::tick::{Symbol, Tick, Timestamp};
 
 /// Most symbols a board follows; ticks of further symbols are counted, not followed.
-pub const BOARD_SYMBOLS_MAX: usize = 10_000;
+pub const BOARD_SYMBOLS_MAX: usize = 1_000;
 
 /// Recent prices kept per symbol (the in-order ticks, newest last).
 pub const BOARD_POINTS_MAX: usize = 60;
@@ -29,7 +29,7 @@ pub const BOARD_POINTS_MAX: usize = 60;
 pub const BOARD_ALERTS_MAX: usize = 200;
 
 /// Distinct symbols beyond [`BOARD_SYMBOLS_MAX`] counted exactly; past this the count stops.
-pub const UNTRACKED_COUNTED_MAX: usize = 100_000;
+pub const UNTRACKED_COUNTED_MAX: usize = 10_000;
 
 /// A symbol's last alert, as the board shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
