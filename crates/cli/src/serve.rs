@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tickwatch_core::RuleBook;
-use tickwatch_serve::{Board, ServeOptions, Token};
+use tickwatch_serve::{BoardServer, ServeOptions, Token};
 use tokio::sync::oneshot;
 
 use crate::Completion;
@@ -37,7 +37,7 @@ pub(crate) fn bind(
     db: &Path,
     token: &TokenArg,
     fixed: Option<Arc<RuleBook>>,
-) -> anyhow::Result<Board> {
+) -> anyhow::Result<BoardServer> {
     let token = token
         .token
         .as_deref()
@@ -50,11 +50,11 @@ pub(crate) fn bind(
         rules_fixed: fixed.is_some(),
         base_rules: fixed.unwrap_or_else(|| Arc::new(RuleBook::defaults())),
     };
-    Ok(Board::bind(addr, options)?)
+    Ok(BoardServer::bind(addr, options)?)
 }
 
 /// Says where the board is (tests read this line for the address).
-pub(crate) fn announce(who: &str, board: &Board, db: &Path, token: bool) {
+pub(crate) fn announce(who: &str, board: &BoardServer, db: &Path, token: bool) {
     let addr = board.local_addr();
     eprintln!("{who}: the board of {} is at http://{addr}/", db.display());
     if token {
@@ -69,7 +69,7 @@ pub(crate) struct Serving {
 }
 
 impl Serving {
-    pub(crate) fn start(board: Board) -> anyhow::Result<Serving> {
+    pub(crate) fn start(board: BoardServer) -> anyhow::Result<Serving> {
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("board".into())

@@ -102,18 +102,18 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// A board bound to its address, ready to [`Board::run`].
+/// A board bound to its address, ready to [`BoardServer::run`].
 #[derive(Debug)]
-pub struct Board {
+pub struct BoardServer {
     listener: std::net::TcpListener,
     addr: SocketAddr,
     options: ServeOptions,
 }
 
-impl Board {
+impl BoardServer {
     /// Checks the options and binds `addr` (port 0 picks a free port: see
-    /// [`Board::local_addr`]). The database must exist.
-    pub fn bind(addr: SocketAddr, options: ServeOptions) -> Result<Board, ServeError> {
+    /// [`BoardServer::local_addr`]). The database must exist.
+    pub fn bind(addr: SocketAddr, options: ServeOptions) -> Result<BoardServer, ServeError> {
         if !addr.ip().is_loopback() && options.token.is_none() {
             return Err(ServeError::Exposed(addr));
         }
@@ -126,7 +126,7 @@ impl Board {
             .map_err(|source| ServeError::Bind { addr, source })?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        Ok(Board {
+        Ok(BoardServer {
             listener,
             addr,
             options,

@@ -17,7 +17,7 @@ use tickwatch_core::{
 };
 use tickwatch_local::SqliteStore;
 use tickwatch_local::board::{Writer, WriterState};
-use tickwatch_serve::{Board, ServeError, ServeOptions, Token};
+use tickwatch_serve::{BoardServer, ServeError, ServeOptions, Token};
 use tokio::sync::oneshot;
 
 const TOKEN: &str = "0123456789abcdef-token";
@@ -101,7 +101,7 @@ impl Served {
         ];
         run_writes(&store, &ticks, &ticks[..1]);
         drop(store);
-        let board = Board::bind(
+        let board = BoardServer::bind(
             "127.0.0.1:0".parse().expect("address"),
             adjust(options(&db, token)),
         )
@@ -457,12 +457,12 @@ async fn without_a_token_only_loopback_names_are_answered() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("t.db");
     drop(SqliteStore::open(&db).expect("database"));
-    let exposed = Board::bind("0.0.0.0:0".parse().expect("address"), options(&db, None));
+    let exposed = BoardServer::bind("0.0.0.0:0".parse().expect("address"), options(&db, None));
     assert!(
         matches!(exposed, Err(ServeError::Exposed(_))),
         "{exposed:?}"
     );
-    let missing = Board::bind(
+    let missing = BoardServer::bind(
         "127.0.0.1:0".parse().expect("address"),
         options(&dir.path().join("none.db"), None),
     );
@@ -573,7 +573,7 @@ async fn with_a_token_every_request_carries_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("t.db");
     drop(SqliteStore::open(&db).expect("database"));
-    let exposed = Board::bind(
+    let exposed = BoardServer::bind(
         "0.0.0.0:0".parse().expect("address"),
         options(&db, Some(TOKEN)),
     );
