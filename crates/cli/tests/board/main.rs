@@ -513,3 +513,66 @@ fn a_board_on_a_non_loopback_address_needs_a_token() {
     }
     assert!(!dir.path().join("none.db").exists());
 }
+
+#[test]
+fn a_board_that_cannot_be_written_never_stops_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let made = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .args(["run", "--input", "-", "--db", "t.db", "-q"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("tickwatch runs");
+    assert!(made.status.success());
+    // Every write of the board fails from now on; the rest of the database is as it was.
+    rusqlite::Connection::open(dir.path().join("t.db"))
+        .expect("opens")
+        .execute_batch(
+            "CREATE TRIGGER no_board BEFORE INSERT ON board_writer
+                 BEGIN SELECT RAISE(ABORT, 'the board is refused'); END;
+             CREATE TRIGGER no_board_symbols BEFORE INSERT ON board_symbols
+                 BEGIN SELECT RAISE(ABORT, 'the board is refused'); END;",
+        )
+        .expect("triggers");
+    // A live feed: a board write is due after every tick, so it fails again and again.
+    let mut run = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .args([
+            "run",
+            "--input",
+            "-",
+            "--db",
+            "t.db",
+            "--notify",
+            "file:alerts.ndjson",
+        ])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tickwatch starts");
+    let mut feed = run.stdin.take().expect("piped");
+    for second in 1..=8 {
+        let price = if second % 2 == 0 { 160.0 } else { 100.0 };
+        writeln!(feed, "{}", tick("AAPL", price, second)).expect("feed");
+        feed.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    drop(feed);
+    let out = run.wait_with_output().expect("tickwatch ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let announced = std::fs::read_to_string(dir.path().join("alerts.ndjson")).expect("alerts");
+    assert_eq!(
+        announced.lines().count(),
+        4,
+        "every entry above 150 is announced"
+    );
+    assert_eq!(
+        stderr.matches("the board could not be written").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert!(stderr.contains("the board is refused"), "{stderr}");
+}
