@@ -192,6 +192,27 @@ fn the_page_in_chromium_shows_live_ticks_pauses_rules_and_shows_hostile_text_as_
         "the page loads with no console errors"
     );
 
+    // Accessible: every control has a name, and the keyboard moves through and works them.
+    let unnamed = browser.script(
+        r#"return [...document.querySelectorAll('input, select, button')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+            .map(el => el.outerHTML);"#,
+    );
+    assert_eq!(unnamed, serde_json::json!([]), "controls without a name");
+    browser.script("document.querySelector('#filter-symbol').focus(); return null;");
+    browser.keys("#filter-symbol", "\u{E004}"); // Tab
+    assert_eq!(
+        browser.script("return document.activeElement.id;"),
+        "filter-kind",
+        "Tab goes from the symbol filter to the kind filter"
+    );
+    browser.keys(r#"button.sort[data-sort="price"]"#, "\u{E007}"); // Enter
+    browser.wait_for(
+        r#"document.querySelector('#board th[data-sort="price"]').getAttribute('aria-sort') === 'ascending'"#,
+        Duration::from_secs(HANG_S),
+    );
+
     // A tick into the live pipe reaches the page within a second.
     let sent = Instant::now();
     run.send(&tick("AAPL", 155.0, 1));

@@ -163,11 +163,17 @@ impl Browser {
 
     /// Types `text` into the element `css` selects.
     pub(crate) fn type_into(&self, css: &str, text: &str) {
+        self.keys(css, text);
+    }
+
+    /// Sends keys to the element `css` selects (WebDriver's key codes: `\u{E004}` is Tab,
+    /// `\u{E007}` Enter).
+    pub(crate) fn keys(&self, css: &str, keys: &str) {
         let id = self.element(css);
         self.send(
             reqwest::Method::POST,
             &format!("/element/{id}/value"),
-            json!({ "text": text }),
+            json!({ "text": keys }),
         );
     }
 
