@@ -480,7 +480,7 @@ fn tickwatch_serve_shows_and_steers_a_run_in_another_process() {
 }
 
 #[test]
-fn a_board_on_a_non_loopback_address_needs_a_token() {
+fn a_board_that_cannot_serve_says_why() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
         .args(["run", "--input", "-", "--db", "t.db", "-q"])
@@ -489,7 +489,18 @@ fn a_board_on_a_non_loopback_address_needs_a_token() {
         .output()
         .expect("tickwatch runs");
     assert!(run.status.success());
+    // A port another process holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let taken = taken.local_addr().expect("its address").to_string();
     let cases: &[(&[&str], &str)] = &[
+        (
+            &["serve", "--listen", &taken, "--db", "t.db"],
+            "listening on 127.0.0.1:",
+        ),
+        (
+            &["run", "--input", "-", "--db", "t.db", "--serve", &taken],
+            "listening on 127.0.0.1:",
+        ),
         (
             &["serve", "--listen", "0.0.0.0:0", "--db", "t.db"],
             "not a loopback address and no token is set",
