@@ -73,7 +73,7 @@ pub(crate) struct ServeArgs {
 /// The board's token.
 #[derive(Debug, Args)]
 pub(crate) struct TokenArg {
-    /// Token every request to the board must carry: 16 or more of A-Z a-z 0-9 . _ ~ -
+    /// Token every request to the board must carry: 16 to 256 of A-Z a-z 0-9 . _ ~ -
     /// (`openssl rand -hex 32`). Needed to listen on a non-loopback address.
     #[arg(long, env = "TICKWATCH_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
@@ -317,7 +317,7 @@ pub(crate) struct RunArgs {
     #[arg(long, short)]
     pub(crate) quiet: bool,
 
-    /// Also serve the live board at this address (127.0.0.1:8080); it stays up after the input
+    /// Also serve the live board at this address (e.g. 127.0.0.1:8080); it stays up after the input
     /// ends, until Ctrl-C.
     #[arg(long, value_name = "ADDR")]
     pub(crate) serve: Option<std::net::SocketAddr>,
