@@ -22,6 +22,17 @@ const TICK_TO_PAGE_MS_MAX: u64 = 1_000;
 /// Bounds on waits that are about correctness, not speed: they only keep a hang from lasting.
 const HANG_S: u64 = 20;
 
+/// One Chromium at a time: the tests that drive one take turns, so the tick-to-page timing never
+/// shares the two cores with another browser and a burst of thousands of alerts.
+static BROWSER_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn browser_turn() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed while holding it leaves nothing behind that the next one could trip on.
+    BROWSER_TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn tick(symbol: &str, price: f64, second: i64) -> String {
     let ms = 1_795_700_000_000 + second * 1000;
     format!(r#"{{"symbol":"{symbol}","price":{price},"timestamp":{ms}}}"#)
@@ -163,6 +174,7 @@ fn unexpected(console: &[Value], provoked: &[&str]) -> Vec<Value> {
 
 #[test]
 fn the_page_in_chromium_shows_live_ticks_pauses_rules_and_shows_hostile_text_as_text() {
+    let _turn = browser_turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut run = Process::start(
         dir.path(),
@@ -345,6 +357,7 @@ fn the_page_in_chromium_shows_live_ticks_pauses_rules_and_shows_hostile_text_as_
 
 #[test]
 fn a_page_keeps_up_with_thousands_of_alerts_a_second() {
+    let _turn = browser_turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut run = Process::start(
         dir.path(),
