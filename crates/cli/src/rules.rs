@@ -1,7 +1,8 @@
 //! `tickwatch rules`: list and change the alert rules, in the local database or a deployment's
-//! rules table. What a change writes is decided by the core ([`plan_edit`]); this module reads
-//! arguments, prints, and commits with a compare-and-set on the store's version (a conflicting
-//! writer makes it plan again from what is stored now).
+//! rules table. What a change writes is decided by the core
+//! ([`tickwatch_core::rules::plan_edit`]) and committed with a compare-and-set on the store's
+//! version by [`apply_edit`] (a conflicting writer makes it plan again from what is stored now);
+//! this module reads arguments and prints.
 
 use std::io::{self, Read as _, Write as _};
 use std::path::Path;

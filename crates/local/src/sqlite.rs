@@ -152,7 +152,7 @@ ALTER TABLE symbol_state RENAME TO symbol_state_v1;
 ///
 /// Each message says what went wrong once: rusqlite's own errors repeat their cause as a source
 /// (`X: Error code 1: X` when printed as a chain) and quote whole SQL scripts, so the database's
-/// message is kept and the rest dropped (see [`describe`]). None of these has a source.
+/// message is kept and the rest dropped (see `describe`). None of these has a source.
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
     /// The database reported an error.
