@@ -736,3 +736,120 @@ fn plan_edit_refuses_bad_changes_naming_the_field() {
         assert!(error.reason.contains(reason), "{name}: {error}");
     }
 }
+
+/// A rule store in memory whose first `losses` commits find another writer came first (after
+/// which that writer's change, `rival`, is what the store holds).
+struct RacedStore {
+    held: std::sync::Mutex<Option<tickwatch_core::ports::StoredRules>>,
+    losses: std::sync::atomic::AtomicU32,
+    rival: Vec<tickwatch_core::Rule>,
+}
+
+impl tickwatch_core::ports::RuleStore for RacedStore {
+    type Error = tickwatch_core::testing::InjectedFault;
+
+    async fn rules_version(&self) -> Result<Option<u64>, Self::Error> {
+        Ok(self.held.lock().expect("lock").as_ref().map(|s| s.version))
+    }
+
+    async fn load_rules(&self) -> Result<Option<tickwatch_core::ports::StoredRules>, Self::Error> {
+        Ok(self.held.lock().expect("lock").clone())
+    }
+
+    async fn commit_rules(
+        &self,
+        expected: Option<u64>,
+        put: &[tickwatch_core::Rule],
+        remove: &[tickwatch_core::RuleId],
+    ) -> Result<bool, Self::Error> {
+        let mut held = self.held.lock().expect("lock");
+        let version = held.as_ref().map(|s| s.version);
+        if self.losses.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.losses
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            *held = Some(tickwatch_core::ports::StoredRules {
+                version: version.unwrap_or(0) + 1,
+                rules: self.rival.clone(),
+                invalid: Vec::new(),
+            });
+            return Ok(false);
+        }
+        if version != expected {
+            return Ok(false);
+        }
+        let mut rules: Vec<tickwatch_core::Rule> = held
+            .as_ref()
+            .map(|s| s.rules.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !remove.contains(&r.id()) && !put.iter().any(|p| p.id() == r.id()))
+            .collect();
+        rules.extend(put.iter().cloned());
+        *held = Some(tickwatch_core::ports::StoredRules {
+            version: version.unwrap_or(0) + 1,
+            rules,
+            invalid: Vec::new(),
+        });
+        Ok(true)
+    }
+}
+
+#[test]
+fn apply_edit_plans_again_after_a_lost_commit_and_names_a_missing_rule() {
+    use tickwatch_core::rules::{EditError, apply_edit};
+    use tickwatch_core::testing::block_on_ready;
+    let base: Vec<tickwatch_core::Rule> = RuleBook::defaults()
+        .rules()
+        .iter()
+        .map(|r| (**r).clone())
+        .collect();
+    let spike = rule(r#"{"id":"spike","symbols":"*","condition":"above 500"}"#);
+    let store = RacedStore {
+        held: std::sync::Mutex::new(None),
+        losses: std::sync::atomic::AtomicU32::new(1),
+        rival: vec![spike.clone()],
+    };
+
+    // The first commit loses to a writer that replaced everything with `spike`: pausing `high`
+    // is planned again over that, where `high` is no longer in force.
+    let lost = block_on_ready(apply_edit(&store, &base, RuleEdit::Pause(rule_id("high"))));
+    assert!(
+        matches!(&lost, Err(EditError::Missing(id)) if id.as_str() == "high"),
+        "{lost:?}"
+    );
+    assert_eq!(
+        lost.map(|_| ()).expect_err("missing").to_string(),
+        "id: no rule has the id high"
+    );
+
+    // Over what the store holds now, pausing `spike` commits.
+    let plan = block_on_ready(apply_edit(&store, &base, RuleEdit::Pause(rule_id("spike"))))
+        .expect("committed");
+    assert!(plan.put.iter().all(|r| r.paused()));
+    let held = store.held.lock().expect("lock").clone().expect("written");
+    assert_eq!(held.version, 2);
+    assert!(
+        held.rules
+            .iter()
+            .any(|r| r.id().as_str() == "spike" && r.paused())
+    );
+
+    // Every change that names a rule needs it in force; adding does not.
+    for edit in [
+        RuleEdit::Resume(rule_id("nope")),
+        RuleEdit::Rearm(rule_id("nope")),
+        RuleEdit::Remove(rule_id("nope")),
+        RuleEdit::Replace(rule(r#"{"id":"nope","symbols":"*","condition":"below 1"}"#)),
+    ] {
+        let refused = block_on_ready(apply_edit(&store, &base, edit));
+        assert!(matches!(refused, Err(EditError::Missing(_))), "{refused:?}");
+    }
+    assert_eq!(
+        store.held.lock().expect("lock").as_ref().map(|s| s.version),
+        Some(2)
+    );
+}
+
+fn rule_id(text: &str) -> tickwatch_core::RuleId {
+    tickwatch_core::RuleId::parse(text).expect("valid id")
+}

@@ -163,6 +163,11 @@ impl From<EditError<StoreError>> for ApiError {
     fn from(error: EditError<StoreError>) -> ApiError {
         match error {
             EditError::Invalid(error) => error.into(),
+            EditError::Missing(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "id",
+                format!("no rule has the id {id}"),
+            ),
             EditError::Store(error) => ApiError::store(error),
             EditError::Contended => ApiError::new(StatusCode::CONFLICT, "rules", error.to_string()),
         }
@@ -324,22 +329,6 @@ async fn edit(shared: &Shared, change: RuleEdit, id: RuleId) -> Result<Option<Ru
     let store = shared.store.clone();
     let base: Vec<Rule> = shared.base.rules().iter().map(|r| (**r).clone()).collect();
     let removing = matches!(change, RuleEdit::Remove(_));
-    if !matches!(change, RuleEdit::Add(_)) {
-        // A missing rule is 404, not a bad request.
-        let store = store.clone();
-        let stored = blocking(move || store.load_rules_now()).await?;
-        let exists = match &stored {
-            Some(stored) => stored.rules.iter().any(|r| r.id() == id),
-            None => base.iter().any(|r| r.id() == id),
-        };
-        if !exists {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "id",
-                format!("no rule has the id {id}"),
-            ));
-        }
-    }
     let plan = tokio::task::spawn_blocking(move || ready(apply_edit(&*store, &base, change)))
         .await
         .map_err(ApiError::store)??;

@@ -144,6 +144,17 @@ fn options(db: &Path, token: Option<&str>) -> ServeOptions {
     }
 }
 
+/// Sending a request whose answer the test needs (a refused connection fails the test).
+trait Answer {
+    async fn answer(self) -> reqwest::Response;
+}
+
+impl Answer for reqwest::RequestBuilder {
+    async fn answer(self) -> reqwest::Response {
+        self.send().await.expect("the board answers")
+    }
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -152,7 +163,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn get_json(served: &Served, path: &str) -> Value {
-    let response = client().get(served.url(path)).send().await.expect("answer");
+    let response = client().get(served.url(path)).answer().await;
     assert_eq!(response.status(), StatusCode::OK, "{path}");
     response.json().await.expect("JSON")
 }
@@ -168,7 +179,7 @@ fn write(request: reqwest::RequestBuilder, body: &str) -> reqwest::RequestBuilde
 async fn every_answer_carries_the_security_headers_and_the_page_is_embedded() {
     let served = Served::start(None).await;
     for path in ["/", "/app.js", "/app.css", "/api/health", "/api/nothing"] {
-        let response = client().get(served.url(path)).send().await.expect("answer");
+        let response = client().get(served.url(path)).answer().await;
         let headers = response.headers();
         assert_eq!(
             headers["content-security-policy"],
@@ -178,7 +189,7 @@ async fn every_answer_carries_the_security_headers_and_the_page_is_embedded() {
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
     }
-    let page = client().get(served.url("/")).send().await.expect("answer");
+    let page = client().get(served.url("/")).answer().await;
     assert!(
         page.headers()["content-type"]
             .to_str()
@@ -190,11 +201,7 @@ async fn every_answer_carries_the_security_headers_and_the_page_is_embedded() {
         html.contains("/app.js") && !html.contains("http://") && !html.contains("https://"),
         "the page loads only its own assets"
     );
-    let missing = client()
-        .get(served.url("/api/nothing"))
-        .send()
-        .await
-        .expect("answer");
+    let missing = client().get(served.url("/api/nothing")).answer().await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     served.stop().await;
 }
@@ -255,9 +262,8 @@ async fn the_board_alerts_health_and_rules_read_back_what_the_run_wrote() {
     ] {
         let response = client()
             .get(served.url(&format!("/api/alerts{query}")))
-            .send()
-            .await
-            .expect("answer");
+            .answer()
+            .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
         let body: Value = response.json().await.expect("JSON");
         assert_eq!(body["error"]["field"], field, "{query}: {body}");
@@ -293,9 +299,7 @@ async fn rules_change_through_the_core_validation_and_errors_name_the_field() {
     let add = |body: &str| write(http.post(served.url("/api/rules")), body);
 
     let added = add(r#"{"id":"spike","symbols":"AAPL","condition":"above 200","fire":"once","label":"<img src=x onerror=alert(1)>"}"#)
-        .send()
-        .await
-        .expect("answer");
+        .answer().await;
     assert_eq!(added.status(), StatusCode::CREATED);
     let added: Value = added.json().await.expect("JSON");
     assert_eq!(
@@ -336,7 +340,7 @@ async fn rules_change_through_the_core_validation_and_errors_name_the_field() {
         ),
     ];
     for (body, status, field) in cases {
-        let response = add(body).send().await.expect("answer");
+        let response = add(body).answer().await;
         assert_eq!(response.status(), status, "{body}");
         let answer: Value = response.json().await.expect("JSON");
         assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
@@ -351,7 +355,7 @@ async fn rules_change_through_the_core_validation_and_errors_name_the_field() {
     let act_json = |path: &'static str| {
         let request = act(path);
         async move {
-            let response = request.send().await.expect("answer");
+            let response = request.answer().await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             response.json::<Value>().await.expect("JSON")
         }
@@ -366,25 +370,16 @@ async fn rules_change_through_the_core_validation_and_errors_name_the_field() {
         "a re-arm restarts the rule"
     );
     assert_eq!(
-        act("/api/rules/nope/pause")
-            .send()
-            .await
-            .expect("answer")
-            .status(),
+        act("/api/rules/nope/pause").answer().await.status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        act("/api/rules/high/explode")
-            .send()
-            .await
-            .expect("answer")
-            .status(),
+        act("/api/rules/high/explode").answer().await.status(),
         StatusCode::NOT_FOUND
     );
     let removed = write(http.delete(served.url("/api/rules/spike")), "{}")
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(removed.status(), StatusCode::OK);
 
     // What the CLI and the pipeline read: the same store, the same rules.
@@ -419,7 +414,7 @@ async fn a_write_without_its_json_body_and_header_or_from_another_origin_is_refu
         write(http.post(&url), "{}").header("origin", "http://evil.example"),
     ];
     for request in refused {
-        let response = request.send().await.expect("answer");
+        let response = request.answer().await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let body: Value = response.json().await.expect("JSON");
         assert_eq!(body["error"]["field"], "request");
@@ -428,9 +423,8 @@ async fn a_write_without_its_json_body_and_header_or_from_another_origin_is_refu
     assert_eq!(rules["version"], Value::Null, "nothing was written");
     let same_origin = write(http.post(&url), "{}")
         .header("origin", format!("http://{}", served.addr))
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(same_origin.status(), StatusCode::OK);
     served.stop().await;
 }
@@ -447,9 +441,8 @@ async fn without_a_token_only_loopback_names_are_answered() {
         let response = client()
             .get(served.url("/api/health"))
             .header("host", host)
-            .send()
-            .await
-            .expect("answer");
+            .answer()
+            .await;
         assert_eq!(response.status(), status, "{host}");
     }
     served.stop().await;
@@ -483,31 +476,24 @@ async fn with_a_token_every_request_carries_it() {
     let health = served.url("/api/health");
     let status = |response: reqwest::Response| response.status();
     assert_eq!(
-        status(http.get(&health).send().await.expect("answer")),
+        status(http.get(&health).answer().await),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        status(http.get(served.url("/")).send().await.expect("answer")),
+        status(http.get(served.url("/")).answer().await),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         status(
             http.get(&health)
                 .bearer_auth("0123456789abcdef-wrong")
-                .send()
+                .answer()
                 .await
-                .expect("answer")
         ),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        status(
-            http.get(&health)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .expect("answer")
-        ),
+        status(http.get(&health).bearer_auth(TOKEN).answer().await),
         StatusCode::OK
     );
     // Any Host is fine with a token.
@@ -516,24 +502,21 @@ async fn with_a_token_every_request_carries_it() {
             http.get(&health)
                 .bearer_auth(TOKEN)
                 .header("host", "board.example")
-                .send()
+                .answer()
                 .await
-                .expect("answer")
         ),
         StatusCode::OK
     );
 
     let wrong = http
         .get(served.url("/?token=0123456789abcdef-wrong"))
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let signed_in = http
         .get(served.url(&format!("/?token={TOKEN}")))
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     assert_eq!(signed_in.headers()["location"], "/");
     let cookie = signed_in.headers()["set-cookie"]
@@ -548,25 +531,22 @@ async fn with_a_token_every_request_carries_it() {
     let page = http
         .get(served.url("/"))
         .header("cookie", &pair)
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(page.status(), StatusCode::OK);
     let events = http
         .get(served.url("/api/events"))
         .header("cookie", &pair)
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(events.status(), StatusCode::OK);
     drop(events);
     // A write still needs its header, token or not.
     let bare = http
         .post(served.url("/api/rules/high/pause"))
         .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(bare.status(), StatusCode::FORBIDDEN);
     served.stop().await;
 
@@ -590,11 +570,7 @@ struct EventReader {
 
 impl EventReader {
     async fn open(served: &Served) -> EventReader {
-        let response = client()
-            .get(served.url("/api/events"))
-            .send()
-            .await
-            .expect("answer");
+        let response = client().get(served.url("/api/events")).answer().await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(
             response.headers()["content-type"]
@@ -721,9 +697,8 @@ async fn the_event_stream_pushes_new_alerts_board_changes_rules_and_health() {
 
     // A rule change: the rules, and every symbol's zone against the new rules.
     let paused = write(client().post(served.url("/api/rules/high/pause")), "{}")
-        .send()
-        .await
-        .expect("answer");
+        .answer()
+        .await;
     assert_eq!(paused.status(), StatusCode::OK);
     let rules = events
         .until("rules", Duration::from_secs(5), |v| {
@@ -943,7 +918,7 @@ async fn a_runs_fixed_rules_are_shown_and_not_changed() {
         write(http.post(served.url("/api/rules/spike/pause")), "{}"),
         write(http.delete(served.url("/api/rules/spike")), "{}"),
     ] {
-        let response = request.send().await.expect("answer");
+        let response = request.answer().await;
         assert_eq!(response.status(), StatusCode::CONFLICT);
         let body: Value = response.json().await.expect("JSON");
         assert_eq!(body["error"]["field"], "rules");

@@ -102,6 +102,22 @@ impl Drop for Process {
     }
 }
 
+/// `tickwatch run --serve` on a live pipe (with `extra` arguments), and Chromium on its page once
+/// the page has loaded and its event stream is open.
+fn served_page(dir: &std::path::Path, extra: &[&str]) -> (Process, Browser) {
+    let mut args = vec!["run", "--input", "-", "--db", "board.db"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--notify", "file:alerts.ndjson", "--serve", "127.0.0.1:0"]);
+    let run = Process::start(dir, &args, true);
+    let browser = Browser::start();
+    browser.goto(run.url());
+    browser.wait_for(
+        "document.body.dataset.ready === '1' && document.querySelector('#connection').textContent.trim() === 'live'",
+        Duration::from_secs(HANG_S),
+    );
+    (run, browser)
+}
+
 /// JSON from the board's API (a plain blocking GET over a socket: no client library needed for
 /// what the page itself does with fetch).
 fn get(base: &str, path: &str) -> Value {
@@ -176,27 +192,7 @@ fn unexpected(console: &[Value], provoked: &[&str]) -> Vec<Value> {
 fn the_page_in_chromium_shows_live_ticks_pauses_rules_and_shows_hostile_text_as_text() {
     let _turn = browser_turn();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut run = Process::start(
-        dir.path(),
-        &[
-            "run",
-            "--input",
-            "-",
-            "--db",
-            "board.db",
-            "--notify",
-            "file:alerts.ndjson",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        true,
-    );
-    let browser = Browser::start();
-    browser.goto(run.url());
-    browser.wait_for(
-        "document.body.dataset.ready === '1' && document.querySelector('#connection').textContent.trim() === 'live'",
-        Duration::from_secs(HANG_S),
-    );
+    let (mut run, browser) = served_page(dir.path(), &[]);
     let console = browser.console();
     assert_eq!(
         unexpected(&console, &[]),
@@ -359,29 +355,7 @@ fn the_page_in_chromium_shows_live_ticks_pauses_rules_and_shows_hostile_text_as_
 fn a_page_keeps_up_with_thousands_of_alerts_a_second() {
     let _turn = browser_turn();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut run = Process::start(
-        dir.path(),
-        &[
-            "run",
-            "--input",
-            "-",
-            "--db",
-            "burst.db",
-            "--mode",
-            "level",
-            "--notify",
-            "file:alerts.ndjson",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        true,
-    );
-    let browser = Browser::start();
-    browser.goto(run.url());
-    browser.wait_for(
-        "document.body.dataset.ready === '1' && document.querySelector('#connection').textContent.trim() === 'live'",
-        Duration::from_secs(HANG_S),
-    );
+    let (mut run, browser) = served_page(dir.path(), &["--mode", "level"]);
     // The longest stretch the page's main thread was busy, from here on.
     browser.script(
         "window.__longest = 0; new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({type: 'longtask', buffered: false}); return null;",

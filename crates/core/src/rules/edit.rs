@@ -35,6 +35,20 @@ pub enum RuleEdit {
     },
 }
 
+impl RuleEdit {
+    /// The rule the change needs to be in force: every change but adding and importing names one.
+    pub fn target(&self) -> Option<RuleId> {
+        match self {
+            RuleEdit::Replace(rule) => Some(rule.id()),
+            RuleEdit::Pause(id)
+            | RuleEdit::Resume(id)
+            | RuleEdit::Rearm(id)
+            | RuleEdit::Remove(id) => Some(*id),
+            RuleEdit::Add(_) | RuleEdit::Import { .. } => None,
+        }
+    }
+}
+
 /// What a change writes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RulePlan {
@@ -56,6 +70,9 @@ pub enum EditError<E> {
     /// The change is not valid (the field named in the error).
     #[error(transparent)]
     Invalid(#[from] RulesError),
+    /// The change names a rule that is not in force.
+    #[error("id: no rule has the id {0}")]
+    Missing(RuleId),
     /// The store failed.
     #[error("the rule store failed: {0}")]
     Store(#[source] E),
@@ -78,6 +95,11 @@ pub async fn apply_edit<S: RuleStore>(
         let stored = store.load_rules().await.map_err(EditError::Store)?;
         let expected = stored.as_ref().map(|s| s.version);
         let current = stored.as_ref().map(|s| s.rules.as_slice());
+        if let Some(id) = edit.target()
+            && !current.unwrap_or(base).iter().any(|rule| rule.id() == id)
+        {
+            return Err(EditError::Missing(id));
+        }
         let plan = plan_edit(current, base, edit.clone(), expected.unwrap_or(0) + 1)?;
         if store
             .commit_rules(expected, &plan.put, &plan.remove)
