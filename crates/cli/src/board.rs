@@ -1,6 +1,7 @@
 //! The board a run keeps and writes into its database for `tickwatch serve` (in this process or
-//! another) to show: the core's [`Board`] fed with each batch, written a few times a second at
-//! most, and at once when the input goes quiet.
+//! another) to show: the core's [`Board`] fed with each batch and written when it says the
+//! changes are due (a few times a second at most, sooner on a live feed); here only the clock,
+//! the store and the warning when a write fails.
 
 use std::time::{Duration, Instant};
 
@@ -8,14 +9,6 @@ use tickwatch_core::board::Board;
 use tickwatch_core::{Outcome, Tick, TickError, Timestamp};
 use tickwatch_local::SqliteStore;
 use tickwatch_local::board::{Writer, WriterState};
-
-/// How long board changes may wait before they are written while the input keeps batches full
-/// (a file read at full speed): the board's cost stays a few writes a second.
-pub(crate) const BOARD_FLUSH_INTERVAL_MS: u64 = 250;
-
-/// The least time between two board writes on a live feed (the last batch took all there was):
-/// a tick shows on the board within this, plus the server's poll.
-pub(crate) const BOARD_FLUSH_LIVE_MS: u64 = 50;
 
 /// The board of one run (or none, with `--no-board`: then every call does nothing).
 pub(crate) struct RunBoard {
@@ -61,14 +54,10 @@ impl RunBoard {
 
     /// How long until unwritten changes are due; `None` when there are none.
     pub(crate) fn due_in(&self) -> Option<Duration> {
-        let interval_ms = if self.live {
-            BOARD_FLUSH_LIVE_MS
-        } else {
-            BOARD_FLUSH_INTERVAL_MS
-        };
+        let since_ms = u64::try_from(self.flushed.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.board
-            .changed()
-            .then(|| Duration::from_millis(interval_ms).saturating_sub(self.flushed.elapsed()))
+            .flush_due_in_ms(since_ms, self.live)
+            .map(Duration::from_millis)
     }
 
     /// Writes the changes if they are due.

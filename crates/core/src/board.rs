@@ -28,6 +28,14 @@ pub const BOARD_POINTS_MAX: usize = 60;
 /// alert store; the board shows the latest).
 pub const BOARD_ALERTS_MAX: usize = 200;
 
+/// How long board changes may wait to be handed over while the input keeps batches full (a file
+/// read at full speed): the board's cost stays a few writes a second.
+pub const BOARD_FLUSH_INTERVAL_MS: u64 = 250;
+
+/// The least time between two hand-overs on a live feed (the last batch took all there was): a
+/// tick shows on the board within this, plus the server's poll.
+pub const BOARD_FLUSH_LIVE_MS: u64 = 50;
+
 /// Distinct symbols beyond [`BOARD_SYMBOLS_MAX`] counted exactly; past this the count stops.
 pub const UNTRACKED_COUNTED_MAX: usize = 10_000;
 
@@ -140,6 +148,7 @@ impl Board {
     /// Follows a batch's valid ticks, in arrival order.
     pub fn observe<'a>(&mut self, ticks: impl IntoIterator<Item = &'a Tick>) {
         for tick in ticks {
+            self.changed = true;
             self.observe_tick(tick);
         }
     }
@@ -247,6 +256,18 @@ impl Board {
     /// Whether anything happened since the last flush.
     pub fn changed(&self) -> bool {
         self.changed
+    }
+
+    /// How many milliseconds until the changes are due to be handed over, `since_ms` after the
+    /// last flush (0: now); `None` when nothing changed. `live`: the last batch ended with what had
+    /// arrived (a live feed), so changes go sooner.
+    pub fn flush_due_in_ms(&self, since_ms: u64, live: bool) -> Option<u64> {
+        let interval_ms = if live {
+            BOARD_FLUSH_LIVE_MS
+        } else {
+            BOARD_FLUSH_INTERVAL_MS
+        };
+        self.changed.then(|| interval_ms.saturating_sub(since_ms))
     }
 
     /// What changed since the last flush; the board then starts a new one.

@@ -289,3 +289,28 @@ fn the_error_of_a_rejected_tick_is_classed_by_code() {
         Some(&1)
     );
 }
+
+#[test]
+fn changes_fall_due_sooner_on_a_live_feed() {
+    let mut board = Board::new();
+    assert_eq!(board.flush_due_in_ms(0, true), None, "nothing changed");
+    board.observe(&[tick("AAPL", 100.0, 1)]);
+    // (ms since the last flush, live, due in ms)
+    let cases = [
+        (0, false, BOARD_FLUSH_INTERVAL_MS),
+        (100, false, BOARD_FLUSH_INTERVAL_MS - 100),
+        (BOARD_FLUSH_INTERVAL_MS, false, 0),
+        (10_000, false, 0),
+        (0, true, BOARD_FLUSH_LIVE_MS),
+        (BOARD_FLUSH_LIVE_MS, true, 0),
+    ];
+    for (since_ms, live, due_ms) in cases {
+        assert_eq!(
+            board.flush_due_in_ms(since_ms, live),
+            Some(due_ms),
+            "{since_ms} {live}"
+        );
+    }
+    board.take_flush();
+    assert_eq!(board.flush_due_in_ms(10_000, false), None);
+}
