@@ -16,6 +16,8 @@
 //! `TICKWATCH_BENCH_TICKS` changes the tick count (1,000,000). `cargo test --all-targets` runs one
 //! quick pass over a few thousand ticks, so the bench cannot rot, and reports nothing.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -57,15 +59,7 @@ struct Measured {
 }
 
 fn main() {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
-    let ticks: u64 = match std::env::var("TICKWATCH_BENCH_TICKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(ticks) => ticks,
-        None if benchmarking => TICKS_DEFAULT,
-        None => TICKS_SMOKE,
-    };
+    let (benchmarking, ticks) = support::ticks(TICKS_DEFAULT, TICKS_SMOKE);
     let repeats = if benchmarking { REPEATS } else { 1 };
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("ticks.ndjson");

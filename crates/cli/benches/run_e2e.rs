@@ -31,6 +31,8 @@
 //! pass over a few thousand ticks, so the benchmark cannot rot (the yardsticks' alert counts are
 //! checked there too), and reports nothing.
 
+mod support;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -62,16 +64,7 @@ struct Bare<'a> {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test` does not.
-    let benchmarking = std::env::args().any(|a| a == "--bench");
-    let ticks: u64 = match std::env::var("TICKWATCH_BENCH_TICKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(ticks) => ticks,
-        None if benchmarking => TICKS_DEFAULT,
-        None => TICKS_SMOKE,
-    };
+    let (_, ticks) = support::ticks(TICKS_DEFAULT, TICKS_SMOKE);
     // Looked for first, so that a machine without it fails at once rather than after the runs.
     let python = yardstick_python();
     let dir = tempfile::tempdir().expect("temp dir");
