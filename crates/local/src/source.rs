@@ -543,14 +543,19 @@ mod tests {
         assert!(ahead.next_batch().expect("the end stays the end").is_none());
     }
 
-    #[test]
-    fn decoding_ahead_keeps_a_live_feed_live_and_passes_errors_on() {
-        use crate::prefetch::Gate;
+    /// A live feed (lines go in through the sender when the test says) decoded ahead.
+    fn live_decoded_feed() -> (std::sync::mpsc::Sender<Vec<u8>>, DecodeAhead) {
         let (feed, gate) = std::sync::mpsc::channel();
-        let mut reader = TickReader::new(Gate(gate), Format::Ndjson)
+        let reader = TickReader::new(crate::prefetch::Gate(gate), Format::Ndjson)
             .expect("reader thread")
             .decode_ahead()
             .expect("decoder thread");
+        (feed, reader)
+    }
+
+    #[test]
+    fn decoding_ahead_keeps_a_live_feed_live_and_passes_errors_on() {
+        let (feed, mut reader) = live_decoded_feed();
         for ms in 1..=3 {
             let line = format!("{{\"symbol\":\"A\",\"price\":1,\"timestamp\":{ms}}}\n");
             feed.send(line.into_bytes()).expect("send");
@@ -578,12 +583,7 @@ mod tests {
 
     #[test]
     fn a_bounded_wait_on_a_quiet_feed_says_waiting_and_loses_nothing() {
-        use crate::prefetch::Gate;
-        let (feed, gate) = std::sync::mpsc::channel();
-        let mut reader = TickReader::new(Gate(gate), Format::Ndjson)
-            .expect("reader thread")
-            .decode_ahead()
-            .expect("decoder thread");
+        let (feed, mut reader) = live_decoded_feed();
         let wait = Duration::from_millis(20);
         assert!(matches!(reader.next_batch_within(wait), Ok(Next::Waiting)));
         feed.send(b"{\"symbol\":\"A\",\"price\":1,\"timestamp\":1}\n".to_vec())

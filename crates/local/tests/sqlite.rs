@@ -382,12 +382,7 @@ fn a_fresh_database_is_created_whole_and_reopens() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
     drop(SqliteStore::open(&path).expect("creates"));
-    let connection = rusqlite::Connection::open(&path).expect("opens");
-    let version: i64 = connection
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .expect("version");
-    assert_eq!(version, 4);
-    drop(connection);
+    assert_eq!(schema_version(&path), 4);
     SqliteStore::open(&path).expect("reopens");
 }
 
@@ -416,11 +411,7 @@ fn a_version_3_database_gains_the_board_tables_and_keeps_its_alerts() {
     assert_eq!(store.board_writer().expect("a board"), None);
     assert!(store.board_symbols(0).expect("a board").is_empty());
     drop(store);
-    let version: i64 = rusqlite::Connection::open(&path)
-        .expect("opens")
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .expect("version");
-    assert_eq!(version, 4);
+    assert_eq!(schema_version(&path), 4);
 }
 
 #[test]
@@ -477,11 +468,7 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
         "the old alert stays notified"
     );
     drop(store);
-    let version: i64 = rusqlite::Connection::open(&path)
-        .expect("opens")
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .expect("version");
-    assert_eq!(version, 4);
+    assert_eq!(schema_version(&path), 4);
 }
 
 #[test]
@@ -722,4 +709,12 @@ fn a_rule_edited_into_nonsense_is_listed_as_invalid_and_the_others_load() {
         "{}",
         loaded.invalid[0].error
     );
+}
+
+/// The schema version written in the database file at `path`.
+fn schema_version(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .expect("opens")
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("version")
 }
