@@ -100,6 +100,16 @@ impl AlertId {
         id.copy_from_slice(&digest[..16]);
         AlertId(id)
     }
+
+    /// The id's 16 bytes (what the embedded store keeps).
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0
+    }
+
+    /// The id with these 16 bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> AlertId {
+        AlertId(bytes)
+    }
 }
 
 impl fmt::Display for AlertId {

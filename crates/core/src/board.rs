@@ -10,7 +10,9 @@
 //! computes them from the rules in force when it answers, so they follow rule changes at once.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::{HashMap, HashSet};
 
 use crate::alert::{Alert, AlertKind};
 use crate::pipeline::{Accepted, AlertOutcome, Outcome};

@@ -23,7 +23,9 @@
 //! ([`Outcome::Failed`]); because each step is idempotent, redelivering them redoes only what is
 //! missing. Transient port errors are retried here with the [`RetryPolicy`], never past the deadline.
 
-use std::collections::{HashMap, HashSet};
+// Keys here are made by the program from validated ticks, and a batch is bounded: foldhash's
+// seeded hashing is several times cheaper than SipHash on them, with no predictable order.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -542,8 +544,9 @@ where
         evaluate_stateless_groups(&mut groups, &tick, now);
         self.settle_stateful_groups(&mut groups, &tick, now, deadline, &mut rng)
             .await;
-        let mut known: HashMap<AlertKey, Known> = HashMap::new();
-        let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
+        let items = item_count(&groups);
+        let mut known: HashMap<AlertKey, Known> = HashMap::with_capacity(items);
+        let mut stored: HashMap<AlertKey, Alert> = HashMap::with_capacity(items);
         self.insert_level_alerts(&mut groups, &mut known, &mut stored, deadline, &mut rng)
             .await;
         self.fetch_candidates(&mut groups, &mut known, &mut stored, deadline, &mut rng)
@@ -551,7 +554,7 @@ where
         let announced = self
             .announce(&mut groups, &known, &stored, deadline, &mut rng)
             .await;
-        report(ids, rejected, &groups, &known, &announced)
+        report(ids, rejected, groups, &known, &announced)
     }
 
     /// The jitter source of one batch: seeded, different for every batch of this pipeline.
@@ -772,14 +775,13 @@ where
             })
             .await;
         for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
+            // A level alert is announced from its item, so only its fate is kept by key.
             match result {
                 Ok(Inserted::New) => {
                     known.insert(alert.key(), Known::New);
-                    stored.insert(alert.key(), *alert);
                 }
                 Ok(Inserted::AlreadyThere { notified }) => {
                     known.insert(alert.key(), Known::Existing { notified });
-                    stored.insert(alert.key(), *alert);
                 }
                 Err(e) => groups[g].fail(e.into_failure(Step::Insert)),
             }
@@ -787,6 +789,8 @@ where
         for group in groups.iter().filter(|g| g.ok()) {
             for item in &group.items {
                 if let Item::Raised(alert) = item {
+                    // Kept by key too: a stale copy of its tick in this batch (a candidate)
+                    // announces it from here.
                     known.insert(alert.key(), Known::New);
                     stored.insert(alert.key(), **alert);
                 }
@@ -837,18 +841,18 @@ where
         rng: &mut Rng,
     ) -> HashSet<AlertKey> {
         let (alerts, owners) = owned_items(groups, |item| {
-            let key = match item {
-                Item::Raised(alert) | Item::Level(alert) => alert.key(),
-                Item::Candidate(key) => **key,
+            let (key, alert) = match item {
+                Item::Raised(alert) | Item::Level(alert) => (alert.key(), Some(&**alert)),
+                Item::Candidate(key) => (**key, None),
             };
             let pending = matches!(
                 known.get(&key),
                 Some(Known::New | Known::Existing { notified: false })
             );
-            pending.then(|| (key, stored[&key]))
+            pending.then(|| (key, *alert.unwrap_or_else(|| &stored[&key])))
         });
         let results = self.publish_and_mark(&alerts, deadline, rng).await;
-        let mut announced = HashSet::new();
+        let mut announced = HashSet::with_capacity(alerts.len());
         for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
             match result {
                 Ok(()) => {
@@ -944,7 +948,7 @@ fn evaluate_stateless_groups(groups: &mut [Group], tick: &impl Fn(usize) -> Tick
 fn report<Id>(
     ids: Vec<Id>,
     rejected: Vec<(usize, TickError)>,
-    groups: &[Group],
+    groups: Vec<Group>,
     known: &HashMap<AlertKey, Known>,
     announced: &HashSet<AlertKey>,
 ) -> BatchReport<Id> {
@@ -952,7 +956,7 @@ fn report<Id>(
     for (index, error) in rejected {
         outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
     }
-    let mut owner_seen: HashSet<AlertKey> = HashSet::new();
+    let mut owner_seen: HashSet<AlertKey> = HashSet::with_capacity(item_count(&groups));
     let mut unannounced: HashSet<AlertKey> = HashSet::new();
     for group in groups {
         if let Some(failure) = &group.failure
@@ -968,16 +972,13 @@ fn report<Id>(
                 }
             }
         }
+        // Each fate's items follow the previous one's: they are handed over, not copied.
+        let mut items = group.items.into_iter();
         for (&index, fate) in group.members.iter().zip(&group.fates) {
+            let own = items.by_ref().take(fate.items.len());
             let outcome = match &group.failure {
                 Some(failure) => Outcome::Failed(failure.clone()),
-                None => Outcome::Accepted(resolve(
-                    fate,
-                    &group.items,
-                    known,
-                    announced,
-                    &mut owner_seen,
-                )),
+                None => Outcome::Accepted(resolve(fate, own, known, announced, &mut owner_seen)),
             };
             outcomes[index] = Some(outcome);
         }
@@ -1008,6 +1009,11 @@ fn report<Id>(
     BatchReport { outcomes, stats }
 }
 
+/// The alerts and candidates of every group.
+fn item_count(groups: &[Group]) -> usize {
+    groups.iter().map(|group| group.items.len()).sum()
+}
+
 /// What `pick` finds in the fates of the healthy groups, each item once (by its key), with the
 /// group that first carried it: the group that fails if the item's step fails.
 fn owned_items<K: Eq + std::hash::Hash, T>(
@@ -1019,9 +1025,13 @@ fn owned_items<K: Eq + std::hash::Hash, T>(
     let mut seen = HashSet::new();
     for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
         for item in &group.items {
-            if let Some((key, item)) = pick(item)
-                && seen.insert(key)
-            {
+            if let Some((key, item)) = pick(item) {
+                if seen.is_empty() {
+                    seen.reserve(item_count(groups));
+                }
+                if !seen.insert(key) {
+                    continue;
+                }
                 items.push(item);
                 owners.push(g);
             }
@@ -1115,7 +1125,7 @@ pub fn build_alert(
 /// The accepted outcome of a tick in a healthy group.
 fn resolve(
     fate: &Fate,
-    items: &[Item],
+    items: impl Iterator<Item = Item>,
     known: &HashMap<AlertKey, Known>,
     announced: &HashSet<AlertKey>,
     owner_seen: &mut HashSet<AlertKey>,
@@ -1126,19 +1136,18 @@ fn resolve(
         alert_id: key.id(),
         announced_now: first && announced.contains(&key),
     };
-    let outcomes: Vec<AlertOutcome> = items[fate.items.start as usize..fate.items.end as usize]
-        .iter()
+    let outcomes: Vec<AlertOutcome> = items
         .filter_map(|item| match item {
             Item::Raised(alert) | Item::Level(alert) => {
                 let first = owner_seen.insert(alert.key());
                 Some(match known.get(&alert.key()) {
-                    Some(Known::New) if first => AlertOutcome::New(alert.clone()),
+                    Some(Known::New) if first => AlertOutcome::New(alert),
                     _ => duplicate(alert.key(), first),
                 })
             }
-            Item::Candidate(key) => match known.get(&**key) {
+            Item::Candidate(key) => match known.get(&*key) {
                 Some(Known::Existing { .. } | Known::New) => {
-                    Some(duplicate(**key, owner_seen.insert(**key)))
+                    Some(duplicate(*key, owner_seen.insert(*key)))
                 }
                 _ => None,
             },

@@ -252,7 +252,9 @@ impl SqliteStore {
     pub fn pending_count(&self) -> Result<u64, SqliteError> {
         let connection = self.lock();
         let count: i64 = connection.query_row(
-            "SELECT count(*) FROM alerts WHERE notified = 0",
+            "SELECT count(*) FROM alerts
+             WHERE seq > (SELECT through_seq FROM alerts_announced)
+               AND seq NOT IN (SELECT seq FROM alerts_announced_above)",
             [],
             |row| row.get(0),
         )?;

@@ -14,8 +14,9 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
-use tickwatch_core::alert::{Alert, AlertKey, AlertKind};
+use tickwatch_core::alert::{Alert, AlertId, AlertKey, AlertKind};
 use tickwatch_core::ports::{
     Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, InvalidRule, RuleStore,
     StateStore, StoredAlert, StoredRules,
@@ -52,30 +53,69 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 /// Bytes of WAL file kept after a checkpoint; beyond that the file is truncated.
 const WAL_KEPT_BYTES: i64 = 64 * 1024 * 1024;
 
-/// The schema version this code writes. A version 1 database (tickwatch 0.1: one band per
-/// symbol), 2 (alerts without their condition) or 3 (no board tables) is migrated on open; any
-/// other version is refused.
-const SCHEMA_VERSION: i64 = 4;
+/// The schema version this code writes. A database of version 1 (tickwatch 0.1: one band per
+/// symbol), 2 (alerts without their condition), 3 (no board tables) or 4 (alerts keyed by symbol,
+/// each marked notified by a second write) is migrated on open; any other version is refused.
+const SCHEMA_VERSION: i64 = 5;
 
+/// The alerts (version 5). Each alert is one row appended to the table, in the order stored
+/// (`seq`), plus one entry in one index, its key, which makes storing it idempotent and serves
+/// queries by time. Which alerts are announced is a high-water mark, not a column: every alert up
+/// to `through_seq` is, and so is every `seq` in `alerts_announced_above` (announced out of
+/// order: after a failed announcement, or by `tickwatch notify`). So marking a batch announced
+/// is one small write, not one per alert, and an alert's row is written once.
+///
+/// `AUTOINCREMENT`: a `seq` is never used twice, even if rows are deleted by hand, so a new
+/// alert can never fall under the mark unannounced.
 const ALERTS_TABLE: &str = "
 CREATE TABLE alerts (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- rising in the order alerts were stored
     symbol       TEXT    NOT NULL,
-    timestamp    TEXT    NOT NULL,  -- tick time, RFC 3339 UTC with milliseconds: sorts as time
+    at_ms        INTEGER NOT NULL,  -- tick time, milliseconds since the Unix epoch
     rule_id      TEXT    NOT NULL,
     kind         TEXT    NOT NULL CHECK (kind IN ('HIGH', 'LOW')),
-    alert_id     TEXT    NOT NULL,  -- derived from the key, so unique with it
+    alert_id     BLOB    NOT NULL,  -- 16 bytes; derived from the key, so unique with it
     price        REAL    NOT NULL,
     threshold    REAL    NOT NULL,
     fire         TEXT    NOT NULL,  -- every, enter or once (checked when read)
     label        TEXT,
+    processed_ms INTEGER NOT NULL,
+    condition    TEXT               -- the rule's condition; NULL: the level of kind and threshold
+                                    -- (above for HIGH, below for LOW)
+);
+CREATE UNIQUE INDEX alerts_by_key ON alerts (at_ms, symbol, rule_id);
+CREATE TABLE alerts_announced (
+    only         INTEGER PRIMARY KEY CHECK (only = 1),
+    through_seq  INTEGER NOT NULL   -- every alert with seq up to this one is announced
+);
+INSERT INTO alerts_announced (only, through_seq) VALUES (1, 0);
+CREATE TABLE alerts_announced_above (
+    seq          INTEGER PRIMARY KEY  -- announced alerts above through_seq
+);
+";
+
+/// Whether the row of `alerts` in scope is announced (see [`ALERTS_TABLE`]).
+const NOTIFIED: &str = "(alerts.seq <= (SELECT through_seq FROM alerts_announced)
+    OR alerts.seq IN (SELECT seq FROM alerts_announced_above))";
+
+/// The alerts table of versions 2 to 4 (version 2 lacked `condition`), which migrations from
+/// versions 1 to 3 build before the move to version 5.
+const ALERTS_TABLE_V4: &str = "
+CREATE TABLE alerts (
+    symbol       TEXT    NOT NULL,
+    timestamp    TEXT    NOT NULL,
+    rule_id      TEXT    NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('HIGH', 'LOW')),
+    alert_id     TEXT    NOT NULL,
+    price        REAL    NOT NULL,
+    threshold    REAL    NOT NULL,
+    fire         TEXT    NOT NULL,
+    label        TEXT,
     processed_at TEXT    NOT NULL,
     notified     INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
-    condition    TEXT,              -- the rule's condition; NULL (stored by schema 1 or 2): the
-                                    -- level of kind and threshold (above for HIGH, below for LOW)
+    condition    TEXT,
     PRIMARY KEY (symbol, timestamp, rule_id)
 ) WITHOUT ROWID;
-CREATE INDEX alerts_by_time ON alerts (timestamp);
-CREATE INDEX alerts_pending ON alerts (timestamp) WHERE notified = 0;
 ";
 
 const STATE_TABLE: &str = "
@@ -248,6 +288,8 @@ pub struct AlertQuery {
 #[derive(Debug)]
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    /// Alerts this store has stored and not yet marked announced (taken after `connection`).
+    unmarked: Mutex<KeySeqs>,
 }
 
 impl SqliteStore {
@@ -279,7 +321,8 @@ impl SqliteStore {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 | SCHEMA_VERSION => check_tables(&connection, version, &TABLES)?,
-            3 => check_tables(&connection, version, &TABLES[..TABLES_V3])?,
+            4 => check_tables(&connection, version, &TABLES_V4)?,
+            3 => check_tables(&connection, version, &TABLES_V4[..TABLES_V3])?,
             2 => check_tables(&connection, version, &tables_v2())?,
             1 => check_tables(&connection, version, &TABLES_V1)?,
             found => return Err(SqliteError::SchemaVersion { found }),
@@ -300,22 +343,29 @@ impl SqliteStore {
             ))?;
         }
         if version == 1 {
-            migrate_v1(&connection)?;
+            // A failure leaves the version 1 database as it was.
+            in_transaction(&connection, migrate_v1)?;
         }
+        // Each step is one transaction: a crash between two leaves a database of the version in
+        // between, which the next open carries on from.
         if version == 2 {
             // Adding a nullable column rewrites nothing: instant, whatever the size.
             connection.execute_batch(&format!(
                 "BEGIN IMMEDIATE; ALTER TABLE alerts ADD COLUMN condition TEXT; {BOARD_TABLES}
-                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                 PRAGMA user_version = 4; COMMIT;"
             ))?;
         }
         if version == 3 {
             connection.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {BOARD_TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {BOARD_TABLES} PRAGMA user_version = 4; COMMIT;"
             ))?;
+        }
+        if (1..=4).contains(&version) {
+            in_transaction(&connection, migrate_v4)?;
         }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
+            unmarked: Mutex::new(KeySeqs::default()),
         })
     }
 
@@ -346,18 +396,18 @@ impl SqliteStore {
     ) -> Result<(), E> {
         let connection = self.lock();
         let order = match query.order {
-            Order::OldestFirst => "timestamp, symbol, rule_id",
-            Order::NewestFirst => "timestamp DESC, alert_id DESC",
+            Order::OldestFirst => "at_ms, symbol, rule_id",
+            Order::NewestFirst => "at_ms DESC, alert_id DESC",
         };
         let mut statement = connection
             .prepare_cached(&format!(
-                "SELECT {ALERT_COLUMNS}
+                "SELECT {ALERT_COLUMNS}, {NOTIFIED}
                  FROM alerts
                  WHERE (?1 IS NULL OR symbol = ?1)
                    AND (?2 IS NULL OR kind = ?2)
-                   AND (?3 IS NULL OR timestamp >= ?3)
-                   AND (?4 IS NULL OR timestamp < ?4)
-                   AND (?5 = 0 OR notified = 0)
+                   AND (?3 IS NULL OR at_ms >= ?3)
+                   AND (?4 IS NULL OR at_ms < ?4)
+                   AND (?5 = 0 OR NOT {NOTIFIED})
                    AND (?7 IS NULL OR rule_id = ?7)
                  ORDER BY {order}
                  LIMIT ?6"
@@ -367,8 +417,8 @@ impl SqliteStore {
             .query(params![
                 query.symbol.map(|s| s.to_string()),
                 query.kind.map(AlertKind::as_str),
-                query.since.map(|t| t.to_string()),
-                query.until.map(|t| t.to_string()),
+                query.since.map(Timestamp::epoch_ms),
+                query.until.map(Timestamp::epoch_ms),
                 query.pending_only,
                 query.limit.min(QUERY_LIMIT_MAX),
                 query.rule.map(|r| r.to_string()),
@@ -410,42 +460,96 @@ impl SqliteStore {
         let mut connection = self.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let outcomes = self.insert_alerts(&transaction, alerts)?;
+        transaction.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Stores `alerts` in the open transaction, [`INSERT_ROWS_MAX`] rows to a statement, and
+    /// remembers the `seq` of each one not yet announced, for [`SqliteStore::mark_now`].
+    ///
+    /// A statement that stored all its rows stored them under consecutive `seq`s ending at
+    /// `last_insert_rowid()` (this connection holds the write lock, so nothing else inserts in
+    /// between). One that stored fewer (a key already there, or twice in the call) is sorted out
+    /// row by row: a row whose key has a `seq` above the highest one before the statement was
+    /// stored by it, once.
+    fn insert_alerts(
+        &self,
+        connection: &Connection,
+        alerts: &[Alert],
+    ) -> Result<Vec<Inserted>, SqliteError> {
         let mut outcomes = Vec::with_capacity(alerts.len());
-        {
-            let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
-            let mut existing = transaction.prepare_cached(
-                "SELECT notified FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND rule_id = ?3",
-            )?;
-            for alert in alerts {
-                if insert_alert(&mut insert, alert)? {
-                    outcomes.push(Inserted::New);
+        let mut unmarked = self.lock_unmarked();
+        if unmarked.len() + alerts.len() > UNMARKED_REMEMBERED_MAX {
+            // Forgetting only costs a lookup when marking.
+            unmarked.clear();
+        }
+        let mut full = connection.prepare_cached(&insert_alerts_sql(INSERT_ROWS_MAX))?;
+        let mut one = connection.prepare_cached(&insert_alerts_sql(1))?;
+        let mut seq_before = highest_seq(connection)?;
+        for chunk in alerts.chunks(INSERT_ROWS_MAX) {
+            let statement = if chunk.len() == INSERT_ROWS_MAX {
+                &mut full
+            } else {
+                &mut one
+            };
+            let rows_per_statement = if chunk.len() == INSERT_ROWS_MAX {
+                INSERT_ROWS_MAX
+            } else {
+                1
+            };
+            for rows in chunk.chunks(rows_per_statement) {
+                for (row, alert) in rows.iter().enumerate() {
+                    bind_alert(statement, row * ALERT_PARAMS, alert)?;
+                }
+                let stored = statement.raw_execute()?;
+                if stored == rows.len() {
+                    let last = connection.last_insert_rowid();
+                    let first = last - rows.len() as i64 + 1;
+                    for (seq, alert) in (first..=last).zip(rows) {
+                        unmarked.insert(alert.key(), seq);
+                        outcomes.push(Inserted::New);
+                    }
+                    seq_before = last;
                 } else {
-                    let notified: bool = existing.query_row(
-                        params![
-                            alert.symbol.as_str(),
-                            alert.timestamp.to_string(),
-                            alert.rule_id.as_str()
-                        ],
-                        |row| row.get(0),
-                    )?;
-                    outcomes.push(Inserted::AlreadyThere { notified });
+                    let mut claimed = Vec::new();
+                    for alert in rows {
+                        let (seq, notified) =
+                            find_alert(connection, &alert.key())?.ok_or_else(|| {
+                                SqliteError::BadRow("an alert stored was not found".into())
+                            })?;
+                        if seq > seq_before && !claimed.contains(&seq) {
+                            claimed.push(seq);
+                            unmarked.insert(alert.key(), seq);
+                            outcomes.push(Inserted::New);
+                        } else {
+                            if !notified {
+                                unmarked.insert(alert.key(), seq);
+                            }
+                            outcomes.push(Inserted::AlreadyThere { notified });
+                        }
+                    }
+                    seq_before = highest_seq(connection)?;
                 }
             }
         }
-        transaction.commit()?;
         Ok(outcomes)
+    }
+
+    fn lock_unmarked(&self) -> MutexGuard<'_, KeySeqs> {
+        self.unmarked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn fetch_now(&self, keys: &[AlertKey]) -> Result<Vec<Option<StoredAlert>>, SqliteError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE symbol = ?1 AND timestamp = ?2 AND rule_id = ?3"
+            "SELECT {ALERT_COLUMNS}, {NOTIFIED} FROM alerts WHERE at_ms = ?1 AND symbol = ?2 AND rule_id = ?3"
         ))?;
         keys.iter()
             .map(|key| {
                 statement
                     .query_row(
-                        params![key.symbol.as_str(), key.at.to_string(), key.rule.as_str()],
+                        params![key.at.epoch_ms(), key.symbol.as_str(), key.rule.as_str()],
                         read_alert_row,
                     )
                     .optional()?
@@ -454,21 +558,60 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Records `keys` as announced: moves the high-water mark over every alert announced in a
+    /// row from it, and keeps the rest in `alerts_announced_above` until the mark reaches them.
+    /// A key that is not stored is passed over (as an update of no row would be).
     fn mark_now(&self, keys: &[AlertKey]) -> Result<(), SqliteError> {
         let mut connection = self.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let through: i64 =
+            transaction.query_row("SELECT through_seq FROM alerts_announced", [], |row| {
+                row.get(0)
+            })?;
+        let mut seqs = Vec::with_capacity(keys.len());
         {
-            let mut statement = transaction.prepare_cached(
-                "UPDATE alerts SET notified = 1 WHERE symbol = ?1 AND timestamp = ?2 AND rule_id = ?3",
-            )?;
+            let mut unmarked = self.lock_unmarked();
             for key in keys {
-                statement.execute(params![
-                    key.symbol.as_str(),
-                    key.at.to_string(),
-                    key.rule.as_str()
-                ])?;
+                let seq = match unmarked.remove(key) {
+                    Some(seq) => Some(seq),
+                    None => find_alert(&transaction, key)?.map(|(seq, _)| seq),
+                };
+                seqs.extend(seq.filter(|&seq| seq > through));
             }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        let mut next = through;
+        {
+            // Walk the alerts above the mark in order while each is announced: by this call, or
+            // earlier out of order. The first one that is not stops it (usually the first alert
+            // stored after this batch's, or none).
+            let mut walk =
+                transaction.prepare_cached("SELECT seq FROM alerts WHERE seq > ?1 ORDER BY seq")?;
+            let mut above = transaction
+                .prepare_cached("SELECT 1 FROM alerts_announced_above WHERE seq = ?1")?;
+            let mut rows = walk.query([through])?;
+            let mut marked = seqs.iter().peekable();
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                while marked.next_if(|&&marked| marked < seq).is_some() {}
+                if marked.next_if(|&&marked| marked == seq).is_some() || above.exists([seq])? {
+                    next = seq;
+                } else {
+                    break;
+                }
+            }
+        }
+        let mut remember = transaction
+            .prepare_cached("INSERT OR IGNORE INTO alerts_announced_above (seq) VALUES (?1)")?;
+        for &seq in seqs.iter().filter(|&&seq| seq > next) {
+            remember.execute([seq])?;
+        }
+        drop(remember);
+        if next > through {
+            transaction.execute("DELETE FROM alerts_announced_above WHERE seq <= ?1", [next])?;
+            transaction.execute("UPDATE alerts_announced SET through_seq = ?1", [next])?;
         }
         transaction.commit()?;
         Ok(())
@@ -484,6 +627,7 @@ impl SqliteStore {
         // pipeline sends one per symbol) would still apply in the order given.
         let mut order: Vec<usize> = (0..changes.len()).collect();
         order.sort_by_key(|&index| changes[index].symbol.as_str());
+        let mut alerts = Vec::new();
         {
             // The compare-and-set is the write itself; only a write that matches nothing reads
             // what is there, to report the conflict.
@@ -497,7 +641,6 @@ impl SqliteStore {
             )?;
             let mut current = transaction
                 .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
-            let mut insert = transaction.prepare_cached(INSERT_ALERT)?;
             for index in order {
                 let change = &changes[index];
                 let (symbol, next) = (change.symbol.as_str(), &change.next);
@@ -517,18 +660,167 @@ impl SqliteStore {
                     outcomes[index] = Advanced::Conflict(stored);
                     continue;
                 }
-                for alert in &change.alerts {
-                    insert_alert(&mut insert, alert)?;
-                }
+                alerts.extend_from_slice(&change.alerts);
             }
         }
+        // A stateful rule's alert is new with its state; one already there (the state was lost
+        // and rebuilt, say) stays as it was.
+        self.insert_alerts(&transaction, &alerts)?;
         transaction.commit()?;
         Ok(outcomes)
     }
 }
 
+/// Alert keys stored by this connection and not yet marked announced, with their `seq`.
+type KeySeqs = foldhash::HashMap<AlertKey, i64>;
+
+/// Most alert keys [`SqliteStore`] remembers between storing and marking them (about 64 bytes
+/// each); beyond, it forgets them all and marking looks each `seq` up by key.
+const UNMARKED_REMEMBERED_MAX: usize = 1 << 20;
+
+/// Alerts stored by one statement: fewer statements for SQLite to step through per alert.
+const INSERT_ROWS_MAX: usize = 64;
+
+/// Parameters of one alert row in an insert (SQLite allows 32,766 in a statement).
+const ALERT_PARAMS: usize = 11;
+
+/// An insert of `rows` alerts that passes over a key already stored.
+fn insert_alerts_sql(rows: usize) -> String {
+    let row = |r: usize| {
+        let p = |i: usize| format!("?{}", r * ALERT_PARAMS + i);
+        format!(
+            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9),
+            p(10),
+            p(11)
+        )
+    };
+    let values: Vec<String> = (0..rows).map(row).collect();
+    format!(
+        "INSERT OR IGNORE INTO alerts (symbol, at_ms, rule_id, kind, alert_id, price, threshold,
+                                       fire, label, processed_ms, condition)
+         VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Binds `alert` as the row whose parameters follow the `offset`th.
+fn bind_alert(
+    statement: &mut rusqlite::Statement<'_>,
+    offset: usize,
+    alert: &Alert,
+) -> Result<(), SqliteError> {
+    let condition = (alert.condition != Condition::level(alert.kind, alert.threshold))
+        .then(|| alert.condition.to_string());
+    statement.raw_bind_parameter(offset + 1, alert.symbol.as_str())?;
+    statement.raw_bind_parameter(offset + 2, alert.timestamp.epoch_ms())?;
+    statement.raw_bind_parameter(offset + 3, alert.rule_id.as_str())?;
+    statement.raw_bind_parameter(offset + 4, alert.kind.as_str())?;
+    statement.raw_bind_parameter(offset + 5, &alert.alert_id.to_bytes()[..])?;
+    statement.raw_bind_parameter(offset + 6, alert.price.get())?;
+    statement.raw_bind_parameter(offset + 7, alert.threshold)?;
+    statement.raw_bind_parameter(offset + 8, alert.fire.as_str())?;
+    statement.raw_bind_parameter(offset + 9, alert.label.as_ref().map(Label::as_str))?;
+    statement.raw_bind_parameter(offset + 10, alert.processed_at.epoch_ms())?;
+    statement.raw_bind_parameter(offset + 11, condition)?;
+    Ok(())
+}
+
+/// The `seq` of the stored alert with `key`, and whether it is announced.
+fn find_alert(connection: &Connection, key: &AlertKey) -> Result<Option<(i64, bool)>, SqliteError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT seq, {NOTIFIED} FROM alerts WHERE at_ms = ?1 AND symbol = ?2 AND rule_id = ?3"
+    ))?;
+    Ok(statement
+        .query_row(
+            params![key.at.epoch_ms(), key.symbol.as_str(), key.rule.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// The highest `seq` ever given to an alert (0 before the first).
+fn highest_seq(connection: &Connection) -> Result<i64, SqliteError> {
+    let mut statement =
+        connection.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'alerts'")?;
+    Ok(statement
+        .query_row([], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// A table's name and its columns, in order.
+type Columns = (&'static str, &'static [&'static str]);
+
+const STATE_COLUMNS: Columns = ("symbol_state", &["symbol", "last_seen_ms", "rules"]);
+const RULES_COLUMNS: Columns = ("rules", &["rule_id", "definition", "version"]);
+const RULES_VERSION_COLUMNS: Columns = ("rules_version", &["only", "version"]);
+const BOARD_SYMBOLS_COLUMNS: Columns = (
+    "board_symbols",
+    &[
+        "symbol",
+        "price",
+        "tick_ms",
+        "ticks",
+        "points",
+        "last_alert",
+        "flush",
+    ],
+);
+const BOARD_ALERTS_COLUMNS: Columns = ("board_alerts", &["seq", "alert", "announced"]);
+const BOARD_WRITER_COLUMNS: Columns = (
+    "board_writer",
+    &[
+        "only",
+        "pid",
+        "state",
+        "started_ms",
+        "updated_ms",
+        "flush",
+        "totals",
+        "alerts_skipped",
+    ],
+);
+
 /// The columns of each table this code makes, in order.
-const TABLES: [(&str, &[&str]); 7] = [
+const TABLES: [Columns; 9] = [
+    (
+        "alerts",
+        &[
+            "seq",
+            "symbol",
+            "at_ms",
+            "rule_id",
+            "kind",
+            "alert_id",
+            "price",
+            "threshold",
+            "fire",
+            "label",
+            "processed_ms",
+            "condition",
+        ],
+    ),
+    STATE_COLUMNS,
+    RULES_COLUMNS,
+    RULES_VERSION_COLUMNS,
+    BOARD_SYMBOLS_COLUMNS,
+    BOARD_ALERTS_COLUMNS,
+    BOARD_WRITER_COLUMNS,
+    ("alerts_announced", &["only", "through_seq"]),
+    ("alerts_announced_above", &["seq"]),
+];
+
+/// The tables of schema version 4.
+const TABLES_V4: [Columns; 7] = [
     (
         "alerts",
         &[
@@ -546,50 +838,27 @@ const TABLES: [(&str, &[&str]); 7] = [
             "condition",
         ],
     ),
-    ("symbol_state", &["symbol", "last_seen_ms", "rules"]),
-    ("rules", &["rule_id", "definition", "version"]),
-    ("rules_version", &["only", "version"]),
-    (
-        "board_symbols",
-        &[
-            "symbol",
-            "price",
-            "tick_ms",
-            "ticks",
-            "points",
-            "last_alert",
-            "flush",
-        ],
-    ),
-    ("board_alerts", &["seq", "alert", "announced"]),
-    (
-        "board_writer",
-        &[
-            "only",
-            "pid",
-            "state",
-            "started_ms",
-            "updated_ms",
-            "flush",
-            "totals",
-            "alerts_skipped",
-        ],
-    ),
+    STATE_COLUMNS,
+    RULES_COLUMNS,
+    RULES_VERSION_COLUMNS,
+    BOARD_SYMBOLS_COLUMNS,
+    BOARD_ALERTS_COLUMNS,
+    BOARD_WRITER_COLUMNS,
 ];
 
-/// Schema version 3 had the first this many of [`TABLES`] (no board tables).
+/// Schema version 3 had the first this many of [`TABLES_V4`] (no board tables).
 const TABLES_V3: usize = 4;
 
 /// The tables of schema version 2: alerts without `condition`, no board tables.
-fn tables_v2() -> [(&'static str, &'static [&'static str]); TABLES_V3] {
-    let mut tables = [TABLES[0], TABLES[1], TABLES[2], TABLES[3]];
+fn tables_v2() -> [Columns; TABLES_V3] {
+    let mut tables = [TABLES_V4[0], TABLES_V4[1], TABLES_V4[2], TABLES_V4[3]];
     let alerts = tables[0].1;
     tables[0].1 = &alerts[..alerts.len() - 1];
     tables
 }
 
 /// The tables of schema version 1.
-const TABLES_V1: [(&str, &[&str]); 2] = [
+const TABLES_V1: [Columns; 2] = [
     (
         "alerts",
         &[
@@ -610,29 +879,98 @@ const TABLES_V1: [(&str, &[&str]); 2] = [
     ),
 ];
 
-/// Migrates a version 1 database to the current version, in one transaction.
-fn migrate_v1(connection: &Connection) -> Result<(), SqliteError> {
+/// Runs `step` in one immediate transaction: committed if it succeeds, rolled back (the database
+/// left as it was) if it fails.
+fn in_transaction(
+    connection: &Connection,
+    step: impl FnOnce(&Connection) -> Result<(), SqliteError>,
+) -> Result<(), SqliteError> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
-    let migrated = (|| {
-        connection.execute_batch(MIGRATE_V1_ALERTS)?;
-        connection.execute_batch(ALERTS_TABLE)?;
-        connection.execute_batch(COPY_V1_ALERTS)?;
-        connection.execute_batch(STATE_TABLE)?;
-        migrate_states(connection)?;
-        connection.execute_batch(&format!(
-            "DROP TABLE symbol_state_v1; {RULES_TABLES} {BOARD_TABLES}
-             PRAGMA user_version = {SCHEMA_VERSION};"
-        ))?;
-        Ok::<_, SqliteError>(())
-    })();
-    match migrated {
+    match step(connection) {
         Ok(()) => Ok(connection.execute_batch("COMMIT")?),
         Err(error) => {
-            // Leave the version 1 database as it was.
             let _ = connection.execute_batch("ROLLBACK");
             Err(error)
         }
     }
+}
+
+/// Migrates a version 1 database to version 4 (in a transaction of the caller's).
+fn migrate_v1(connection: &Connection) -> Result<(), SqliteError> {
+    connection.execute_batch(MIGRATE_V1_ALERTS)?;
+    connection.execute_batch(ALERTS_TABLE_V4)?;
+    connection.execute_batch(COPY_V1_ALERTS)?;
+    connection.execute_batch(STATE_TABLE)?;
+    migrate_states(connection)?;
+    connection.execute_batch(&format!(
+        "DROP TABLE symbol_state_v1; {RULES_TABLES} {BOARD_TABLES}
+         PRAGMA user_version = 4;"
+    ))?;
+    Ok(())
+}
+
+/// Migrates a version 4 database to version 5 (in a transaction of the caller's): every alert is
+/// copied into the new table, the announced ones first, so the high-water mark is their number.
+/// Text times and ids become numbers and bytes; a row that does not parse stops the migration and
+/// leaves the database as it was.
+fn migrate_v4(connection: &Connection) -> Result<(), SqliteError> {
+    connection.execute_batch(
+        "ALTER TABLE alerts RENAME TO alerts_v4;
+         DROP INDEX IF EXISTS alerts_by_time;
+         DROP INDEX IF EXISTS alerts_pending;",
+    )?;
+    connection.execute_batch(ALERTS_TABLE)?;
+    // The statements end before the old table is dropped (SQLite refuses while one reads it).
+    let announced = {
+        let mut read = connection.prepare(
+            "SELECT symbol, timestamp, rule_id, kind, alert_id, price, threshold, fire, label,
+                    processed_at, condition, notified
+             FROM alerts_v4 ORDER BY notified DESC, timestamp, symbol, rule_id",
+        )?;
+        let mut write = connection.prepare(
+            "INSERT INTO alerts (symbol, at_ms, rule_id, kind, alert_id, price, threshold, fire,
+                                 label, processed_ms, condition)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        let mut rows = read.query([])?;
+        let mut announced: i64 = 0;
+        while let Some(row) = rows.next()? {
+            let (timestamp, alert_id, processed_at): (String, String, String) =
+                (row.get(1)?, row.get(4)?, row.get(9)?);
+            let bad = |what: &str, e: &dyn std::fmt::Display| {
+                SqliteError::BadRow(format!("alert {alert_id}: {what}: {e}"))
+            };
+            let at = Timestamp::parse_rfc3339(&timestamp).map_err(|e| bad("timestamp", &e))?;
+            let processed =
+                Timestamp::parse_rfc3339(&processed_at).map_err(|e| bad("processed_at", &e))?;
+            let id: AlertId = alert_id.parse().map_err(|e| bad("alert_id", &e))?;
+            write.execute(params![
+                row.get::<_, Value>(0)?,
+                at.epoch_ms(),
+                row.get::<_, Value>(2)?,
+                row.get::<_, Value>(3)?,
+                &id.to_bytes()[..],
+                row.get::<_, Value>(5)?,
+                row.get::<_, Value>(6)?,
+                row.get::<_, Value>(7)?,
+                row.get::<_, Value>(8)?,
+                processed.epoch_ms(),
+                row.get::<_, Value>(10)?,
+            ])?;
+            if row.get::<_, bool>(11)? {
+                announced += 1;
+            }
+        }
+        announced
+    };
+    connection.execute(
+        "UPDATE alerts_announced SET through_seq = ?1",
+        params![announced],
+    )?;
+    connection.execute_batch(&format!(
+        "DROP TABLE alerts_v4; PRAGMA user_version = {SCHEMA_VERSION};"
+    ))?;
+    Ok(())
 }
 
 /// Version 1 kept a zone per symbol; version 2 keeps the state of each rule
@@ -708,57 +1046,32 @@ fn check_tables(
     Ok(())
 }
 
-const INSERT_ALERT: &str = "INSERT INTO alerts
-    (symbol, timestamp, rule_id, kind, alert_id, price, threshold, fire, label, processed_at, notified,
-     condition)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)
-    ON CONFLICT DO NOTHING";
-
-/// The columns [`read_alert_row`] reads, in its order.
-const ALERT_COLUMNS: &str = "alert_id, rule_id, label, symbol, kind, price, threshold, fire, timestamp, processed_at, notified, condition";
-
-/// Inserts an alert unless its key exists; reports whether it was new.
-fn insert_alert(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    alert: &Alert,
-) -> Result<bool, SqliteError> {
-    let inserted = statement.execute(params![
-        alert.symbol.as_str(),
-        alert.timestamp.to_string(),
-        alert.rule_id.as_str(),
-        alert.kind.as_str(),
-        alert.alert_id.to_string(),
-        alert.price.get(),
-        alert.threshold,
-        alert.fire.as_str(),
-        alert.label.as_ref().map(Label::as_str),
-        alert.processed_at.to_string(),
-        alert.condition.to_string(),
-    ])?;
-    Ok(inserted == 1)
-}
+/// The columns [`read_alert_row`] reads, in its order, but for the last: [`NOTIFIED`].
+const ALERT_COLUMNS: &str = "alert_id, rule_id, label, symbol, kind, price, threshold, fire, at_ms, processed_ms, condition";
 
 fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteError>> {
     let text = |i: usize| row.get::<_, String>(i);
-    let (alert_id, rule_id, symbol, kind, fire, timestamp, processed_at) = (
-        text(0)?,
-        text(1)?,
-        text(3)?,
-        text(4)?,
-        text(7)?,
-        text(8)?,
-        text(9)?,
-    );
+    let (rule_id, symbol, kind, fire) = (text(1)?, text(3)?, text(4)?, text(7)?);
     let label: Option<String> = row.get(2)?;
-    let condition: Option<String> = row.get(11)?;
-    let (price, threshold, notified): (f64, f64, bool) = (row.get(5)?, row.get(6)?, row.get(10)?);
+    let condition: Option<String> = row.get(10)?;
+    let (price, threshold): (f64, f64) = (row.get(5)?, row.get(6)?);
+    let (at_ms, processed_ms, notified): (i64, i64, bool) =
+        (row.get(8)?, row.get(9)?, row.get(11)?);
+    let alert_id = match row.get_ref(0)? {
+        rusqlite::types::ValueRef::Blob(bytes) => <[u8; 16]>::try_from(bytes).ok(),
+        _ => None,
+    };
     let bad = |what: &str, e: &dyn std::fmt::Display| {
-        SqliteError::BadRow(format!("alert {alert_id}: {what}: {e}"))
+        SqliteError::BadRow(format!(
+            "alert of {symbol} at {at_ms} by {rule_id}: {what}: {e}"
+        ))
     };
     Ok((|| {
         Ok(StoredAlert {
             alert: Alert {
-                alert_id: alert_id.parse().map_err(|e| bad("alert_id", &e))?,
+                alert_id: AlertId::from_bytes(
+                    alert_id.ok_or_else(|| bad("alert_id", &"not 16 bytes"))?,
+                ),
                 rule_id: RuleId::parse(&rule_id).map_err(|e| bad("rule_id", &e))?,
                 label: label
                     .map(|l| Label::parse(&l))
@@ -773,10 +1086,9 @@ fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteE
                 price: Price::new(price).map_err(|e| bad("price", &e))?,
                 threshold,
                 fire: fire.parse::<Fire>().map_err(|e| bad("fire", &e))?,
-                timestamp: Timestamp::parse_rfc3339(&timestamp)
-                    .map_err(|e| bad("timestamp", &e))?,
-                processed_at: Timestamp::parse_rfc3339(&processed_at)
-                    .map_err(|e| bad("processed_at", &e))?,
+                timestamp: Timestamp::from_epoch_ms(at_ms).map_err(|e| bad("at_ms", &e))?,
+                processed_at: Timestamp::from_epoch_ms(processed_ms)
+                    .map_err(|e| bad("processed_ms", &e))?,
             },
             notified,
         })

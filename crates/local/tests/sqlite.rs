@@ -382,36 +382,324 @@ fn a_fresh_database_is_created_whole_and_reopens() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
     drop(SqliteStore::open(&path).expect("creates"));
-    assert_eq!(schema_version(&path), 4);
+    assert_eq!(schema_version(&path), 5);
     SqliteStore::open(&path).expect("reopens");
 }
 
+/// The state and rules tables of schema versions 2 to 4.
+const STATE_AND_RULES_V2_TO_4: &str = "
+    CREATE TABLE symbol_state (symbol TEXT PRIMARY KEY, last_seen_ms INTEGER NOT NULL,
+        rules BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE rules (rule_id TEXT PRIMARY KEY, definition TEXT NOT NULL,
+        version INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE rules_version (only INTEGER PRIMARY KEY CHECK (only = 1),
+        version INTEGER NOT NULL);";
+
+/// Writes a database as tickwatch with schema 4 left it (3: without the board tables): two
+/// alerts, the first announced, the second not; a third, a window alert, announced.
+fn version_4_database(path: &std::path::Path, version: i64) {
+    let board = "CREATE TABLE board_symbols (symbol TEXT PRIMARY KEY, price REAL NOT NULL,
+            tick_ms INTEGER NOT NULL, ticks INTEGER NOT NULL, points TEXT NOT NULL,
+            last_alert TEXT, flush INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE INDEX board_symbols_by_flush ON board_symbols (flush);
+         CREATE TABLE board_alerts (seq INTEGER PRIMARY KEY, alert TEXT NOT NULL,
+            announced INTEGER NOT NULL CHECK (announced IN (0, 1)));
+         CREATE TABLE board_writer (only INTEGER PRIMARY KEY CHECK (only = 1),
+            pid INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('running', 'stopped')),
+            started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, flush INTEGER NOT NULL,
+            totals TEXT NOT NULL, alerts_skipped INTEGER NOT NULL);";
+    rusqlite::Connection::open(path)
+        .expect("creates")
+        .execute_batch(&format!(
+            "CREATE TABLE alerts (
+                symbol TEXT NOT NULL, timestamp TEXT NOT NULL, rule_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
+                price REAL NOT NULL, threshold REAL NOT NULL, fire TEXT NOT NULL, label TEXT,
+                processed_at TEXT NOT NULL,
+                notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)), condition TEXT,
+                PRIMARY KEY (symbol, timestamp, rule_id)) WITHOUT ROWID;
+             CREATE INDEX alerts_by_time ON alerts (timestamp);
+             CREATE INDEX alerts_pending ON alerts (timestamp) WHERE notified = 0;
+             {STATE_AND_RULES_V2_TO_4}
+             {board}
+             INSERT INTO alerts VALUES ('MSFT', '2026-11-26T14:30:00.000Z', 'low', 'LOW',
+                '00000000000000000000000000000001', 48.5, 50, 'enter', NULL,
+                '2026-11-26T14:30:01.000Z', 1, NULL);
+             INSERT INTO alerts VALUES ('AAPL', '2026-11-26T14:30:02.500Z', 'high', 'HIGH',
+                '00000000000000000000000000000002', 151.25, 150, 'every', 'note',
+                '2026-11-26T14:30:03.000Z', 0, 'above 150');
+             INSERT INTO alerts VALUES ('AAPL', '2026-11-26T14:30:05.000Z', 'vol', 'HIGH',
+                '00000000000000000000000000000003', 151, 3, 'every', NULL,
+                '2026-11-26T14:30:06.000Z', 1, 'volume 3x over 1h');
+             PRAGMA user_version = {version};",
+            board = if version >= 4 { board } else { "" }
+        ))
+        .expect("a version 4 database");
+}
+
 #[test]
-fn a_version_3_database_gains_the_board_tables_and_keeps_its_alerts() {
+fn version_3_and_4_databases_are_migrated_keeping_their_alerts_and_announcements() {
+    for version in [3, 4] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        version_4_database(&path, version);
+        let store = SqliteStore::open(&path).expect("migrates");
+        assert_eq!(schema_version(&path), 5, "version {version}");
+        let listed = |pending_only: bool| -> Vec<(String, String, String, bool, String)> {
+            store
+                .query(&AlertQuery {
+                    pending_only,
+                    limit: 10,
+                    ..AlertQuery::default()
+                })
+                .expect("readable")
+                .iter()
+                .map(|stored| {
+                    (
+                        stored.alert.alert_id.to_string(),
+                        stored.alert.timestamp.to_string(),
+                        stored.alert.condition.to_string(),
+                        stored.notified,
+                        format!(
+                            "{} {:?} {}",
+                            stored.alert.processed_at,
+                            stored.alert.label.map(|l| l.to_string()),
+                            stored.alert.fire
+                        ),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            listed(false),
+            [
+                (
+                    "00000000000000000000000000000001".into(),
+                    "2026-11-26T14:30:00.000Z".into(),
+                    "below 50".into(),
+                    true,
+                    "2026-11-26T14:30:01.000Z None enter".into()
+                ),
+                (
+                    "00000000000000000000000000000002".into(),
+                    "2026-11-26T14:30:02.500Z".into(),
+                    "above 150".into(),
+                    false,
+                    "2026-11-26T14:30:03.000Z Some(\"note\") every".into()
+                ),
+                (
+                    "00000000000000000000000000000003".into(),
+                    "2026-11-26T14:30:05.000Z".into(),
+                    "volume 3x over 1h".into(),
+                    true,
+                    "2026-11-26T14:30:06.000Z None every".into()
+                ),
+            ],
+            "version {version}: every alert kept as it was, announced or not"
+        );
+        let pending = store
+            .query(&AlertQuery {
+                pending_only: true,
+                limit: 10,
+                ..AlertQuery::default()
+            })
+            .expect("readable");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(store.pending_count().expect("counts"), 1);
+        block_on_ready(store.mark_notified(&[pending[0].alert.key()]))
+            .into_iter()
+            .for_each(|r| r.expect("marks"));
+        assert!(listed(false).iter().all(|row| row.3), "all announced now");
+        assert_eq!(announced_marks(&path), (3, 0));
+        assert_eq!(store.board_writer().expect("a board"), None);
+        drop(store);
+        SqliteStore::open(&path).expect("reopens as version 5");
+    }
+}
+
+#[test]
+fn a_version_4_database_with_a_row_that_does_not_parse_is_left_as_it_was() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("v3.db");
-    let store = SqliteStore::open(&path).expect("creates");
-    let alert = tickwatch_core::testing::contract::sample_window_alert(sym("MSFT"), 5);
-    assert!(
-        block_on_ready(store.insert(&[alert]))
-            .iter()
-            .all(Result::is_ok)
-    );
-    drop(store);
-    // What tickwatch with schema 3 made: no board tables.
+    let path = dir.path().join("old.db");
+    version_4_database(&path, 4);
     rusqlite::Connection::open(&path)
         .expect("opens")
-        .execute_batch(
-            "DROP TABLE board_symbols; DROP TABLE board_alerts; DROP TABLE board_writer;
-             PRAGMA user_version = 3;",
+        .execute(
+            "UPDATE alerts SET timestamp = 'yesterday' WHERE rule_id = 'vol'",
+            [],
         )
-        .expect("a version 3 database");
-    let store = SqliteStore::open(&path).expect("migrates");
-    assert_eq!(store.count().expect("count"), 1);
-    assert_eq!(store.board_writer().expect("a board"), None);
-    assert!(store.board_symbols(0).expect("a board").is_empty());
-    drop(store);
+        .expect("edits");
+    let error = SqliteStore::open(&path).expect_err("refused");
+    assert!(error.to_string().contains("timestamp"), "{error}");
     assert_eq!(schema_version(&path), 4);
+    let rows: i64 = rusqlite::Connection::open(&path)
+        .expect("opens")
+        .query_row(
+            "SELECT count(*) FROM alerts WHERE notified = 1",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the version 4 table is still there");
+    assert_eq!(rows, 2);
+}
+
+/// The high-water mark of announced alerts and how many are announced above it.
+fn announced_marks(path: &std::path::Path) -> (i64, i64) {
+    rusqlite::Connection::open(path)
+        .expect("opens")
+        .query_row(
+            "SELECT through_seq, (SELECT count(*) FROM alerts_announced_above)
+             FROM alerts_announced",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("reads the marks")
+}
+
+fn notified(store: &SqliteStore, alerts: &[tickwatch_core::Alert]) -> Vec<bool> {
+    let keys: Vec<_> = alerts.iter().map(|a| a.key()).collect();
+    block_on_ready(store.fetch(&keys))
+        .into_iter()
+        .map(|r| r.expect("fetches").expect("stored").notified)
+        .collect()
+}
+
+/// A database in a new directory with `n` alerts of AAPL stored (1 ms apart), none announced.
+fn store_with_alerts(
+    n: i64,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    SqliteStore,
+    Vec<tickwatch_core::Alert>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).expect("opens");
+    let alerts: Vec<_> = (1..=n)
+        .map(|ms| sample_alert(sym("AAPL"), ms, AlertKind::High))
+        .collect();
+    for result in block_on_ready(store.insert(&alerts)) {
+        result.expect("stores");
+    }
+    (dir, path, store, alerts)
+}
+
+fn mark(store: &SqliteStore, alerts: &[&tickwatch_core::Alert]) {
+    let keys: Vec<_> = alerts.iter().map(|a| a.key()).collect();
+    for result in block_on_ready(store.mark_notified(&keys)) {
+        result.expect("marks");
+    }
+}
+
+#[test]
+fn announcements_out_of_order_wait_above_the_mark_until_it_reaches_them() {
+    let (_dir, path, store, alerts) = store_with_alerts(5);
+    mark(&store, &[&alerts[2], &alerts[4]]);
+    assert_eq!(notified(&store, &alerts), [false, false, true, false, true]);
+    assert_eq!(announced_marks(&path), (0, 2));
+    assert_eq!(store.pending_count().expect("counts"), 3);
+    let pending: Vec<i64> = store
+        .query(&AlertQuery {
+            pending_only: true,
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .expect("lists")
+        .iter()
+        .map(|stored| stored.alert.timestamp.epoch_ms())
+        .collect();
+    let at = |i: usize| alerts[i].timestamp.epoch_ms();
+    assert_eq!(pending, [at(0), at(1), at(3)]);
+
+    mark(&store, &[&alerts[0]]);
+    assert_eq!(
+        announced_marks(&path),
+        (1, 2),
+        "the mark moves to the first gap"
+    );
+    // A second store (another process) remembers nothing of what this one stored.
+    let other = SqliteStore::open(&path).expect("opens");
+    mark(&other, &[&alerts[3], &alerts[1]]);
+    assert_eq!(notified(&store, &alerts), [true; 5]);
+    assert_eq!(
+        announced_marks(&path),
+        (5, 0),
+        "the mark passed everything announced above it, which is forgotten"
+    );
+    mark(&store, &[&alerts[0], &alerts[2]]);
+    assert_eq!(
+        announced_marks(&path),
+        (5, 0),
+        "marking again changes nothing"
+    );
+}
+
+#[test]
+fn rows_deleted_by_hand_neither_stall_the_mark_nor_hand_their_place_to_a_new_alert() {
+    let (_dir, path, store, alerts) = store_with_alerts(3);
+    let raw = rusqlite::Connection::open(&path).expect("opens");
+    raw.execute("DELETE FROM alerts WHERE seq = 2", [])
+        .expect("deletes");
+    mark(&store, &[&alerts[0], &alerts[2]]);
+    assert_eq!(announced_marks(&path), (3, 0));
+
+    raw.execute("DELETE FROM alerts", []).expect("deletes all");
+    let new = sample_alert(sym("MSFT"), 1, AlertKind::Low);
+    assert_eq!(
+        block_on_ready(store.insert(&[new]))[0]
+            .as_ref()
+            .expect("stores"),
+        &tickwatch_core::ports::Inserted::New
+    );
+    assert_eq!(notified(&store, &[new]), [false], "not under the mark");
+    assert_eq!(store.pending_count().expect("counts"), 1);
+}
+
+#[test]
+fn a_large_insert_tells_new_alerts_from_known_ones_row_by_row() {
+    use tickwatch_core::ports::Inserted;
+    let store = SqliteStore::in_memory().expect("opens");
+    let alerts: Vec<_> = (0..300)
+        .map(|ms| sample_alert(sym("AAPL"), ms, AlertKind::High))
+        .collect();
+    // Some already stored (one of them announced), and one key twice in the call, in a
+    // statement of many rows and in the rows left over after them.
+    let known = [&alerts[5], &alerts[70], &alerts[299]];
+    let first: Vec<_> = known.iter().map(|a| **a).collect();
+    for result in block_on_ready(store.insert(&first)) {
+        result.expect("stores");
+    }
+    mark(&store, &[&alerts[70]]);
+    let mut call = alerts.clone();
+    call.insert(10, alerts[3]);
+    call.push(alerts[298]);
+    let outcomes: Vec<Inserted> = block_on_ready(store.insert(&call))
+        .into_iter()
+        .map(|r| r.expect("stores"))
+        .collect();
+    let expected: Vec<Inserted> = call
+        .iter()
+        .enumerate()
+        .map(|(i, alert)| {
+            let n = alerts
+                .iter()
+                .position(|a| a.key() == alert.key())
+                .expect("one of them");
+            if n == 70 {
+                Inserted::AlreadyThere { notified: true }
+            } else if n == 5 || n == 299 || i == 10 || i == call.len() - 1 {
+                Inserted::AlreadyThere { notified: false }
+            } else {
+                Inserted::New
+            }
+        })
+        .collect();
+    assert_eq!(outcomes, expected);
+    assert_eq!(store.count().expect("counts"), 300);
+    let all: Vec<&tickwatch_core::Alert> = alerts.iter().collect();
+    mark(&store, &all);
+    assert_eq!(store.pending_count().expect("counts"), 0);
 }
 
 #[test]
@@ -420,7 +708,7 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
     let path = dir.path().join("v2.db");
     rusqlite::Connection::open(&path)
         .expect("creates")
-        .execute_batch(
+        .execute_batch(&format!(
             "CREATE TABLE alerts (
                 symbol TEXT NOT NULL, timestamp TEXT NOT NULL, rule_id TEXT NOT NULL,
                 kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
@@ -428,17 +716,12 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
                 processed_at TEXT NOT NULL,
                 notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
                 PRIMARY KEY (symbol, timestamp, rule_id)) WITHOUT ROWID;
-             CREATE TABLE symbol_state (symbol TEXT PRIMARY KEY, last_seen_ms INTEGER NOT NULL,
-                rules BLOB NOT NULL) WITHOUT ROWID;
-             CREATE TABLE rules (rule_id TEXT PRIMARY KEY, definition TEXT NOT NULL,
-                version INTEGER NOT NULL) WITHOUT ROWID;
-             CREATE TABLE rules_version (only INTEGER PRIMARY KEY CHECK (only = 1),
-                version INTEGER NOT NULL);
+             {STATE_AND_RULES_V2_TO_4}
              INSERT INTO alerts VALUES ('AAPL', '2026-11-26T14:30:00.000Z', 'low', 'LOW',
                 '00000000000000000000000000000000', 48.5, 50, 'enter', NULL,
                 '2026-11-26T14:30:01.000Z', 1);
-             PRAGMA user_version = 2;",
-        )
+             PRAGMA user_version = 2;"
+        ))
         .expect("a version 2 database");
     let store = SqliteStore::open(&path).expect("migrates");
     let window = tickwatch_core::testing::contract::sample_window_alert(sym("MSFT"), 5);
@@ -468,7 +751,7 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
         "the old alert stays notified"
     );
     drop(store);
-    assert_eq!(schema_version(&path), 4);
+    assert_eq!(schema_version(&path), 5);
 }
 
 #[test]
