@@ -26,6 +26,7 @@
 // Keys here are made by the program from validated ticks, and a batch is bounded: foldhash's
 // seeded hashing is several times cheaper than SipHash on them, with no predictable order.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -419,6 +420,32 @@ enum Known {
     Absent,
 }
 
+/// What a batch has learnt and done about one alert key.
+#[derive(Clone, Copy)]
+struct Fact {
+    known: Known,
+    /// Taken for announcing (each key is announced once per batch).
+    picked: bool,
+    /// Published and marked by this batch.
+    announced: bool,
+    /// Reported by a message already: the first message of the batch that carries a key owns it.
+    owned: bool,
+}
+
+impl Fact {
+    fn new(known: Known) -> Fact {
+        Fact {
+            known,
+            picked: false,
+            announced: false,
+            owned: false,
+        }
+    }
+}
+
+/// The batch's facts by alert key.
+type Facts = HashMap<AlertKey, Fact>;
+
 impl<S, N, C> Pipeline<S, N, C>
 where
     S: AlertStore + StateStore,
@@ -544,17 +571,17 @@ where
         evaluate_stateless_groups(&mut groups, &tick, now);
         self.settle_stateful_groups(&mut groups, &tick, now, deadline, &mut rng)
             .await;
-        let items = item_count(&groups);
-        let mut known: HashMap<AlertKey, Known> = HashMap::with_capacity(items);
-        let mut stored: HashMap<AlertKey, Alert> = HashMap::with_capacity(items);
-        self.insert_level_alerts(&mut groups, &mut known, &mut stored, deadline, &mut rng)
+        // What the batch learns about each alert key, and the alerts that are not in an item of
+        // a group (of stateful rules, and found stored), by key.
+        let mut facts: Facts = HashMap::with_capacity(item_count(&groups));
+        let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
+        self.insert_level_alerts(&mut groups, &mut facts, &mut stored, deadline, &mut rng)
             .await;
-        self.fetch_candidates(&mut groups, &mut known, &mut stored, deadline, &mut rng)
+        self.fetch_candidates(&mut groups, &mut facts, &mut stored, deadline, &mut rng)
             .await;
-        let announced = self
-            .announce(&mut groups, &known, &stored, deadline, &mut rng)
+        self.announce(&mut groups, &mut facts, &stored, deadline, &mut rng)
             .await;
-        report(ids, rejected, groups, &known, &announced)
+        report(ids, rejected, groups, &mut facts)
     }
 
     /// The jitter source of one batch: seeded, different for every batch of this pipeline.
@@ -756,19 +783,26 @@ where
         self.lock_states().remove(symbol);
     }
 
-    /// Stateless rules: store each distinct alert once.
+    /// Stateless rules: store their alerts. A key twice in the batch (the same tick twice) is
+    /// stored by the first and found by the second; what the first learnt is what counts.
     async fn insert_level_alerts(
         &self,
         groups: &mut [Group],
-        known: &mut HashMap<AlertKey, Known>,
+        facts: &mut Facts,
         stored: &mut HashMap<AlertKey, Alert>,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let (alerts, owners) = owned_items(groups, |item| match item {
-            Item::Level(alert) => Some((alert.key(), **alert)),
-            _ => None,
-        });
+        let mut alerts = Vec::new();
+        let mut owners = Vec::new();
+        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
+            for item in &group.items {
+                if let Item::Level(alert) = item {
+                    alerts.push(**alert);
+                    owners.push(g);
+                }
+            }
+        }
         let results = self
             .attempt(&alerts, deadline, rng, |a| async move {
                 AlertStore::insert(&self.store, &a).await
@@ -776,22 +810,22 @@ where
             .await;
         for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
             // A level alert is announced from its item, so only its fate is kept by key.
-            match result {
-                Ok(Inserted::New) => {
-                    known.insert(alert.key(), Known::New);
+            let known = match result {
+                Ok(Inserted::New) => Known::New,
+                Ok(Inserted::AlreadyThere { notified }) => Known::Existing { notified },
+                Err(e) => {
+                    groups[g].fail(e.into_failure(Step::Insert));
+                    continue;
                 }
-                Ok(Inserted::AlreadyThere { notified }) => {
-                    known.insert(alert.key(), Known::Existing { notified });
-                }
-                Err(e) => groups[g].fail(e.into_failure(Step::Insert)),
-            }
+            };
+            facts.entry(alert.key()).or_insert(Fact::new(known));
         }
         for group in groups.iter().filter(|g| g.ok()) {
             for item in &group.items {
                 if let Item::Raised(alert) = item {
                     // Kept by key too: a stale copy of its tick in this batch (a candidate)
                     // announces it from here.
-                    known.insert(alert.key(), Known::New);
+                    facts.insert(alert.key(), Fact::new(Known::New));
                     stored.insert(alert.key(), **alert);
                 }
             }
@@ -802,13 +836,13 @@ where
     async fn fetch_candidates(
         &self,
         groups: &mut [Group],
-        known: &mut HashMap<AlertKey, Known>,
+        facts: &mut Facts,
         stored: &mut HashMap<AlertKey, Alert>,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
         let (keys, owners) = owned_items(groups, |item| match item {
-            Item::Candidate(key) if !known.contains_key(key) => Some((**key, **key)),
+            Item::Candidate(key) if !facts.contains_key(key) => Some((**key, **key)),
             _ => None,
         });
         let results = self
@@ -819,56 +853,65 @@ where
         for ((key, g), result) in keys.iter().zip(owners).zip(results) {
             match result {
                 Ok(Some(StoredAlert { alert, notified })) => {
-                    known.insert(*key, Known::Existing { notified });
+                    facts.insert(*key, Fact::new(Known::Existing { notified }));
                     stored.insert(*key, alert);
                 }
                 Ok(None) => {
-                    known.insert(*key, Known::Absent);
+                    facts.insert(*key, Fact::new(Known::Absent));
                 }
                 Err(e) => groups[g].fail(e.into_failure(Step::Fetch)),
             }
         }
     }
 
-    /// Publishes every alert of a healthy group that is not yet announced, then marks it.
-    /// Returns the keys announced by this batch.
+    /// Publishes every alert of a healthy group that is not yet announced (each key once, for
+    /// the group that first carries it), then marks it; records in `facts` what was announced.
     async fn announce(
         &self,
         groups: &mut [Group],
-        known: &HashMap<AlertKey, Known>,
+        facts: &mut Facts,
         stored: &HashMap<AlertKey, Alert>,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
-    ) -> HashSet<AlertKey> {
-        let (alerts, owners) = owned_items(groups, |item| {
-            let (key, alert) = match item {
-                Item::Raised(alert) | Item::Level(alert) => (alert.key(), Some(&**alert)),
-                Item::Candidate(key) => (**key, None),
-            };
-            let pending = matches!(
-                known.get(&key),
-                Some(Known::New | Known::Existing { notified: false })
-            );
-            pending.then(|| (key, *alert.unwrap_or_else(|| &stored[&key])))
-        });
+    ) {
+        let mut alerts = Vec::new();
+        let mut owners = Vec::new();
+        for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
+            for item in &group.items {
+                let (key, alert) = match item {
+                    Item::Raised(alert) | Item::Level(alert) => (alert.key(), Some(&**alert)),
+                    Item::Candidate(key) => (**key, None),
+                };
+                let Some(fact) = facts.get_mut(&key) else {
+                    continue;
+                };
+                let pending =
+                    matches!(fact.known, Known::New | Known::Existing { notified: false });
+                if pending && !fact.picked {
+                    fact.picked = true;
+                    alerts.push(*alert.unwrap_or_else(|| &stored[&key]));
+                    owners.push(g);
+                }
+            }
+        }
         let results = self.publish_and_mark(&alerts, deadline, rng).await;
-        let mut announced = HashSet::with_capacity(alerts.len());
         for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
             match result {
                 Ok(()) => {
-                    announced.insert(alert.key());
+                    if let Some(fact) = facts.get_mut(&alert.key()) {
+                        fact.announced = true;
+                    }
                 }
                 Err(failure) => groups[g].fail(failure),
             }
         }
-        announced
     }
 
     /// Calls a port with `items`, retrying the items that failed transiently, with backoff, until
     /// they succeed, the policy gives up, or the deadline would be passed.
-    async fn attempt<T, R, E, F, Fut>(
+    async fn attempt<'a, T, R, E, F, Fut>(
         &self,
-        items: &[T],
+        items: &'a [T],
         deadline: Option<Timestamp>,
         rng: &mut Rng,
         mut call: F,
@@ -876,7 +919,7 @@ where
     where
         T: Clone,
         E: PortError,
-        F: FnMut(Vec<T>) -> Fut,
+        F: FnMut(Cow<'a, [T]>) -> Fut,
         Fut: Future<Output = Vec<Result<R, E>>>,
     {
         let mut results: Vec<Option<Result<R, StepError<E>>>> =
@@ -885,7 +928,12 @@ where
         let mut attempts_done = 0;
         while !pending.is_empty() {
             attempts_done += 1;
-            let subset = pending.iter().map(|&i| items[i].clone()).collect();
+            // The first attempt takes every item as it is; a retry, the ones that failed.
+            let subset = if pending.len() == items.len() {
+                Cow::Borrowed(items)
+            } else {
+                Cow::Owned(pending.iter().map(|&i| items[i].clone()).collect())
+            };
             let Some(answers) = before_deadline(&self.clock, deadline, || call(subset)).await
             else {
                 for &i in &pending {
@@ -949,14 +997,12 @@ fn report<Id>(
     ids: Vec<Id>,
     rejected: Vec<(usize, TickError)>,
     groups: Vec<Group>,
-    known: &HashMap<AlertKey, Known>,
-    announced: &HashSet<AlertKey>,
+    facts: &mut Facts,
 ) -> BatchReport<Id> {
     let mut outcomes: Vec<Option<Outcome>> = (0..ids.len()).map(|_| None).collect();
     for (index, error) in rejected {
         outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
     }
-    let mut owner_seen: HashSet<AlertKey> = HashSet::with_capacity(item_count(&groups));
     let mut unannounced: HashSet<AlertKey> = HashSet::new();
     for group in groups {
         if let Some(failure) = &group.failure
@@ -965,8 +1011,9 @@ fn report<Id>(
             // The group's new alerts are stored; only their announcement failed.
             for item in &group.items {
                 if let Item::Raised(alert) | Item::Level(alert) = item
-                    && matches!(known.get(&alert.key()), Some(Known::New))
-                    && !announced.contains(&alert.key())
+                    && let Some(fact) = facts.get(&alert.key())
+                    && matches!(fact.known, Known::New)
+                    && !fact.announced
                 {
                     unannounced.insert(alert.key());
                 }
@@ -978,7 +1025,7 @@ fn report<Id>(
             let own = items.by_ref().take(fate.items.len());
             let outcome = match &group.failure {
                 Some(failure) => Outcome::Failed(failure.clone()),
-                None => Outcome::Accepted(resolve(fate, own, known, announced, &mut owner_seen)),
+                None => Outcome::Accepted(resolve(fate, own, facts)),
             };
             outcomes[index] = Some(outcome);
         }
@@ -1123,31 +1170,32 @@ pub fn build_alert(
 }
 
 /// The accepted outcome of a tick in a healthy group.
-fn resolve(
-    fate: &Fate,
-    items: impl Iterator<Item = Item>,
-    known: &HashMap<AlertKey, Known>,
-    announced: &HashSet<AlertKey>,
-    owner_seen: &mut HashSet<AlertKey>,
-) -> Accepted {
+fn resolve(fate: &Fate, items: impl Iterator<Item = Item>, facts: &mut Facts) -> Accepted {
     // The first message of the batch carrying an alert owns it: it alone reports the alert as
     // raised or announced, so counts add up to what was stored and published.
-    let duplicate = |key: AlertKey, first: bool| AlertOutcome::Duplicate {
+    let mut own = |key: &AlertKey| {
+        facts.get_mut(key).map(|fact| {
+            let first = !std::mem::replace(&mut fact.owned, true);
+            (fact.known, first, first && fact.announced)
+        })
+    };
+    let duplicate = |key: AlertKey, announced_now: bool| AlertOutcome::Duplicate {
         alert_id: key.id(),
-        announced_now: first && announced.contains(&key),
+        announced_now,
     };
     let outcomes: Vec<AlertOutcome> = items
         .filter_map(|item| match item {
             Item::Raised(alert) | Item::Level(alert) => {
-                let first = owner_seen.insert(alert.key());
-                Some(match known.get(&alert.key()) {
-                    Some(Known::New) if first => AlertOutcome::New(alert),
-                    _ => duplicate(alert.key(), first),
+                let key = alert.key();
+                Some(match own(&key) {
+                    Some((Known::New, true, _)) => AlertOutcome::New(alert),
+                    Some((_, _, announced_now)) => duplicate(key, announced_now),
+                    None => duplicate(key, false),
                 })
             }
-            Item::Candidate(key) => match known.get(&*key) {
-                Some(Known::Existing { .. } | Known::New) => {
-                    Some(duplicate(*key, owner_seen.insert(*key)))
+            Item::Candidate(key) => match own(&key) {
+                Some((Known::Existing { .. } | Known::New, _, announced_now)) => {
+                    Some(duplicate(*key, announced_now))
                 }
                 _ => None,
             },
