@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod retry;
 pub mod rules;
+mod state_cache;
 pub mod tick;
 
 #[cfg(any(test, feature = "testing"))]

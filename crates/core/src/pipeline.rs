@@ -39,15 +39,17 @@ use crate::ports::{
 };
 use crate::retry::{RetryPolicy, Rng};
 use crate::rules::{Cursor, Evaluation, Rule, RuleBook, SymbolRules, SymbolState};
+use crate::state_cache::StateCache;
 use crate::tick::{Symbol, Tick, TickError, Timestamp};
 
 /// How many times a symbol's state may be reloaded after losing a compare-and-set race within one
 /// batch before its messages are failed (and left to redelivery).
 pub const CAS_ATTEMPTS_MAX: u32 = 5;
 
-/// Most symbols whose last known state a pipeline remembers between batches. The remembered state
-/// is the guess the next batch's compare-and-set starts from; a stale guess costs one more
-/// compare-and-set, never a wrong answer.
+/// Most symbols whose last known state a pipeline remembers between batches (about 150 bytes
+/// each with two rules). The remembered state is the guess the next batch's compare-and-set
+/// starts from; a stale or missing guess costs one more compare-and-set, never a wrong answer.
+/// Past it, CLOCK eviction forgets a symbol not used lately.
 pub const STATE_CACHE_SYMBOLS_MAX: usize = 100_000;
 
 /// What the pipeline needs besides its ports. No `Default`: callers say what they want.
@@ -71,7 +73,7 @@ pub struct Pipeline<S, N, C> {
     rules: std::sync::RwLock<Arc<RuleBook>>,
     batches: AtomicU64,
     /// The last state this pipeline read or wrote per symbol.
-    states: std::sync::Mutex<HashMap<Symbol, SymbolState>>,
+    states: std::sync::Mutex<StateCache>,
 }
 
 /// The fate of one message.
@@ -461,7 +463,7 @@ where
             rules: std::sync::RwLock::new(config.rules.clone()),
             config,
             batches: AtomicU64::new(0),
-            states: std::sync::Mutex::new(HashMap::new()),
+            states: std::sync::Mutex::new(StateCache::new(STATE_CACHE_SYMBOLS_MAX)),
         }
     }
 
@@ -695,7 +697,7 @@ where
         // Guess each symbol's state: the one this pipeline last saw, or none. The compare-and-set
         // checks the guess; a wrong one comes back as a conflict carrying the truth.
         let mut pending: Vec<(usize, Option<SymbolState>)> = {
-            let remembered = self.lock_states();
+            let mut remembered = self.lock_states();
             (0..groups.len())
                 .filter(|&g| groups[g].rules.stateful())
                 .map(|g| (g, remembered.get(&groups[g].symbol).cloned()))
@@ -762,7 +764,7 @@ where
         }
     }
 
-    fn lock_states(&self) -> std::sync::MutexGuard<'_, HashMap<Symbol, SymbolState>> {
+    fn lock_states(&self) -> std::sync::MutexGuard<'_, StateCache> {
         // Held only for map operations, never across an await; a panic there leaves a usable map.
         self.states
             .lock()
@@ -771,12 +773,7 @@ where
 
     /// Remembers a state this pipeline read or wrote, within [`STATE_CACHE_SYMBOLS_MAX`].
     fn remember(&self, symbol: Symbol, state: SymbolState) {
-        let mut states = self.lock_states();
-        if states.len() >= STATE_CACHE_SYMBOLS_MAX && !states.contains_key(&symbol) {
-            // Forgetting is always safe (the next batch loads), so a full cache just starts over.
-            states.clear();
-        }
-        states.insert(symbol, state);
+        self.lock_states().insert(symbol, state);
     }
 
     fn forget(&self, symbol: &Symbol) {
