@@ -10,7 +10,7 @@ use tickwatch_core::alert::Alert;
 use tickwatch_core::board::{BoardAlert, BoardFlush, LastAlert, SymbolView, Totals};
 use tickwatch_core::{Symbol, Timestamp};
 
-use crate::sqlite::{SqliteError, SqliteStore};
+use crate::sqlite::{PENDING, SqliteError, SqliteStore};
 
 /// Alerts the board table keeps; older ones are deleted (they stay in the alerts table).
 pub const BOARD_ALERTS_KEPT: i64 = 1_000;
@@ -252,9 +252,7 @@ impl SqliteStore {
     pub fn pending_count(&self) -> Result<u64, SqliteError> {
         let connection = self.lock();
         let count: i64 = connection.query_row(
-            "SELECT count(*) FROM alerts
-             WHERE seq > (SELECT through_seq FROM alerts_announced)
-               AND seq NOT IN (SELECT seq FROM alerts_announced_above)",
+            &format!("SELECT count(*) FROM alerts WHERE {PENDING}"),
             [],
             |row| row.get(0),
         )?;

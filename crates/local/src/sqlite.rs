@@ -3,7 +3,8 @@
 //! One file holds everything, in WAL mode, so `tickwatch alerts` can read and `tickwatch rules`
 //! can write while `tickwatch run` works. Every port call is one transaction: a batch of ticks
 //! costs a handful of transactions, not one per tick. Alerts are keyed by (symbol, timestamp,
-//! rule id), so storing one is idempotent; symbol state is compare-and-set on `last_seen_ms`, so
+//! rule id), so storing one is idempotent, and which are announced is a high-water mark (see
+//! `ALERTS_TABLE`); symbol state is compare-and-set on `last_seen_ms`, so
 //! two processes sharing a database cannot move a symbol backwards. The rules carry a change
 //! counter (one row) that a running pipeline reads between batches to pick up changes.
 //!
@@ -97,6 +98,11 @@ CREATE TABLE alerts_announced_above (
 /// Whether the row of `alerts` in scope is announced (see [`ALERTS_TABLE`]).
 const NOTIFIED: &str = "(alerts.seq <= (SELECT through_seq FROM alerts_announced)
     OR alerts.seq IN (SELECT seq FROM alerts_announced_above))";
+
+/// Whether the row of `alerts` in scope is not announced yet: [`NOTIFIED`] turned round so that
+/// counting them reads only the rows above the mark.
+pub(crate) const PENDING: &str = "(alerts.seq > (SELECT through_seq FROM alerts_announced)
+    AND alerts.seq NOT IN (SELECT seq FROM alerts_announced_above))";
 
 /// The alerts table of versions 2 to 4 (version 2 lacked `condition`), which migrations from
 /// versions 1 to 3 build before the move to version 5.
@@ -407,7 +413,7 @@ impl SqliteStore {
                    AND (?2 IS NULL OR kind = ?2)
                    AND (?3 IS NULL OR at_ms >= ?3)
                    AND (?4 IS NULL OR at_ms < ?4)
-                   AND (?5 = 0 OR NOT {NOTIFIED})
+                   AND (?5 = 0 OR {PENDING})
                    AND (?7 IS NULL OR rule_id = ?7)
                  ORDER BY {order}
                  LIMIT ?6"
@@ -487,51 +493,21 @@ impl SqliteStore {
         let mut full = connection.prepare_cached(&insert_alerts_sql(INSERT_ROWS_MAX))?;
         let mut one = connection.prepare_cached(&insert_alerts_sql(1))?;
         let mut seq_before = highest_seq(connection)?;
-        for chunk in alerts.chunks(INSERT_ROWS_MAX) {
-            let statement = if chunk.len() == INSERT_ROWS_MAX {
-                &mut full
-            } else {
-                &mut one
-            };
-            let rows_per_statement = if chunk.len() == INSERT_ROWS_MAX {
-                INSERT_ROWS_MAX
-            } else {
-                1
-            };
-            for rows in chunk.chunks(rows_per_statement) {
-                for (row, alert) in rows.iter().enumerate() {
-                    bind_alert(statement, row * ALERT_PARAMS, alert)?;
-                }
-                let stored = statement.raw_execute()?;
-                if stored == rows.len() {
-                    let last = connection.last_insert_rowid();
-                    let first = last - rows.len() as i64 + 1;
-                    for (seq, alert) in (first..=last).zip(rows) {
-                        unmarked.insert(alert.key(), seq);
-                        outcomes.push(Inserted::New);
-                    }
-                    seq_before = last;
-                } else {
-                    let mut claimed = Vec::new();
-                    for alert in rows {
-                        let (seq, notified) =
-                            find_alert(connection, &alert.key())?.ok_or_else(|| {
-                                SqliteError::BadRow("an alert stored was not found".into())
-                            })?;
-                        if seq > seq_before && !claimed.contains(&seq) {
-                            claimed.push(seq);
-                            unmarked.insert(alert.key(), seq);
-                            outcomes.push(Inserted::New);
-                        } else {
-                            if !notified {
-                                unmarked.insert(alert.key(), seq);
-                            }
-                            outcomes.push(Inserted::AlreadyThere { notified });
-                        }
-                    }
-                    seq_before = highest_seq(connection)?;
-                }
-            }
+        let (many, rest) = alerts.split_at(alerts.len() / INSERT_ROWS_MAX * INSERT_ROWS_MAX);
+        let statements = many
+            .chunks(INSERT_ROWS_MAX)
+            .map(|rows| (true, rows))
+            .chain(rest.chunks(1).map(|row| (false, row)));
+        for (is_full, rows) in statements {
+            let statement = if is_full { &mut full } else { &mut one };
+            seq_before = store_rows(
+                connection,
+                statement,
+                rows,
+                seq_before,
+                &mut unmarked,
+                &mut outcomes,
+            )?;
         }
         Ok(outcomes)
     }
@@ -683,6 +659,51 @@ const INSERT_ROWS_MAX: usize = 64;
 
 /// Parameters of one alert row in an insert (SQLite allows 32,766 in a statement).
 const ALERT_PARAMS: usize = 11;
+
+/// Stores `rows` with `statement` (an insert of exactly that many), given the highest `seq`
+/// before it; adds one outcome per row and the `seq`s not yet announced to `unmarked`. Returns
+/// the highest `seq` after it.
+fn store_rows(
+    connection: &Connection,
+    statement: &mut rusqlite::Statement<'_>,
+    rows: &[Alert],
+    seq_before: i64,
+    unmarked: &mut KeySeqs,
+    outcomes: &mut Vec<Inserted>,
+) -> Result<i64, SqliteError> {
+    for (row, alert) in rows.iter().enumerate() {
+        bind_alert(statement, row * ALERT_PARAMS, alert)?;
+    }
+    if statement.raw_execute()? == rows.len() {
+        let last = connection.last_insert_rowid();
+        let first = last - rows.len() as i64 + 1;
+        for (seq, alert) in (first..=last).zip(rows) {
+            unmarked.insert(alert.key(), seq);
+            outcomes.push(Inserted::New);
+        }
+        return Ok(last);
+    }
+    let mut claimed = Vec::new();
+    for alert in rows {
+        let (seq, notified) = find_alert(connection, &alert.key())?.ok_or_else(|| {
+            SqliteError::BadRow(format!(
+                "alert of {} by {} at {} was neither stored nor found (a constraint refused it)",
+                alert.symbol, alert.rule_id, alert.timestamp
+            ))
+        })?;
+        if seq > seq_before && !claimed.contains(&seq) {
+            claimed.push(seq);
+            unmarked.insert(alert.key(), seq);
+            outcomes.push(Inserted::New);
+        } else {
+            if !notified {
+                unmarked.insert(alert.key(), seq);
+            }
+            outcomes.push(Inserted::AlreadyThere { notified });
+        }
+    }
+    highest_seq(connection)
+}
 
 /// An insert of `rows` alerts that passes over a key already stored.
 fn insert_alerts_sql(rows: usize) -> String {

@@ -519,28 +519,37 @@ fn version_3_and_4_databases_are_migrated_keeping_their_alerts_and_announcements
 
 #[test]
 fn a_version_4_database_with_a_row_that_does_not_parse_is_left_as_it_was() {
+    unmigratable_database_is_left_as_it_was(
+        |path| version_4_database(path, 4),
+        "UPDATE alerts SET timestamp = 'yesterday' WHERE rule_id = 'vol'",
+        "timestamp",
+        ("SELECT count(*) FROM alerts WHERE notified = 1", 4, 2),
+    );
+}
+
+/// Writes an old database with `write` and edits a row of it with `edit`: opening it must be
+/// refused with an error that names `named`, and leave the file as it was: `(count_sql,
+/// version, count)`, the schema version it keeps and what a count of its old table still says.
+fn unmigratable_database_is_left_as_it_was(
+    write: impl Fn(&std::path::Path),
+    edit: &str,
+    named: &str,
+    (count_sql, version, count): (&str, i64, i64),
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("old.db");
-    version_4_database(&path, 4);
+    write(&path);
     rusqlite::Connection::open(&path)
         .expect("opens")
-        .execute(
-            "UPDATE alerts SET timestamp = 'yesterday' WHERE rule_id = 'vol'",
-            [],
-        )
+        .execute(edit, [])
         .expect("edits");
     let error = SqliteStore::open(&path).expect_err("refused");
-    assert!(error.to_string().contains("timestamp"), "{error}");
-    assert_eq!(schema_version(&path), 4);
+    assert!(error.to_string().contains(named), "{error}");
     let rows: i64 = rusqlite::Connection::open(&path)
         .expect("opens")
-        .query_row(
-            "SELECT count(*) FROM alerts WHERE notified = 1",
-            [],
-            |row| row.get(0),
-        )
-        .expect("the version 4 table is still there");
-    assert_eq!(rows, 2);
+        .query_row(count_sql, [], |row| row.get(0))
+        .expect("the old table is still there");
+    assert_eq!((schema_version(&path), rows), (version, count));
 }
 
 /// The high-water mark of announced alerts and how many are announced above it.
@@ -891,26 +900,12 @@ fn a_version_1_database_is_migrated_keeping_its_alerts_and_zones() {
 
 #[test]
 fn a_version_1_database_that_cannot_be_migrated_is_left_as_it_was() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("old.db");
-    version_1_database(&path);
-    rusqlite::Connection::open(&path)
-        .expect("opens")
-        .execute(
-            "UPDATE symbol_state SET symbol = 'bad symbol' WHERE symbol = 'MSFT'",
-            [],
-        )
-        .expect("edits");
-    let error = SqliteStore::open(&path).expect_err("refused");
-    assert!(error.to_string().contains("symbol state"), "{error}");
-    let connection = rusqlite::Connection::open(&path).expect("opens");
-    let version: i64 = connection
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .expect("version");
-    let alerts: i64 = connection
-        .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
-        .expect("the version 1 table is still there");
-    assert_eq!((version, alerts), (1, 2));
+    unmigratable_database_is_left_as_it_was(
+        version_1_database,
+        "UPDATE symbol_state SET symbol = 'bad symbol' WHERE symbol = 'MSFT'",
+        "symbol state",
+        ("SELECT count(*) FROM alerts", 1, 2),
+    );
 }
 
 fn rule(json: &str) -> tickwatch_core::Rule {

@@ -36,20 +36,19 @@ fn high_alert(tick: &Tick) -> Alert {
     alert
 }
 
+/// Asserts that a store call succeeded for every item.
+fn all_ok<T, E: std::fmt::Debug>(results: Vec<Result<T, E>>) {
+    for result in results {
+        result.expect("the store call succeeds");
+    }
+}
+
 /// What a run does to the database: ticks on the board, alerts stored and on the board.
 fn run_writes(store: &SqliteStore, ticks: &[Tick], alerting: &[Tick]) {
     let alerts: Vec<Alert> = alerting.iter().map(high_alert).collect();
-    assert!(
-        block_on_ready(store.insert(&alerts))
-            .iter()
-            .all(Result::is_ok)
-    );
+    all_ok(block_on_ready(store.insert(&alerts)));
     let keys: Vec<_> = alerts.iter().map(Alert::key).collect();
-    assert!(
-        block_on_ready(store.mark_notified(&keys))
-            .iter()
-            .all(Result::is_ok)
-    );
+    all_ok(block_on_ready(store.mark_notified(&keys)));
     let mut board = RunBoard::new();
     board.observe(ticks);
     let outcomes: Vec<(usize, Outcome)> = alerts
@@ -585,6 +584,16 @@ impl EventReader {
         }
     }
 
+    /// The first `alerts` event with an alert of `symbol`, within 5 s.
+    async fn until_alert_of(&mut self, symbol: &str) -> Value {
+        self.until("alerts", Duration::from_secs(5), |v| {
+            v["alerts"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["symbol"] == symbol))
+        })
+        .await
+    }
+
     /// The first event named `name` whose data satisfies `wanted`, within `timeout`; it is
     /// taken, the others stay.
     async fn until(
@@ -641,13 +650,7 @@ async fn the_event_stream_pushes_new_alerts_board_changes_rules_and_health() {
     let store = SqliteStore::open(&served.db).expect("database");
     let fresh = tick("NVDA", 180.0, 20_000);
     run_writes(&store, &[fresh], &[fresh]);
-    let alerts = events
-        .until("alerts", Duration::from_secs(5), |v| {
-            v["alerts"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x["symbol"] == "NVDA"))
-        })
-        .await;
+    let alerts = events.until_alert_of("NVDA").await;
     assert_eq!(alerts["skipped"], 0);
     assert!(
         alerts["alerts"]
@@ -725,18 +728,8 @@ async fn the_event_stream_pushes_new_alerts_board_changes_rules_and_health() {
 
     // A stored alert not yet announced comes with announced false, then true once marked.
     let pending = high_alert(&tick("TSLA", 300.0, 30_000));
-    assert!(
-        block_on_ready(store.insert(&[pending]))
-            .iter()
-            .all(Result::is_ok)
-    );
-    let waiting = events
-        .until("alerts", Duration::from_secs(5), |v| {
-            v["alerts"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x["symbol"] == "TSLA"))
-        })
-        .await;
+    all_ok(block_on_ready(store.insert(&[pending])));
+    let waiting = events.until_alert_of("TSLA").await;
     let tsla = |event: &Value| {
         event["alerts"]
             .as_array()
@@ -748,18 +741,8 @@ async fn the_event_stream_pushes_new_alerts_board_changes_rules_and_health() {
         .until("health", Duration::from_secs(5), |v| v["pending"] == 1)
         .await;
     assert_eq!(health["clients"], 1);
-    assert!(
-        block_on_ready(store.mark_notified(&[pending.key()]))
-            .iter()
-            .all(Result::is_ok)
-    );
-    let announced = events
-        .until("alerts", Duration::from_secs(5), |v| {
-            v["alerts"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x["symbol"] == "TSLA"))
-        })
-        .await;
+    all_ok(block_on_ready(store.mark_notified(&[pending.key()])));
+    let announced = events.until_alert_of("TSLA").await;
     assert_eq!(tsla(&announced), Some(Value::Bool(true)));
     served.stop().await;
 }

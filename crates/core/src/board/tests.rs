@@ -40,6 +40,9 @@ fn prices(view: &SymbolView) -> Vec<f64> {
     view.points.iter().map(|(_, price)| *price).collect()
 }
 
+/// A rule that alerts on every tick above 150.
+const HIGH_EVERY: &str = r#"{"id":"high","symbols":"*","condition":"above 150","fire":"every"}"#;
+
 #[test]
 fn the_price_follows_in_order_ticks_and_late_ticks_only_count() {
     // (ticks as (price, second), the board's price, its points, its tick count)
@@ -112,15 +115,14 @@ fn outcomes_are_counted_by_kind_and_reason() {
     let mut board = Board::new();
     let ticks = [tick("AAPL", 151.0, 1), tick("AAPL", 152.0, 2)];
     board.observe(&ticks);
-    let high = r#"{"id":"high","symbols":"*","condition":"above 150","fire":"every"}"#;
     let failure = Failure {
         step: Step::Publish,
         class: ErrorClass::Transient,
         reason: "down".into(),
     };
     board.record(&[
-        (1, raised(alert_on(&ticks[0], high))),
-        (2, raised(alert_on(&ticks[1], high))),
+        (1, raised(alert_on(&ticks[0], HIGH_EVERY))),
+        (2, raised(alert_on(&ticks[1], HIGH_EVERY))),
         (3, Outcome::Accepted(Accepted::Stale)),
         (4, rejected(r#"{"symbol":"AAPL","price":-1,"timestamp":1}"#)),
         (5, rejected(r#"{"symbol":"AAPL","price":-2,"timestamp":1}"#)),
@@ -151,10 +153,9 @@ fn a_late_alert_does_not_replace_a_newer_last_alert() {
     let mut board = Board::new();
     let ticks = [tick("AAPL", 151.0, 5), tick("AAPL", 160.0, 1)];
     board.observe(&ticks);
-    let high = r#"{"id":"high","symbols":"*","condition":"above 150","fire":"every"}"#;
     board.record(&[
-        (1, raised(alert_on(&ticks[0], high))),
-        (2, raised(alert_on(&ticks[1], high))),
+        (1, raised(alert_on(&ticks[0], HIGH_EVERY))),
+        (2, raised(alert_on(&ticks[1], HIGH_EVERY))),
     ]);
     let flush = board.take_flush();
     let last = flush.symbols[0].last_alert.as_ref().expect("an alert");
@@ -165,9 +166,13 @@ fn a_late_alert_does_not_replace_a_newer_last_alert() {
 #[test]
 fn alerts_between_flushes_are_bounded_and_the_rest_counted() {
     let mut board = Board::new();
-    let high = r#"{"id":"high","symbols":"*","condition":"above 150","fire":"every"}"#;
     let outcomes: Vec<(usize, Outcome)> = (0..BOARD_ALERTS_MAX + 50)
-        .map(|i| (i, raised(alert_on(&tick("AAPL", 151.0, i as i64), high))))
+        .map(|i| {
+            (
+                i,
+                raised(alert_on(&tick("AAPL", 151.0, i as i64), HIGH_EVERY)),
+            )
+        })
         .collect();
     board.record(&outcomes);
     let flush = board.take_flush();
