@@ -245,7 +245,7 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
     let env = env().await;
     let store = Arc::new(env.store().await);
     let aapl = sym("AAPL");
-    assert_eq!(ok(store.load(&[aapl]).await), [None]);
+    assert_eq!(ok(store.read_states(&[aapl]).await), [None]);
 
     // Several rounds, both writers starting from the same state each time.
     let mut expected = None;
@@ -274,7 +274,10 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
             outcomes.contains(&Advanced::Conflict(Some(winner.next.clone()))),
             "round {round}: the loser learns the winner's state: {outcomes:?}"
         );
-        assert_eq!(ok(store.load(&[aapl]).await), [Some(winner.next.clone())]);
+        assert_eq!(
+            ok(store.read_states(&[aapl]).await),
+            [Some(winner.next.clone())]
+        );
         expected = Some(winner.next.last_seen);
     }
 
@@ -285,14 +288,14 @@ async fn state_compare_and_set_lets_exactly_one_of_two_concurrent_writers_win() 
         next: state(Zone::Normal, T0_MS + 999_999, T0_MS + 999_999),
         alerts: Vec::new(),
     };
-    let current = ok(store.load(&[aapl]).await).remove(0);
+    let current = ok(store.read_states(&[aapl]).await).remove(0);
     assert_eq!(current.as_ref().map(|s| s.last_seen), expected);
     assert_eq!(
         ok(store.advance(&[stale]).await),
         [Advanced::Conflict(current.clone())]
     );
     assert_eq!(
-        ok(store.load(&[aapl]).await).remove(0),
+        ok(store.read_states(&[aapl]).await).remove(0),
         current,
         "a conflict changes nothing"
     );
@@ -340,7 +343,7 @@ async fn racing_transactions_never_erase_the_winners_alerts() {
                 other => panic!("round {round}, {symbol}: not exactly one winner: {other:?}"),
             };
             assert_eq!(
-                ok(store.load(&[sym(symbol)]).await),
+                ok(store.read_states(&[sym(symbol)]).await),
                 [Some(winner.next.clone())],
                 "round {round}, {symbol}: the winner's state stays"
             );
@@ -405,7 +408,7 @@ async fn advance_with_alerts_is_atomic() {
     );
     assert_eq!(ok(store.fetch(&[loser_alert.key()]).await), [None]);
     assert_eq!(
-        ok(store.load(&[nvda]).await),
+        ok(store.read_states(&[nvda]).await),
         [Some(changes[0].next.clone())]
     );
 
@@ -423,7 +426,10 @@ async fn advance_with_alerts_is_atomic() {
         ok(store.advance(std::slice::from_ref(&again)).await),
         [Advanced::Applied]
     );
-    assert_eq!(ok(store.load(&[nvda]).await), [Some(again.next.clone())]);
+    assert_eq!(
+        ok(store.read_states(&[nvda]).await),
+        [Some(again.next.clone())]
+    );
     let stored = ok(store.fetch(&[nvda_alert.key(), fresh.key()]).await);
     assert_eq!(stored[0].map(|s| s.notified), Some(true));
     assert_eq!(stored[1].map(|s| s.notified), Some(false));
@@ -547,7 +553,7 @@ async fn errors_are_classified_permanent_or_transient() {
     assert_eq!(inserted.class(), ErrorClass::Permanent, "{inserted}");
     assert_eq!(inserted.code(), Some("ResourceNotFoundException"));
     let loaded = missing
-        .load(&[sym("AAPL")])
+        .read_states(&[sym("AAPL")])
         .await
         .remove(0)
         .expect_err("no table");
@@ -787,7 +793,7 @@ async fn operator_deletes_remove_an_alert_and_a_state() {
     store.delete_alert(&high.key()).await.expect("deleted");
     store.delete_state(&sym("DEL")).await.expect("deleted");
     assert_eq!(ok(store.fetch(&[high.key()]).await), [None]);
-    assert_eq!(ok(store.load(&[sym("DEL")]).await), [None]);
+    assert_eq!(ok(store.read_states(&[sym("DEL")]).await), [None]);
     // Deleting what is not there is not an error (a clean-up may run twice).
     store.delete_alert(&high.key()).await.expect("idempotent");
 }
@@ -989,7 +995,10 @@ async fn items_of_the_previous_release_are_read_marked_and_moved_on_from() {
 
     let symbol = sym("OLD");
     let legacy = SymbolState::from_zone("high", &symbol, at);
-    assert_eq!(ok(store.load(&[symbol]).await), [Some(legacy.clone())]);
+    assert_eq!(
+        ok(store.read_states(&[symbol]).await),
+        [Some(legacy.clone())]
+    );
     let next = state(Zone::Normal, T0_MS + 9, T0_MS + 9);
     let change = Advance {
         symbol,
@@ -998,7 +1007,7 @@ async fn items_of_the_previous_release_are_read_marked_and_moved_on_from() {
         alerts: Vec::new(),
     };
     assert_eq!(ok(store.advance(&[change]).await), [Advanced::Applied]);
-    assert_eq!(ok(store.load(&[symbol]).await), [Some(next)]);
+    assert_eq!(ok(store.read_states(&[symbol]).await), [Some(next)]);
     let items =
         tickwatch_aws::testing::scan_items(&env.clients.dynamodb, store.state_table()).await;
     assert!(
@@ -1111,7 +1120,7 @@ async fn window_rules_raise_the_same_alerts_and_windows_on_dynamodb_as_in_memory
         );
     }
     let symbols: Vec<Symbol> = (0..3).map(|s| sym(&format!("W{s}"))).collect();
-    let states = ok(store.load(&symbols).await);
+    let states = ok(store.read_states(&symbols).await);
     for (symbol, state) in symbols.iter().zip(states) {
         assert_eq!(state, reference.state(symbol), "{symbol}: the same windows");
     }

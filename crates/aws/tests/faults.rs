@@ -310,7 +310,9 @@ impl Rig {
             &self.alerts_table,
             &self.state_table,
         );
-        let state = store.load(&[Symbol::parse(symbol).expect("valid")]).await;
+        let state = store
+            .read_states(&[Symbol::parse(symbol).expect("valid")])
+            .await;
         let state = state.into_iter().next()?.expect("state read")?;
         Some(fired(&state))
     }

@@ -13,7 +13,8 @@
 //!    write per symbol per batch, never one per tick. A wrong guess or a lost race comes back
 //!    with the stored state, and the group is evaluated again from it, at most
 //!    [`CAS_ATTEMPTS_MAX`] times. So a batch costs one round trip to the store, not a read and a
-//!    write. The alerts of stateless rules (`every` without a cooldown) are inserted
+//!    write. Symbols it does not remember are read first ([`StateStore::load`]) where the store
+//!    reads cheaply (SQLite), so a miss does not cost a lost compare-and-set. The alerts of stateless rules (`every` without a cooldown) are inserted
 //!    idempotently ([`AlertStore::insert`]);
 //! 4. looks up the alerts of redelivered or late ticks ([`AlertStore::fetch`]), so a delivery that
 //!    failed half-way is completed by the retry;
@@ -694,15 +695,26 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        // Guess each symbol's state: the one this pipeline last saw, or none. The compare-and-set
-        // checks the guess; a wrong one comes back as a conflict carrying the truth.
+        // Guess each symbol's state: the one this pipeline last saw, or (read ahead where the
+        // store reads cheaply) the stored one, or none. The compare-and-set checks the guess; a
+        // wrong one comes back as a conflict carrying the truth.
+        let mut missed = Vec::new();
         let mut pending: Vec<(usize, Option<SymbolState>)> = {
             let mut remembered = self.lock_states();
             (0..groups.len())
                 .filter(|&g| groups[g].rules.stateful())
-                .map(|g| (g, remembered.get(&groups[g].symbol).cloned()))
+                .map(|g| {
+                    let state = remembered.get(&groups[g].symbol).cloned();
+                    if state.is_none() {
+                        missed.push(groups[g].symbol);
+                    }
+                    (g, state)
+                })
                 .collect()
         };
+        if !missed.is_empty() {
+            self.read_ahead(&missed, &mut pending, deadline).await;
+        }
         for _ in 0..CAS_ATTEMPTS_MAX {
             if pending.is_empty() {
                 return;
@@ -734,9 +746,9 @@ where
                     self.store.advance(&c).await
                 })
                 .await;
-            for ((&g, change), result) in changed_groups.iter().zip(&changes).zip(results) {
+            for ((&g, change), result) in changed_groups.iter().zip(changes).zip(results) {
                 match result {
-                    Ok(Advanced::Applied) => self.remember(change.symbol, change.next.clone()),
+                    Ok(Advanced::Applied) => self.remember(change.symbol, change.next),
                     Ok(Advanced::Conflict(current)) => {
                         match &current {
                             Some(state) => self.remember(change.symbol, state.clone()),
@@ -761,6 +773,29 @@ where
                     groups[g].symbol
                 ),
             });
+        }
+    }
+
+    /// Fills in the stored states of the `missed` symbols, whose guesses are the `None`s of
+    /// `pending` (in the same order), if the store reads ahead. A read that fails or runs out of
+    /// time leaves the guess: the compare-and-set is what keeps the state right, the read only
+    /// saves it a round.
+    async fn read_ahead(
+        &self,
+        missed: &[Symbol],
+        pending: &mut [(usize, Option<SymbolState>)],
+        deadline: Option<Timestamp>,
+    ) {
+        let Some(Some(loaded)) =
+            before_deadline(&self.clock, deadline, || self.store.load(missed)).await
+        else {
+            return;
+        };
+        let guesses = pending.iter_mut().filter(|(_, guess)| guess.is_none());
+        for ((_, guess), state) in guesses.zip(loaded) {
+            if let Ok(state) = state {
+                *guess = state;
+            }
         }
     }
 

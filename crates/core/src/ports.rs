@@ -124,12 +124,33 @@ pub enum Advanced {
     Conflict(Option<SymbolState>),
 }
 
-/// Per-symbol cross-mode state, with compare-and-set. There is no plain read: a caller guesses
-/// the state (the one it last saw, or none) and the compare-and-set tells it the truth when the
-/// guess was wrong, so a batch never spends a round trip reading state it already knows.
+/// The states [`StateStore::load`] read: one result per symbol asked for, in order (`None`: the
+/// symbol has no state).
+pub type LoadedStates<E> = Vec<Result<Option<SymbolState>, E>>;
+
+/// Per-symbol cross-mode state, with compare-and-set. A caller guesses the state (the one it last
+/// saw, or none) and the compare-and-set tells it the truth when the guess was wrong, so a batch
+/// never spends a round trip reading state it already knows. For symbols it does not remember, it
+/// asks [`StateStore::load`] first, where the store reads cheaply.
 pub trait StateStore: Send + Sync {
     /// The adapter's error.
     type Error: PortError;
+
+    /// Reads the stored states of `symbols`, which the caller does not remember, so that it plans
+    /// from the truth rather than a guess: a miss then costs one read instead of a lost
+    /// compare-and-set and a second write.
+    ///
+    /// `None` (the default): this store does not read ahead, because a read would cost what it
+    /// saves. On DynamoDB a read is a round trip of its own, as is the conflict it avoids, and a
+    /// symbol that is new needs neither. The caller then guesses "no state" and the
+    /// compare-and-set corrects it.
+    fn load(
+        &self,
+        symbols: &[Symbol],
+    ) -> impl Future<Output = Option<LoadedStates<Self::Error>>> + Send {
+        let _ = symbols;
+        std::future::ready(None)
+    }
 
     /// Applies each change atomically: the state moves *and* its alerts are inserted (idempotently),
     /// or nothing happens. Making the two one write is what guarantees that an alert can never be
@@ -215,6 +236,13 @@ impl<T: AlertStore> AlertStore for std::sync::Arc<T> {
 
 impl<T: StateStore> StateStore for std::sync::Arc<T> {
     type Error = T::Error;
+
+    fn load(
+        &self,
+        symbols: &[Symbol],
+    ) -> impl Future<Output = Option<LoadedStates<Self::Error>>> + Send {
+        T::load(self, symbols)
+    }
 
     fn advance(
         &self,

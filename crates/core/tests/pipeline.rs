@@ -758,6 +758,59 @@ async fn a_remembered_state_that_went_stale_costs_a_retry_not_a_wrong_answer() {
     assert_eq!(summary(&report.outcomes), ["c=S"]);
 }
 
+/// A harness whose store reads ahead and holds AAPL high since t=5, written by another worker (or
+/// an earlier run): its pipeline has never seen AAPL.
+fn reading_ahead_with_aapl_high() -> Harness {
+    let h = harness(Mode::Cross);
+    h.store.read_ahead();
+    let high = SymbolState {
+        last_seen: ts(1_795_700_005_000),
+        rules: vec![fired("high")],
+    };
+    h.store.set_state(sym("AAPL"), high);
+    h
+}
+
+#[tokio::test]
+async fn a_store_that_reads_ahead_turns_a_miss_into_one_write() {
+    let h = reading_ahead_with_aapl_high();
+    let report = h
+        .process(&[
+            ("a", body("AAPL", 160.0, 10)),
+            ("b", body("MSFT", 40.0, 10)),
+        ])
+        .await;
+    assert_eq!(
+        summary(&report.outcomes),
+        ["a=Q", "b=A:LOW"],
+        "AAPL was already high; MSFT had no state"
+    );
+    assert_eq!(
+        (h.store.calls(Op::Load), h.store.calls(Op::Advance)),
+        (1, 1),
+        "one read for both misses, then one compare-and-set that holds"
+    );
+    // Remembered now: no read.
+    h.process(&[("c", body("AAPL", 100.0, 11))]).await;
+    assert_eq!(
+        (h.store.calls(Op::Load), h.store.calls(Op::Advance)),
+        (1, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_read_ahead_that_fails_leaves_the_guess_to_the_compare_and_set() {
+    let h = reading_ahead_with_aapl_high();
+    h.store.script(Op::Load, [Some(Fault::Fail(Transient))]);
+    let report = h.process(&[("a", body("AAPL", 160.0, 10))]).await;
+    assert_eq!(summary(&report.outcomes), ["a=Q"], "still already high");
+    assert_eq!(
+        h.store.calls(Op::Advance),
+        2,
+        "the guess (no state) conflicted and was corrected"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_commit_forgets_the_remembered_state() {
     let h = harness(Mode::Cross);

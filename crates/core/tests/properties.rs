@@ -199,14 +199,19 @@ proptest! {
 
     /// Two workers (two pipelines, each remembering states) share one store and get the messages
     /// in any split and order. Every alert is stored once and announced once, and redelivering
-    /// everything through either worker raises nothing new.
+    /// everything through either worker raises nothing new; whether the store reads states
+    /// ahead (SQLite) or lets the workers guess (DynamoDB).
     #[test]
     fn two_workers_sharing_a_store_never_duplicate(
         bodies in prop::collection::vec(tick_body(), 1..60),
         split in prop::collection::vec(any::<bool>(), 60),
         sizes in prop::collection::vec(1..10usize, 1..4),
+        reads_ahead in any::<bool>(),
     ) {
         let store = Arc::new(MemoryStore::new());
+        if reads_ahead {
+            store.read_ahead();
+        }
         let notifier = Arc::new(MemoryNotifier::new());
         let clock = Arc::new(ManualClock::at(Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid")));
         let worker = |seed| {

@@ -19,8 +19,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use tickwatch_core::alert::{Alert, AlertId, AlertKey, AlertKind};
 use tickwatch_core::ports::{
-    Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, InvalidRule, RuleStore,
-    StateStore, StoredAlert, StoredRules,
+    Advance, Advanced, AlertStore, Classify, ErrorClass, Inserted, InvalidRule, LoadedStates,
+    RuleStore, StateStore, StoredAlert, StoredRules,
 };
 use tickwatch_core::rules::{
     Condition, Fire, Label, Rule, RuleDoc, RuleId, SymbolState, decode_rule_states,
@@ -593,6 +593,29 @@ impl SqliteStore {
         Ok(())
     }
 
+    fn load_now(&self, symbols: &[Symbol]) -> Result<Vec<Option<SymbolState>>, SqliteError> {
+        let connection = self.lock();
+        // One snapshot for the whole read, walked in key order (as `advance_now` writes).
+        let transaction = connection.unchecked_transaction()?;
+        let mut states = vec![None; symbols.len()];
+        {
+            let mut read = transaction
+                .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
+            let mut order: Vec<usize> = (0..symbols.len()).collect();
+            order.sort_unstable_by_key(|&index| symbols[index]);
+            for index in order {
+                states[index] = read
+                    .query_row(params![symbols[index].as_str()], |row| {
+                        read_state_row(row, 0)
+                    })
+                    .optional()?
+                    .transpose()?;
+            }
+        }
+        transaction.finish()?;
+        Ok(states)
+    }
+
     fn advance_now(&self, changes: &[Advance]) -> Result<Vec<Advanced>, SqliteError> {
         let mut connection = self.lock();
         let transaction =
@@ -602,7 +625,7 @@ impl SqliteStore {
         // the table once instead of jumping around it. Stable, so changes of one symbol (the
         // pipeline sends one per symbol) would still apply in the order given.
         let mut order: Vec<usize> = (0..changes.len()).collect();
-        order.sort_by_key(|&index| changes[index].symbol.as_str());
+        order.sort_by_key(|&index| changes[index].symbol);
         let mut alerts = Vec::new();
         {
             // The compare-and-set is the write itself; only a write that matches nothing reads
@@ -1192,6 +1215,15 @@ impl AlertStore for SqliteStore {
 
 impl StateStore for SqliteStore {
     type Error = StoreError;
+
+    /// Reads ahead: a local read is a B-tree lookup, far cheaper than the lost compare-and-set
+    /// and second transaction it saves.
+    async fn load(&self, symbols: &[Symbol]) -> Option<LoadedStates<StoreError>> {
+        Some(per_item(
+            self.load_now(symbols).map_err(StoreError::from),
+            symbols.len(),
+        ))
+    }
 
     async fn advance(&self, changes: &[Advance]) -> Vec<Result<Advanced, StoreError>> {
         per_item(

@@ -23,8 +23,13 @@ const TABLE_POLL_MS: u64 = 200;
 
 impl DynamoStore {
     /// Reads the state of each symbol (`None` if it has none), with consistent reads. The pipeline
-    /// never needs this (a compare-and-set conflict brings the state back): test support only.
-    pub async fn load(&self, symbols: &[Symbol]) -> Vec<Result<Option<SymbolState>, AwsError>> {
+    /// never reads ahead on DynamoDB (see [`StateStore::load`]): test support only.
+    ///
+    /// [`StateStore::load`]: tickwatch_core::ports::StateStore::load
+    pub async fn read_states(
+        &self,
+        symbols: &[Symbol],
+    ) -> Vec<Result<Option<SymbolState>, AwsError>> {
         {
             let mut distinct: Vec<Key> = Vec::new();
             let mut seen = HashSet::new();

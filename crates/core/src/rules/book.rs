@@ -134,6 +134,11 @@ impl RuleBook {
     /// The rules that apply to `symbol`, in book order (stateful ones first, see
     /// [`SymbolRules::rules`]).
     pub fn for_symbol(&self, symbol: &Symbol) -> Arc<SymbolRules> {
+        if self.exact.is_empty() && self.prefix.is_empty() && self.any_shared {
+            // The same rules for every symbol (the defaults, `--mode`, bands without
+            // exceptions): nothing to look up or remember.
+            return self.any_only.clone();
+        }
         let mut compiled = self
             .compiled
             .lock()
@@ -401,14 +406,15 @@ impl<'a> Cursor<'a> {
     /// The state to store, if any tick moved it (`None`: nothing to write).
     pub fn finish(self) -> Option<SymbolState> {
         let last_seen = self.last_seen.filter(|_| self.moved)?;
-        Some(SymbolState {
-            last_seen,
-            rules: self
-                .slots
-                .into_iter()
-                .filter(|state| !state.is_initial())
-                .collect(),
-        })
+        let mut rules: Vec<RuleState> = self
+            .slots
+            .into_iter()
+            .filter(|state| !state.is_initial())
+            .collect();
+        // The filter reuses the slots' allocation; a state is kept (remembered between batches),
+        // so it keeps only what it holds: nothing at all for a symbol whose rules are all armed.
+        rules.shrink_to_fit();
+        Some(SymbolState { last_seen, rules })
     }
 }
 

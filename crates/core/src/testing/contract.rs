@@ -285,9 +285,20 @@ pub async fn check_state_store<S: StateStore + AlertStore>(store: &S, prefix: &s
     assert_eq!(
         ok(store.advance(&[probe(other), probe(s)]).await, "probe both"),
         [
-            Advanced::Conflict(Some(quiet)),
-            Advanced::Conflict(Some(normal))
+            Advanced::Conflict(Some(quiet.clone())),
+            Advanced::Conflict(Some(normal.clone()))
         ],
         "answers follow the order asked"
     );
+
+    // A store that reads ahead reads exactly what it holds, in the order asked, none for a
+    // symbol it never saw (given twice, too).
+    let unseen = symbol(prefix, "U");
+    if let Some(loaded) = store.load(&[s, unseen, other, unseen]).await {
+        assert_eq!(
+            ok(loaded, "load"),
+            [Some(normal), None, Some(quiet), None],
+            "states read ahead"
+        );
+    }
 }

@@ -14,8 +14,8 @@ use futures_util::future::Either;
 
 use crate::alert::{Alert, AlertKey};
 use crate::ports::{
-    Advance, Advanced, AlertStore, Classify, Clock, ErrorClass, Inserted, Notifier, StateStore,
-    StoredAlert,
+    Advance, Advanced, AlertStore, Classify, Clock, ErrorClass, Inserted, LoadedStates, Notifier,
+    StateStore, StoredAlert,
 };
 use crate::rules::SymbolState;
 use crate::tick::{Symbol, TIMESTAMP_MS_END, Timestamp};
@@ -25,6 +25,8 @@ use crate::tick::{Symbol, TIMESTAMP_MS_END, Timestamp};
 pub enum Op {
     /// `StateStore::advance`
     Advance,
+    /// `StateStore::load` (counted only while the store reads ahead)
+    Load,
     /// `AlertStore::insert`
     Insert,
     /// `AlertStore::fetch`
@@ -125,6 +127,8 @@ struct StoreInner {
     states: HashMap<Symbol, SymbolState>,
     /// States written by "another writer" just before the next advance calls (one entry a call).
     interference: VecDeque<Vec<(Symbol, SymbolState)>>,
+    /// Whether `load` reads (like SQLite) or declines (like DynamoDB).
+    reads_ahead: bool,
     script: Script,
 }
 
@@ -132,6 +136,12 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// Makes [`StateStore::load`] read the stored states, as SQLite does; by default it declines,
+    /// as DynamoDB does, and the pipeline guesses.
+    pub fn read_ahead(&self) {
+        self.lock().reads_ahead = true;
     }
 
     /// Scripts the next calls of `op`: each entry is used by one call, in order (`None` = behave).
@@ -253,6 +263,24 @@ impl AlertStore for MemoryStore {
 
 impl StateStore for MemoryStore {
     type Error = InjectedFault;
+
+    fn load(
+        &self,
+        symbols: &[Symbol],
+    ) -> impl Future<Output = Option<LoadedStates<InjectedFault>>> + Send {
+        let mut inner = self.lock();
+        if !inner.reads_ahead {
+            return Either::Left(std::future::ready(None));
+        }
+        let fault = inner.script.next(Op::Load);
+        let result = answer(symbols.len(), Op::Load, fault, || {
+            symbols
+                .iter()
+                .map(|symbol| inner.states.get(symbol).cloned())
+                .collect()
+        });
+        Either::Right(async move { Some(reply(result).await) })
+    }
 
     fn advance(
         &self,

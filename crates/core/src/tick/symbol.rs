@@ -114,10 +114,20 @@ impl std::hash::Hash for Symbol {
     }
 }
 
-// On the bytes in use: the order of the text (`str` compares bytewise), without checking UTF-8.
+// The order of the text (`str` compares bytewise), by two 16-byte words instead of a call to
+// `memcmp`: the bytes past `len` are zero and no symbol byte is, so a symbol that is a prefix of
+// another compares less at the first byte where it has run out. Stores sort every batch's symbols
+// to walk their B-trees in order; at a million symbols that sort was a tenth of the run.
 impl Ord for Symbol {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.bytes[..usize::from(self.len)].cmp(&other.bytes[..usize::from(other.len)])
+        let half = |symbol: &Symbol, at: usize| {
+            let mut word = [0u8; 16];
+            word.copy_from_slice(&symbol.bytes[at..at + 16]);
+            u128::from_be_bytes(word)
+        };
+        half(self, 0)
+            .cmp(&half(other, 0))
+            .then_with(|| half(self, 16).cmp(&half(other, 16)))
     }
 }
 

@@ -1032,3 +1032,43 @@ fn numbers_parse_correctly_rounded_and_prices_round_trip() {
         );
     }
 }
+
+#[test]
+fn symbols_order_as_their_text() {
+    let long = "A".repeat(SYMBOL_LEN_MAX);
+    let long_but_one = format!("{}B", "A".repeat(SYMBOL_LEN_MAX - 1));
+    let sixteen = "ABCDEFGHIJKLMNOP";
+    let texts = [
+        "A",
+        "AA",
+        "AAPL",
+        "AB",
+        "a",
+        "SYM000001",
+        "SYM00001",
+        "SYM1",
+        "BRK.A",
+        "BRK-B",
+        "BRK/B",
+        "BRK:B",
+        "BRK_B",
+        "0",
+        "9",
+        sixteen,
+        "ABCDEFGHIJKLMNOPQ",
+        "ABCDEFGHIJKLMNOO",
+        long.as_str(),
+        long_but_one.as_str(),
+        &long[..SYMBOL_LEN_MAX - 1],
+        &long[..17],
+    ];
+    for a in texts {
+        for b in texts {
+            let (x, y) = (
+                Symbol::parse(a).expect("valid"),
+                Symbol::parse(b).expect("valid"),
+            );
+            assert_eq!(x.cmp(&y), a.cmp(b), "{a} vs {b}");
+        }
+    }
+}
