@@ -31,12 +31,6 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 
-// Batches allocate and free a few megabytes each; the system allocator hands that memory back to
-// the kernel and faults it in again every batch (about a tenth of a local run's time went to page
-// faults). mimalloc keeps it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code of a run that stored alerts it could not announce.
 const EXIT_UNANNOUNCED: u8 = 3;
 /// Exit code of a run that could not store some ticks' results.

@@ -34,12 +34,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     // One announcer per database: a second run or a notify on it fails here, before touching it.
     let _announcing = tickwatch_local::AnnounceLock::acquire(&args.db)?;
     let defaults = Arc::new(RuleBook::defaults());
-    let pipeline = config::local_pipeline(
+    let pipeline = Arc::new(config::local_pipeline(
         &args.db,
         &args.notify,
         fixed.clone().unwrap_or_else(|| defaults.clone()),
-    )?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    )?);
+    // This thread evaluates and stores; one worker thread announces the batch before, meanwhile.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let watcher = match fixed {
@@ -87,8 +89,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
 
     let started = Instant::now();
     let mut board = RunBoard::new(pipeline.clock().now(), !args.no_board);
-    // Read on one thread, decoded on another, processed here: the next batch is decoded while
-    // this one is stored and announced.
+    // Read on one thread, decoded on another, stored here, announced on the runtime's worker:
+    // the next batch is decoded while this one is stored, and stored while the one before is
+    // announced.
     let reader = TickReader::new(input, input_format(&args))
         .and_then(TickReader::decode_ahead)
         .context("starting the input reader")?;
@@ -199,24 +202,33 @@ fn progress_bar(input_len: Option<u64>, quiet: bool) -> Option<ProgressBar> {
 }
 
 /// Reads batches and puts each through the pipeline until the input ends or something stops it.
+///
+/// A full batch (a file read at speed) is announced on the runtime's worker thread while the next
+/// one is evaluated and stored here; reports are taken in the order the batches came. A batch that
+/// ended with what had arrived (a live feed) is finished before waiting for more, so its alerts
+/// are counted and shown at once.
 #[allow(clippy::too_many_arguments)] // the run's parts, each used once per batch
 fn process_input(
     mut reader: DecodeAhead,
     args: &RunArgs,
     runtime: &tokio::runtime::Runtime,
-    pipeline: &config::LocalPipeline,
+    pipeline: &Arc<config::LocalPipeline>,
     interrupted: &AtomicBool,
     tally: &mut Tally,
     board: &mut RunBoard,
     rules: &impl RulesSource,
 ) -> anyhow::Result<Stop> {
-    while !interrupted.load(Ordering::SeqCst) {
+    let mut announcing: Option<Announcing> = None;
+    let stop = loop {
+        if interrupted.load(Ordering::SeqCst) {
+            break Stop::Interrupted;
+        }
         let Some(mut batch) = next_batch(&mut reader, board, pipeline)? else {
-            return Ok(Stop::EndOfInput);
+            break Stop::EndOfInput;
         };
         // A change made with `tickwatch rules` applies from this batch; a failed check is
         // logged and leaves the rules in force.
-        runtime.block_on(rules.before_batch(pipeline));
+        runtime.block_on(rules.before_batch(pipeline.as_ref()));
         let mut strict_stop = None;
         if args.strict
             && let Some(bad) = batch.iter().position(|(_, tick)| tick.is_err())
@@ -229,26 +241,70 @@ fn process_input(
             }
         }
         let first_line = batch.first().map(|(line, _)| *line);
+        let full = batch.len() == tickwatch_local::source::BATCH_TICKS_MAX;
         board.observe(&batch);
-        let report = runtime.block_on(pipeline.process_ticks(batch, None));
-        tally.add(&report.outcomes, &report.stats);
-        board.record(&report.outcomes);
-        board.flush_if_due(pipeline.store(), pipeline.clock().now());
+        let stored = runtime.block_on(pipeline.store_ticks(batch, None));
+        if let Some(previous) = announcing.take() {
+            previous.finish(runtime, tally, board, pipeline)?;
+        }
+        // Stop after a batch whose results are not all stored: a later batch would move symbol
+        // state past the ticks that were not stored, and re-running the input would then find
+        // them stale and raise nothing for them.
+        let unstored = stored.failed_unstored();
+        let current = Announcing::start(runtime, pipeline, stored);
+        if !full || unstored || strict_stop.is_some() {
+            current.finish(runtime, tally, board, pipeline)?;
+        } else {
+            announcing = Some(current);
+        }
         if let Some(bar) = &tally.progress {
             bar.set_position(reader.bytes_read());
         }
         if let Some(reason) = strict_stop {
-            return Ok(Stop::Strict(reason));
+            break Stop::Strict(reason);
         }
-        if report.stats.failed_unstored() > 0 {
-            // Stop: a later batch would move symbol state past the ticks that were not stored,
-            // and re-running the input would then find them stale and raise nothing for them.
-            return Ok(Stop::Unstored {
+        if unstored {
+            break Stop::Unstored {
                 from_line: first_line.unwrap_or(1),
-            });
+            };
         }
+    };
+    if let Some(last) = announcing {
+        last.finish(runtime, tally, board, pipeline)?;
     }
-    Ok(Stop::Interrupted)
+    Ok(stop)
+}
+
+/// A stored batch being announced on the runtime's worker thread.
+struct Announcing(tokio::task::JoinHandle<tickwatch_core::AnnouncedBatch<u64>>);
+
+impl Announcing {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        pipeline: &Arc<config::LocalPipeline>,
+        stored: tickwatch_core::StoredBatch<u64>,
+    ) -> Announcing {
+        let pipeline = pipeline.clone();
+        Announcing(runtime.spawn(async move { pipeline.announce_batch(stored, None).await }))
+    }
+
+    /// Waits for the announcement, then counts the batch and shows it on the board.
+    fn finish(
+        self,
+        runtime: &tokio::runtime::Runtime,
+        tally: &mut Tally,
+        board: &mut RunBoard,
+        pipeline: &config::LocalPipeline,
+    ) -> anyhow::Result<()> {
+        let report = runtime
+            .block_on(self.0)
+            .context("announcing a batch (the task failed)")?
+            .into_report();
+        tally.add(&report.outcomes, &report.stats);
+        board.record(&report.outcomes);
+        board.flush_if_due(pipeline.store(), pipeline.clock().now());
+        Ok(())
+    }
 }
 
 /// The next batch; while waiting for it, the board's changes are written when due (a quiet live

@@ -254,6 +254,21 @@ fn verdict(outcome: &Outcome) -> &'static str {
     }
 }
 
+/// The verdict of every message, fed in batches of `sizes`.
+fn verdicts_in_batches(
+    pipeline: &Memory,
+    numbered: &[(usize, String)],
+    sizes: &[usize],
+) -> BTreeMap<usize, &'static str> {
+    let mut verdicts = BTreeMap::new();
+    for batch in batches(numbered, sizes) {
+        for (id, outcome) in process(pipeline, &batch) {
+            verdicts.insert(id, verdict(&outcome));
+        }
+    }
+    verdicts
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -278,15 +293,57 @@ proptest! {
             }
         }
         let (batched, batched_store, batched_notifier) = pipeline(mode);
-        let mut batched_verdicts = BTreeMap::new();
-        for batch in batches(&numbered, &sizes) {
-            for (id, outcome) in process(&batched, &batch) {
-                batched_verdicts.insert(id, verdict(&outcome));
-            }
-        }
+        let batched_verdicts = verdicts_in_batches(&batched, &numbered, &sizes);
         prop_assert_eq!(alert_ids(&batched_store), alert_ids(&single_store));
         prop_assert_eq!(batched_verdicts, single_verdicts);
         prop_assert_eq!(batched_notifier.published().len(), single_notifier.published().len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Storing the next batch before this one is announced (`tickwatch run` overlaps the two on
+    /// its two cores) changes nothing: the same alerts stored, the same verdict for every
+    /// message, and the same announcements in the same order as one batch after the other.
+    #[test]
+    fn storing_ahead_of_announcing_changes_nothing(
+        bodies in prop::collection::vec(tick_body(), 1..80),
+        sizes in prop::collection::vec(1..30usize, 1..6),
+        cross in any::<bool>(),
+    ) {
+        let mode = if cross { Mode::Cross } else { Mode::Level };
+        let numbered: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
+        let (plain, plain_store, plain_notifier) = pipeline(mode);
+        let plain_verdicts = verdicts_in_batches(&plain, &numbered, &sizes);
+
+        let (overlapped, store, notifier) = pipeline(mode);
+        let mut verdicts = BTreeMap::new();
+        let mut in_flight = None;
+        for batch in batches(&numbered, &sizes) {
+            let messages = batch
+                .iter()
+                .map(|(id, body)| (*id, tickwatch_core::Tick::decode(body.as_bytes())))
+                .collect();
+            let stored = block_on_ready(overlapped.store_ticks(messages, None));
+            if let Some(previous) = in_flight.replace(stored) {
+                for (id, outcome) in block_on_ready(overlapped.announce_batch(previous, None)).into_report().outcomes {
+                    verdicts.insert(id, verdict(&outcome));
+                }
+            }
+        }
+        if let Some(last) = in_flight {
+            for (id, outcome) in block_on_ready(overlapped.announce_batch(last, None)).into_report().outcomes {
+                verdicts.insert(id, verdict(&outcome));
+            }
+        }
+        prop_assert_eq!(alert_ids(&store), alert_ids(&plain_store));
+        prop_assert_eq!(verdicts, plain_verdicts);
+        let ids = |n: &MemoryNotifier| -> Vec<String> {
+            n.published().iter().map(|a| a.alert_id.to_string()).collect()
+        };
+        prop_assert_eq!(ids(&notifier), ids(&plain_notifier));
+        prop_assert!(store.alerts().iter().all(|s| s.notified));
     }
 }
 

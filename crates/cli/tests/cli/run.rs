@@ -667,3 +667,49 @@ fn a_live_feed_is_announced_while_it_is_still_open() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("2 ticks"), "{stderr}");
 }
+
+/// A file of several full batches, each stored while the one before is announced (here to a
+/// webhook that takes 200 ms an alert, so the next batch is stored long before): a tick repeated
+/// all through it, so in every batch, is stored once and announced once, and the other alerts
+/// are announced in the order of the input.
+#[test]
+fn a_tick_repeated_across_batches_is_announced_once() {
+    const LINES: usize = 3 * 65_536 + 1_000;
+    let repeated = tick("DUP", 160.0, "5");
+    let lines: Vec<String> = (0..LINES)
+        .map(|i| match i {
+            _ if i % 9_973 == 0 => repeated.clone(),
+            _ if i % 20_000 == 3 => tick("AAPL", 151.0, &i.to_string()),
+            _ => tick("AAPL", 100.0, &i.to_string()),
+        })
+        .collect();
+    let unique_alerts = (0..LINES)
+        .filter(|i| i % 9_973 != 0 && i % 20_000 == 3)
+        .count();
+    let dir = Dir::new();
+    dir.write_ticks("t.ndjson", &lines);
+    let hook = Webhook::start_slow(vec![200], std::time::Duration::from_millis(200));
+    let out = dir.tickwatch(&[
+        "run",
+        "--input",
+        "t.ndjson",
+        "--mode",
+        "level",
+        "--notify",
+        &format!("webhook:{}", hook.url()),
+    ]);
+    out.assert_exit(0);
+    let announced: Vec<Value> = hook.received().into_iter().map(|r| r.body).collect();
+    let dup = announced.iter().filter(|a| a["symbol"] == "DUP").count();
+    assert_eq!(dup, 1, "the repeated tick's alert, announced once");
+    assert_eq!(announced.len(), unique_alerts + 1);
+    let times: Vec<&str> = announced
+        .iter()
+        .filter(|a| a["symbol"] == "AAPL")
+        .map(|a| a["timestamp"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "announced in the order of the input: {times:?}"
+    );
+}

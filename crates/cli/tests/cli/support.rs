@@ -173,6 +173,11 @@ pub(crate) struct Webhook {
 
 impl Webhook {
     pub(crate) fn start(statuses: Vec<u16>) -> Webhook {
+        Webhook::start_slow(statuses, std::time::Duration::ZERO)
+    }
+
+    /// A webhook that takes `delay` to answer each request, one request at a time.
+    pub(crate) fn start_slow(statuses: Vec<u16>, delay: std::time::Duration) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -210,6 +215,7 @@ impl Webhook {
                     content_type: header("content-type"),
                     alert_id_header: header("x-tickwatch-alert-id"),
                 });
+                std::thread::sleep(delay);
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
