@@ -276,7 +276,7 @@ fn process_input(
 }
 
 /// A stored batch being announced on the runtime's worker thread.
-struct Announcing(tokio::task::JoinHandle<tickwatch_core::AnnouncedBatch<u64>>);
+struct Announcing(tokio::task::JoinHandle<tickwatch_core::BatchReport<u64>>);
 
 impl Announcing {
     fn start(
@@ -285,7 +285,10 @@ impl Announcing {
         stored: tickwatch_core::StoredBatch<u64>,
     ) -> Announcing {
         let pipeline = pipeline.clone();
-        Announcing(runtime.spawn(async move { pipeline.announce_batch(stored, None).await }))
+        // The report is made (and the batch's bookkeeping freed) there too, off this thread.
+        Announcing(
+            runtime.spawn(async move { pipeline.announce_batch(stored, None).await.into_report() }),
+        )
     }
 
     /// Waits for the announcement, then counts the batch and shows it on the board.
@@ -298,8 +301,7 @@ impl Announcing {
     ) -> anyhow::Result<()> {
         let report = runtime
             .block_on(self.0)
-            .context("announcing a batch (the task failed)")?
-            .into_report();
+            .context("announcing a batch (the task failed)")?;
         tally.add(&report.outcomes, &report.stats);
         board.record(&report.outcomes);
         board.flush_if_due(pipeline.store(), pipeline.clock().now());

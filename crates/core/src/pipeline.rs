@@ -380,9 +380,7 @@ impl<Id> StoredBatch<Id> {
     }
 }
 
-/// A batch stored and announced: what [`Pipeline::announce_batch`] hands back. Its report is
-/// made apart from the announcing, so that a caller announcing on another thread builds and
-/// frees a batch's bookkeeping on the thread that stores.
+/// A batch stored and announced: what [`Pipeline::announce_batch`] hands back, for its report.
 pub struct AnnouncedBatch<Id>(StoredBatch<Id>);
 
 impl<Id> AnnouncedBatch<Id> {
