@@ -223,7 +223,14 @@ fn process_input(
         if interrupted.load(Ordering::SeqCst) {
             break Stop::Interrupted;
         }
-        let Some(mut batch) = next_batch(&mut reader, board, pipeline)? else {
+        let next = next_batch(&mut reader, board, pipeline);
+        if next.is_err()
+            && let Some(previous) = announcing.take()
+        {
+            // The input failed: the batch before is still counted and shown.
+            previous.finish(runtime, tally, board, pipeline)?;
+        }
+        let Some(mut batch) = next? else {
             break Stop::EndOfInput;
         };
         // A change made with `tickwatch rules` applies from this batch; a failed check is

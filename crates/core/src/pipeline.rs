@@ -14,11 +14,15 @@
 //!    with the stored state, and the group is evaluated again from it, at most
 //!    [`CAS_ATTEMPTS_MAX`] times. So a batch costs one round trip to the store, not a read and a
 //!    write. Symbols it does not remember are read first ([`StateStore::load`]) where the store
-//!    reads cheaply (SQLite), so a miss does not cost a lost compare-and-set. The alerts of stateless rules (`every` without a cooldown) are inserted
-//!    idempotently ([`AlertStore::insert`]);
+//!    reads cheaply (SQLite), so a miss does not cost a lost compare-and-set. The alerts of
+//!    stateless rules (`every` without a cooldown) are inserted idempotently
+//!    ([`AlertStore::insert`]);
 //! 4. looks up the alerts of redelivered or late ticks ([`AlertStore::fetch`]), so a delivery that
 //!    failed half-way is completed by the retry;
 //! 5. publishes every alert not yet announced, then marks it notified.
+//!
+//! [`Pipeline::process`] does it all; [`Pipeline::store_ticks`] (steps 1 to 4) and
+//! [`Pipeline::announce_batch`] (step 5) let a caller announce one batch while it stores the next.
 //!
 //! A step that fails for a symbol fails every message of that symbol in the batch
 //! ([`Outcome::Failed`]); because each step is idempotent, redelivering them redoes only what is

@@ -668,12 +668,10 @@ fn a_live_feed_is_announced_while_it_is_still_open() {
     assert!(stderr.contains("2 ticks"), "{stderr}");
 }
 
-/// A file of several full batches, each stored while the one before is announced (here to a
-/// webhook that takes 200 ms an alert, so the next batch is stored long before): a tick repeated
-/// all through it, so in every batch, is stored once and announced once, and the other alerts
-/// are announced in the order of the input.
-#[test]
-fn a_tick_repeated_across_batches_is_announced_once() {
+/// Lines of several full batches (65,536 ticks each) of `AAPL` at 100, with an alert every
+/// 20,000 lines and the same `DUP` tick every 9,973 (so in every batch); and how many distinct
+/// alerts they raise in level mode.
+fn batches_with_few_alerts() -> (Vec<String>, usize) {
     const LINES: usize = 3 * 65_536 + 1_000;
     let repeated = tick("DUP", 160.0, "5");
     let lines: Vec<String> = (0..LINES)
@@ -686,23 +684,35 @@ fn a_tick_repeated_across_batches_is_announced_once() {
     let unique_alerts = (0..LINES)
         .filter(|i| i % 9_973 != 0 && i % 20_000 == 3)
         .count();
+    (lines, unique_alerts + 1)
+}
+
+/// `tickwatch run --mode level` of `t.ndjson` into a webhook.
+fn level_run_args(hook: &Webhook) -> Vec<String> {
+    ["run", "--input", "t.ndjson", "--mode", "level", "--notify"]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .chain([format!("webhook:{}", hook.url())])
+        .collect()
+}
+
+/// A file of several full batches, each stored while the one before is announced (here to a
+/// webhook that takes 200 ms an alert, so the next batch is stored long before): a tick repeated
+/// all through it, so in every batch, is stored once and announced once, and the other alerts
+/// are announced in the order of the input.
+#[test]
+fn a_tick_repeated_across_batches_is_announced_once() {
+    let (lines, alerts) = batches_with_few_alerts();
     let dir = Dir::new();
     dir.write_ticks("t.ndjson", &lines);
     let hook = Webhook::start_slow(vec![200], std::time::Duration::from_millis(200));
-    let out = dir.tickwatch(&[
-        "run",
-        "--input",
-        "t.ndjson",
-        "--mode",
-        "level",
-        "--notify",
-        &format!("webhook:{}", hook.url()),
-    ]);
+    let args = level_run_args(&hook);
+    let out = dir.tickwatch(&args.iter().map(String::as_str).collect::<Vec<_>>());
     out.assert_exit(0);
     let announced: Vec<Value> = hook.received().into_iter().map(|r| r.body).collect();
     let dup = announced.iter().filter(|a| a["symbol"] == "DUP").count();
     assert_eq!(dup, 1, "the repeated tick's alert, announced once");
-    assert_eq!(announced.len(), unique_alerts + 1);
+    assert_eq!(announced.len(), alerts);
     let times: Vec<&str> = announced
         .iter()
         .filter(|a| a["symbol"] == "AAPL")
@@ -712,4 +722,53 @@ fn a_tick_repeated_across_batches_is_announced_once() {
         times.windows(2).all(|w| w[0] < w[1]),
         "announced in the order of the input: {times:?}"
     );
+}
+
+/// `kill -9` while one batch is being announced and the next stored (the webhook holds each
+/// alert 200 ms; the kill comes after its first or its sixth alert), then the same command again:
+/// every alert is stored, each is announced at least once over the two runs, and a third run
+/// announces nothing, so every alert was marked.
+#[test]
+fn a_run_killed_while_announcing_and_run_again_loses_nothing() {
+    let (lines, alerts) = batches_with_few_alerts();
+    for kill_after in [1, 6] {
+        let dir = Dir::new();
+        dir.write_ticks("t.ndjson", &lines);
+        let slow = Webhook::start_slow(vec![200], std::time::Duration::from_millis(200));
+        let args = level_run_args(&slow);
+        let mut killed = dir.spawn_tickwatch(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let waited = std::time::Instant::now();
+        while slow.received().len() < kill_after {
+            assert!(
+                waited.elapsed() < std::time::Duration::from_secs(60),
+                "the run never announced {kill_after} alerts"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        killed.kill().expect("kill -9");
+        killed.wait().expect("reaped");
+
+        let hook = Webhook::start(vec![200]);
+        let args = level_run_args(&hook);
+        dir.tickwatch(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .assert_exit(0);
+        let ids = |hook: &Webhook| -> std::collections::BTreeSet<String> {
+            hook.received()
+                .iter()
+                .map(|r| r.body["alert_id"].as_str().unwrap_or("").to_owned())
+                .collect()
+        };
+        let announced: std::collections::BTreeSet<String> =
+            ids(&slow).union(&ids(&hook)).cloned().collect();
+        assert_eq!(announced.len(), alerts, "killed after {kill_after}");
+        let stored = dir.tickwatch(&["alerts", "--format", "json"]);
+        stored.assert_exit(0);
+        assert_eq!(stored.stdout_json_lines().len(), alerts);
+
+        let last = Webhook::start(vec![200]);
+        let args = level_run_args(&last);
+        dir.tickwatch(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .assert_exit(0);
+        assert!(last.received().is_empty(), "nothing left to announce");
+    }
 }
