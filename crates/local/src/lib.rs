@@ -12,6 +12,7 @@ pub mod notify;
 pub mod prefetch;
 pub mod source;
 pub mod sqlite;
+mod state_filter;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -13,6 +13,8 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::state_filter::StateFilter;
 use std::time::Duration;
 
 use rusqlite::types::Value;
@@ -296,6 +298,9 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     /// Alerts this store has stored and not yet marked announced (taken after `connection`).
     unmarked: Mutex<KeySeqs>,
+    /// The symbols `symbol_state` may hold, built on the first read ahead (taken after
+    /// `connection`).
+    states_present: Mutex<Option<StateFilter>>,
 }
 
 impl SqliteStore {
@@ -372,6 +377,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             unmarked: Mutex::new(KeySeqs::default()),
+            states_present: Mutex::new(None),
         })
     }
 
@@ -516,6 +522,12 @@ impl SqliteStore {
         self.unmarked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_states_present(&self) -> MutexGuard<'_, Option<StateFilter>> {
+        self.states_present
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn fetch_now(&self, keys: &[AlertKey]) -> Result<Vec<Option<StoredAlert>>, SqliteError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(&format!(
@@ -597,11 +609,19 @@ impl SqliteStore {
         let connection = self.lock();
         // One snapshot for the whole read, walked in key order (as `advance_now` writes).
         let transaction = connection.unchecked_transaction()?;
+        let mut present = self.lock_states_present();
+        let present = match &mut *present {
+            Some(filter) => filter,
+            unbuilt => unbuilt.insert(read_states_present(&transaction)?),
+        };
         let mut states = vec![None; symbols.len()];
         {
             let mut read = transaction
                 .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
-            let mut order: Vec<usize> = (0..symbols.len()).collect();
+            // A symbol the table cannot hold (its first tick, mostly) is not looked for.
+            let mut order: Vec<usize> = (0..symbols.len())
+                .filter(|&index| present.may_contain(&symbols[index]))
+                .collect();
             order.sort_unstable_by_key(|&index| symbols[index]);
             for index in order {
                 states[index] = read
@@ -640,6 +660,8 @@ impl SqliteStore {
             )?;
             let mut current = transaction
                 .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
+            // New symbols join the filter of present ones, if it is built yet.
+            let mut present = self.lock_states_present();
             for index in order {
                 let change = &changes[index];
                 let (symbol, next) = (change.symbol.as_str(), &change.next);
@@ -651,6 +673,12 @@ impl SqliteStore {
                         update.execute(params![symbol, last_seen_ms, rules, expected.epoch_ms()])?
                     }
                 };
+                if written > 0
+                    && change.expected_last_seen.is_none()
+                    && let Some(present) = &mut *present
+                {
+                    present.insert(&change.symbol);
+                }
                 if written == 0 {
                     let stored = current
                         .query_row(params![symbol], |row| read_state_row(row, 0))
@@ -792,6 +820,23 @@ fn find_alert(connection: &Connection, key: &AlertKey) -> Result<Option<(i64, bo
 }
 
 /// The highest `seq` ever given to an alert (0 before the first).
+/// A filter of the symbols `symbol_state` holds now.
+fn read_states_present(connection: &Connection) -> Result<StateFilter, SqliteError> {
+    let rows: i64 =
+        connection.query_row("SELECT count(*) FROM symbol_state", [], |row| row.get(0))?;
+    let mut filter = StateFilter::with_capacity(usize::try_from(rows).unwrap_or(0));
+    let mut symbols = connection.prepare("SELECT symbol FROM symbol_state")?;
+    let mut rows = symbols.query([])?;
+    while let Some(row) = rows.next()? {
+        let text: String = row.get(0)?;
+        // A symbol that does not parse cannot be asked for either.
+        if let Ok(symbol) = Symbol::parse(&text) {
+            filter.insert(&symbol);
+        }
+    }
+    Ok(filter)
+}
+
 fn highest_seq(connection: &Connection) -> Result<i64, SqliteError> {
     let mut statement =
         connection.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'alerts'")?;

@@ -122,6 +122,60 @@ fn two_writers_on_one_file_cannot_both_win() {
     );
 }
 
+/// States read ahead: what the file holds, none for a symbol it never held (skipped by the
+/// filter of present symbols, which this store keeps up to date); a symbol another connection
+/// stores afterwards may read as none here, and the compare-and-set then tells the truth.
+#[test]
+fn states_read_ahead_know_this_stores_writes_and_leave_anothers_to_the_compare_and_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::open(&path).expect("opens");
+    let create = |symbol, ms| Advance {
+        symbol,
+        expected_last_seen: None,
+        next: fired(AlertKind::High, ms),
+        alerts: Vec::new(),
+    };
+    let load = |store: &SqliteStore, symbols: &[Symbol]| -> Vec<Option<SymbolState>> {
+        block_on_ready(store.load(symbols))
+            .expect("SQLite reads ahead")
+            .into_iter()
+            .map(|state| state.expect("read"))
+            .collect()
+    };
+    let advance = |store: &SqliteStore, change: Advance| {
+        block_on_ready(store.advance(&[change]))
+            .remove(0)
+            .expect("no error")
+    };
+    // Stored before the first read ahead (the filter is built from the table then).
+    assert_eq!(advance(&first, create(sym("AAPL"), 1)), Advanced::Applied);
+    assert_eq!(
+        load(&first, &[sym("AAPL"), sym("MSFT")]),
+        [Some(fired(AlertKind::High, 1)), None]
+    );
+    // Stored by this store after it: known at once.
+    assert_eq!(advance(&first, create(sym("NVDA"), 2)), Advanced::Applied);
+    assert_eq!(
+        load(&first, &[sym("NVDA")]),
+        [Some(fired(AlertKind::High, 2))]
+    );
+    // Stored by another connection after it: not known here, and the write finds out.
+    let second = SqliteStore::open(&path).expect("opens again");
+    assert_eq!(advance(&second, create(sym("TSLA"), 3)), Advanced::Applied);
+    assert_eq!(load(&first, &[sym("TSLA")]), [None]);
+    assert_eq!(
+        advance(&first, create(sym("TSLA"), 4)),
+        Advanced::Conflict(Some(fired(AlertKind::High, 3)))
+    );
+    // A store opened now reads it.
+    let third = SqliteStore::open(&path).expect("opens a third time");
+    assert_eq!(
+        load(&third, &[sym("TSLA")]),
+        [Some(fired(AlertKind::High, 3))]
+    );
+}
+
 #[test]
 fn queries_filter_and_order_by_tick_time() {
     let store = SqliteStore::in_memory().expect("opens");
