@@ -39,7 +39,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         &args.notify,
         fixed.clone().unwrap_or_else(|| defaults.clone()),
     )?);
-    // This thread evaluates and stores; one worker thread announces the batch before, meanwhile.
+    // This thread settles batches; one worker thread finishes the batch before, meanwhile.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -89,9 +89,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
 
     let started = Instant::now();
     let mut board = RunBoard::new(pipeline.clock().now(), !args.no_board);
-    // Read on one thread, decoded on another, stored here, announced on the runtime's worker:
-    // the next batch is decoded while this one is stored, and stored while the one before is
-    // announced.
+    // Read on one thread, decoded on another, settled here, finished on the runtime's worker:
+    // the next batch is decoded while this one is settled, and settled while the one before is
+    // finished.
     let reader = TickReader::new(input, input_format(&args))
         .and_then(TickReader::decode_ahead)
         .context("starting the input reader")?;
@@ -203,8 +203,9 @@ fn progress_bar(input_len: Option<u64>, quiet: bool) -> Option<ProgressBar> {
 
 /// Reads batches and puts each through the pipeline until the input ends or something stops it.
 ///
-/// A full batch (a file read at speed) is announced on the runtime's worker thread while the next
-/// one is evaluated and stored here; reports are taken in the order the batches came. A batch that
+/// A full batch (a file read at speed) is settled here (evaluated, its symbols' states committed)
+/// and finished on the runtime's worker thread (its other alerts stored, everything announced)
+/// while the next one is settled; batches are finished in the order they came. A batch that
 /// ended with what had arrived (a live feed) is finished before waiting for more, so its alerts
 /// are counted and shown at once.
 #[allow(clippy::too_many_arguments)] // the run's parts, each used once per batch
@@ -218,16 +219,16 @@ fn process_input(
     board: &mut RunBoard,
     rules: &impl RulesSource,
 ) -> anyhow::Result<Stop> {
-    let mut announcing: Option<Announcing> = None;
+    let mut finishing: Option<Finishing> = None;
     let stop = loop {
         if interrupted.load(Ordering::SeqCst) {
             break Stop::Interrupted;
         }
         let next = next_batch(&mut reader, board, pipeline);
         if next.is_err()
-            && let Some(previous) = announcing.take()
+            && let Some(previous) = finishing.take()
         {
-            // The input failed: the batch before is still counted and shown.
+            // The input failed: the batch before is still finished, counted and shown.
             previous.finish(runtime, tally, board, pipeline)?;
         }
         let Some(mut batch) = next? else {
@@ -247,22 +248,26 @@ fn process_input(
                 strict_stop = Some(format!("line {line}: {error}"));
             }
         }
-        let first_line = batch.first().map(|(line, _)| *line);
+        let first_line = batch.first().map_or(1, |(line, _)| *line);
         let full = batch.len() == tickwatch_local::source::BATCH_TICKS_MAX;
         board.observe(&batch);
-        let stored = runtime.block_on(pipeline.store_ticks(batch, None));
-        if let Some(previous) = announcing.take() {
-            previous.finish(runtime, tally, board, pipeline)?;
-        }
+        let settled = runtime.block_on(pipeline.settle_ticks(batch, None));
         // Stop after a batch whose results are not all stored: a later batch would move symbol
         // state past the ticks that were not stored, and re-running the input would then find
-        // them stale and raise nothing for them.
-        let unstored = stored.failed_unstored();
-        let current = Announcing::start(runtime, pipeline, stored);
-        if !full || unstored || strict_stop.is_some() {
-            current.finish(runtime, tally, board, pipeline)?;
+        // them stale and raise nothing for them. So a batch is settled only while the one before
+        // may yet fail, and is then finished before the run stops.
+        let previous_stop = match finishing.take() {
+            Some(previous) => previous.finish(runtime, tally, board, pipeline)?,
+            None => None,
+        };
+        let unsettled = settled.failed_unstored();
+        let current = Finishing::start(runtime, pipeline, settled, first_line);
+        let mut unstored = None;
+        if full && !unsettled && previous_stop.is_none() && strict_stop.is_none() {
+            finishing = Some(current);
         } else {
-            announcing = Some(current);
+            let current_stop = current.finish(runtime, tally, board, pipeline)?;
+            unstored = previous_stop.or(current_stop);
         }
         if let Some(bar) = &tally.progress {
             bar.set_position(reader.bytes_read());
@@ -270,49 +275,58 @@ fn process_input(
         if let Some(reason) = strict_stop {
             break Stop::Strict(reason);
         }
-        if unstored {
-            break Stop::Unstored {
-                from_line: first_line.unwrap_or(1),
-            };
+        if let Some(unstored) = unstored {
+            break unstored;
         }
     };
-    if let Some(last) = announcing {
-        last.finish(runtime, tally, board, pipeline)?;
+    match finishing {
+        Some(last) => Ok(last
+            .finish(runtime, tally, board, pipeline)?
+            .unwrap_or(stop)),
+        None => Ok(stop),
     }
-    Ok(stop)
 }
 
-/// A stored batch being announced on the runtime's worker thread.
-struct Announcing(tokio::task::JoinHandle<tickwatch_core::BatchReport<u64>>);
+/// A settled batch being finished on the runtime's worker thread.
+struct Finishing {
+    task: tokio::task::JoinHandle<tickwatch_core::FinishedBatch<u64>>,
+    first_line: u64,
+}
 
-impl Announcing {
+impl Finishing {
     fn start(
         runtime: &tokio::runtime::Runtime,
         pipeline: &Arc<config::LocalPipeline>,
-        stored: tickwatch_core::StoredBatch<u64>,
-    ) -> Announcing {
+        settled: tickwatch_core::SettledBatch<u64>,
+        first_line: u64,
+    ) -> Finishing {
         let pipeline = pipeline.clone();
-        // The report is made (and the batch's bookkeeping freed) there too, off this thread.
-        Announcing(
-            runtime.spawn(async move { pipeline.announce_batch(stored, None).await.into_report() }),
-        )
+        let task = runtime.spawn(async move { pipeline.finish_batch(settled, None).await });
+        Finishing { task, first_line }
     }
 
-    /// Waits for the announcement, then counts the batch and shows it on the board.
+    /// Waits for the batch, then counts it and shows it on the board. `Stop::Unstored` if the
+    /// results of some of its ticks are not (completely) stored.
     fn finish(
         self,
         runtime: &tokio::runtime::Runtime,
         tally: &mut Tally,
         board: &mut RunBoard,
         pipeline: &config::LocalPipeline,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Stop>> {
+        // The report is made here: the worker has the larger share of a batch's work already.
         let report = runtime
-            .block_on(self.0)
-            .context("announcing a batch (the task failed)")?;
+            .block_on(self.task)
+            .context("finishing a batch (the task failed)")?
+            .into_report();
         tally.add(&report.outcomes, &report.stats);
         board.record(&report.outcomes);
         board.flush_if_due(pipeline.store(), pipeline.clock().now());
-        Ok(())
+        Ok(
+            (report.stats.failed_unstored() > 0).then_some(Stop::Unstored {
+                from_line: self.first_line,
+            }),
+        )
     }
 }
 

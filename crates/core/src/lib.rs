@@ -25,8 +25,8 @@ pub mod testing;
 
 pub use alert::{Alert, AlertId, AlertKey, AlertKind};
 pub use pipeline::{
-    Accepted, AlertOutcome, AnnouncedBatch, BatchReport, BatchStats, FailedSteps, Failure, Outcome,
-    Pipeline, PipelineConfig, StoredBatch,
+    Accepted, AlertOutcome, BatchReport, BatchStats, FailedSteps, Failure, FinishedBatch, Outcome,
+    Pipeline, PipelineConfig, SettledBatch,
 };
 pub use rules::{Band, BandSet, Condition, Mode, Rule, RuleBook, RuleId};
 pub use tick::{Price, Symbol, Tick, TickError, Timestamp, Volume};

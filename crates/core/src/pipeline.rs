@@ -21,8 +21,9 @@
 //!    failed half-way is completed by the retry;
 //! 5. publishes every alert not yet announced, then marks it notified.
 //!
-//! [`Pipeline::process`] does it all; [`Pipeline::store_ticks`] (steps 1 to 4) and
-//! [`Pipeline::announce_batch`] (step 5) let a caller announce one batch while it stores the next.
+//! [`Pipeline::process`] does it all; [`Pipeline::settle_ticks`] (the evaluation and the state
+//! commits) and [`Pipeline::finish_batch`] (the rest) let a caller finish one batch while it
+//! settles the next.
 //!
 //! A step that fails for a symbol fails every message of that symbol in the batch
 //! ([`Outcome::Failed`]); because each step is idempotent, redelivering them redoes only what is
@@ -77,9 +78,6 @@ pub struct Pipeline<S, N, C> {
     /// The rules in force; each batch takes the book current when it starts.
     rules: std::sync::RwLock<Arc<RuleBook>>,
     batches: AtomicU64,
-    /// Batches stored by [`Pipeline::store_ticks`] and not yet through
-    /// [`Pipeline::announce_batch`] (nor dropped).
-    unannounced_batches: Arc<AtomicU64>,
     /// The last state this pipeline read or wrote per symbol.
     states: std::sync::Mutex<StateCache>,
 }
@@ -338,42 +336,19 @@ impl BatchStats {
     }
 }
 
-/// A batch evaluated and stored, not yet announced: what [`Pipeline::store_ticks`] hands to
-/// [`Pipeline::announce_batch`].
-pub struct StoredBatch<Id> {
+/// A batch evaluated, its symbols' states committed with the alerts of their stateful rules:
+/// what [`Pipeline::settle_ticks`] hands to [`Pipeline::finish_batch`].
+pub struct SettledBatch<Id> {
     ids: Vec<Id>,
     rejected: Vec<(usize, TickError)>,
     groups: Vec<Group>,
-    facts: Facts,
-    /// Alerts that are not in an item of a group (of stateful rules, and found stored), by key.
-    stored: HashMap<AlertKey, Alert>,
     rng: Rng,
-    /// Stored while an earlier batch was still to be announced.
-    behind_another: bool,
-    /// Counts this batch as unannounced until it is announced or dropped.
-    unannounced: Option<Unannounced>,
 }
 
-/// Counts a stored batch among its pipeline's unannounced ones while it lives: a batch whose
-/// announcing is abandoned (its future dropped at a deadline) stops counting too.
-struct Unannounced(Arc<AtomicU64>);
-
-impl Unannounced {
-    fn count(counter: &Arc<AtomicU64>) -> Unannounced {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Unannounced(counter.clone())
-    }
-}
-
-impl Drop for Unannounced {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl<Id> StoredBatch<Id> {
-    /// Whether a step before storing failed for some symbol: its ticks' alerts and state may not
-    /// be stored (see [`BatchStats::failed_unstored`]).
+impl<Id> SettledBatch<Id> {
+    /// Whether committing a symbol's state failed: its ticks' alerts and state may not be stored
+    /// (see [`BatchStats::failed_unstored`], which also counts the steps of
+    /// [`Pipeline::finish_batch`]).
     pub fn failed_unstored(&self) -> bool {
         self.groups.iter().any(|group| {
             group
@@ -384,20 +359,18 @@ impl<Id> StoredBatch<Id> {
     }
 }
 
-/// A batch stored and announced: what [`Pipeline::announce_batch`] hands back, for its report.
-pub struct AnnouncedBatch<Id>(StoredBatch<Id>);
+/// A batch through every step: what [`Pipeline::finish_batch`] hands back, for its report.
+pub struct FinishedBatch<Id> {
+    ids: Vec<Id>,
+    rejected: Vec<(usize, TickError)>,
+    groups: Vec<Group>,
+    facts: Facts,
+}
 
-impl<Id> AnnouncedBatch<Id> {
+impl<Id> FinishedBatch<Id> {
     /// One outcome per message, in input order, with counts.
-    pub fn into_report(self) -> BatchReport<Id> {
-        let StoredBatch {
-            ids,
-            rejected,
-            groups,
-            mut facts,
-            ..
-        } = self.0;
-        report(ids, rejected, groups, &mut facts)
+    pub fn into_report(mut self) -> BatchReport<Id> {
+        report(self.ids, self.rejected, self.groups, &mut self.facts)
     }
 }
 
@@ -534,7 +507,6 @@ where
             rules: std::sync::RwLock::new(config.rules.clone()),
             config,
             batches: AtomicU64::new(0),
-            unannounced_batches: Arc::new(AtomicU64::new(0)),
             states: std::sync::Mutex::new(StateCache::new(STATE_CACHE_SYMBOLS_MAX)),
         }
     }
@@ -632,23 +604,20 @@ where
         messages: Vec<(Id, Result<Tick, TickError>)>,
         deadline: Option<Timestamp>,
     ) -> BatchReport<Id> {
-        let stored = self.store_ticks(messages, deadline).await;
-        self.announce_batch(stored, deadline).await.into_report()
+        let stored = self.settle_ticks(messages, deadline).await;
+        self.finish_batch(stored, deadline).await.into_report()
     }
 
-    /// The first half of [`Pipeline::process_ticks`]: evaluates the ticks and stores what they
-    /// raised (steps 1 to 4), announcing nothing. [`Pipeline::announce_batch`] finishes the
-    /// batch. A caller with a second core may store the next batch while this one is announced:
-    /// batches are announced in the order they were stored, and the state of a symbol never
-    /// depends on an announcement.
-    pub async fn store_ticks<Id>(
+    /// The first half of [`Pipeline::process_ticks`]: evaluates the ticks and commits each
+    /// symbol's state with the alerts of its stateful rules (steps 1 to 3, less the alerts of
+    /// stateless rules). [`Pipeline::finish_batch`] does the rest. A caller with a second core may
+    /// settle the next batch while it finishes this one: a batch's evaluation depends on the
+    /// states the batches before committed, never on what finishing them does.
+    pub async fn settle_ticks<Id>(
         &self,
         messages: Vec<(Id, Result<Tick, TickError>)>,
         deadline: Option<Timestamp>,
-    ) -> StoredBatch<Id> {
-        // Read before storing anything: if no batch is unannounced now, none can announce an
-        // alert this batch finds stored.
-        let behind_another = self.unannounced_batches.load(Ordering::SeqCst) > 0;
+    ) -> SettledBatch<Id> {
         let now = self.clock.now();
         let mut rng = self.batch_rng();
         let Sorted {
@@ -662,6 +631,31 @@ where
         evaluate_stateless_groups(&mut groups, &tick, now);
         self.settle_stateful_groups(&mut groups, &tick, now, deadline, &mut rng)
             .await;
+        SettledBatch {
+            ids,
+            rejected,
+            groups,
+            rng,
+        }
+    }
+
+    /// The second half of [`Pipeline::process_ticks`]: stores the alerts of stateless rules,
+    /// looks up those of redelivered and late ticks, and announces what is not yet announced
+    /// (steps 3 to 5); [`FinishedBatch::into_report`] then reports every message. Batches settled
+    /// one after the other must be finished in that order, each call after the previous one has
+    /// returned: every alert a batch finds stored is then marked if an earlier batch announced
+    /// it, and nothing is announced twice.
+    pub async fn finish_batch<Id>(
+        &self,
+        batch: SettledBatch<Id>,
+        deadline: Option<Timestamp>,
+    ) -> FinishedBatch<Id> {
+        let SettledBatch {
+            ids,
+            rejected,
+            mut groups,
+            mut rng,
+        } = batch;
         // What the batch learns about each alert key, and the alerts that are not in an item of
         // a group (of stateful rules, and found stored), by key.
         let mut facts: Facts = HashMap::with_capacity(item_count(&groups));
@@ -670,69 +664,13 @@ where
             .await;
         self.fetch_candidates(&mut groups, &mut facts, &mut stored, deadline, &mut rng)
             .await;
-        StoredBatch {
-            unannounced: Some(Unannounced::count(&self.unannounced_batches)),
+        self.announce(&mut groups, &mut facts, &stored, deadline, &mut rng)
+            .await;
+        FinishedBatch {
             ids,
             rejected,
             groups,
             facts,
-            stored,
-            rng,
-            behind_another,
-        }
-    }
-
-    /// The second half of [`Pipeline::process_ticks`]: announces what [`Pipeline::store_ticks`]
-    /// stored (step 5); [`AnnouncedBatch::into_report`] then reports every message. Batches
-    /// stored one after the other must be announced in that order, each call after the previous
-    /// one has returned: an alert stored by one and found by the next is then announced once, by
-    /// the first.
-    pub async fn announce_batch<Id>(
-        &self,
-        mut batch: StoredBatch<Id>,
-        deadline: Option<Timestamp>,
-    ) -> AnnouncedBatch<Id> {
-        let b = &mut batch;
-        if b.behind_another {
-            self.recheck_unannounced(&mut b.facts, deadline, &mut b.rng)
-                .await;
-        }
-        self.announce(&mut b.groups, &mut b.facts, &b.stored, deadline, &mut b.rng)
-            .await;
-        b.unannounced = None;
-        AnnouncedBatch(batch)
-    }
-
-    /// For a batch stored while an earlier one was still to be announced: an alert it found
-    /// stored and not announced may have been the earlier batch's to announce, and that batch
-    /// has finished by now (batches are announced in the order they were stored). Reads those
-    /// alerts again, so that one the earlier batch announced is not announced twice. A read that
-    /// fails leaves the alert to be announced (again, perhaps): at least once, never lost.
-    async fn recheck_unannounced(
-        &self,
-        facts: &mut Facts,
-        deadline: Option<Timestamp>,
-        rng: &mut Rng,
-    ) {
-        let keys: Vec<AlertKey> = facts
-            .iter()
-            .filter(|(_, fact)| matches!(fact.known, Known::Existing { notified: false }))
-            .map(|(key, _)| *key)
-            .collect();
-        if keys.is_empty() {
-            return;
-        }
-        let results = self
-            .attempt(&keys, deadline, rng, |k| async move {
-                self.store.fetch(&k).await
-            })
-            .await;
-        for (key, result) in keys.iter().zip(results) {
-            if let Ok(Some(StoredAlert { notified: true, .. })) = result
-                && let Some(fact) = facts.get_mut(key)
-            {
-                fact.known = Known::Existing { notified: true };
-            }
         }
     }
 

@@ -303,11 +303,11 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Storing the next batch before this one is announced (`tickwatch run` overlaps the two on
+    /// Settling the next batch before this one is finished (`tickwatch run` overlaps the two on
     /// its two cores) changes nothing: the same alerts stored, the same verdict for every
     /// message, and the same announcements in the same order as one batch after the other.
     #[test]
-    fn storing_ahead_of_announcing_changes_nothing(
+    fn settling_ahead_of_finishing_changes_nothing(
         bodies in prop::collection::vec(tick_body(), 1..80),
         sizes in prop::collection::vec(1..30usize, 1..6),
         cross in any::<bool>(),
@@ -325,15 +325,15 @@ proptest! {
                 .iter()
                 .map(|(id, body)| (*id, tickwatch_core::Tick::decode(body.as_bytes())))
                 .collect();
-            let stored = block_on_ready(overlapped.store_ticks(messages, None));
+            let stored = block_on_ready(overlapped.settle_ticks(messages, None));
             if let Some(previous) = in_flight.replace(stored) {
-                for (id, outcome) in block_on_ready(overlapped.announce_batch(previous, None)).into_report().outcomes {
+                for (id, outcome) in block_on_ready(overlapped.finish_batch(previous, None)).into_report().outcomes {
                     verdicts.insert(id, verdict(&outcome));
                 }
             }
         }
         if let Some(last) = in_flight {
-            for (id, outcome) in block_on_ready(overlapped.announce_batch(last, None)).into_report().outcomes {
+            for (id, outcome) in block_on_ready(overlapped.finish_batch(last, None)).into_report().outcomes {
                 verdicts.insert(id, verdict(&outcome));
             }
         }
