@@ -449,6 +449,20 @@ const STATE_AND_RULES_V2_TO_4: &str = "
     CREATE TABLE rules_version (only INTEGER PRIMARY KEY CHECK (only = 1),
         version INTEGER NOT NULL);";
 
+/// The alerts table of schema versions 2 to 4: version 2's columns, then `more` (`, condition
+/// TEXT` from version 3 on).
+fn alerts_table_v2_to_4(more: &str) -> String {
+    format!(
+        "CREATE TABLE alerts (
+            symbol TEXT NOT NULL, timestamp TEXT NOT NULL, rule_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
+            price REAL NOT NULL, threshold REAL NOT NULL, fire TEXT NOT NULL, label TEXT,
+            processed_at TEXT NOT NULL,
+            notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)){more},
+            PRIMARY KEY (symbol, timestamp, rule_id)) WITHOUT ROWID;"
+    )
+}
+
 /// Writes a database as tickwatch with schema 4 left it (3: without the board tables): two
 /// alerts, the first announced, the second not; a third, a window alert, announced.
 fn version_4_database(path: &std::path::Path, version: i64) {
@@ -465,13 +479,7 @@ fn version_4_database(path: &std::path::Path, version: i64) {
     rusqlite::Connection::open(path)
         .expect("creates")
         .execute_batch(&format!(
-            "CREATE TABLE alerts (
-                symbol TEXT NOT NULL, timestamp TEXT NOT NULL, rule_id TEXT NOT NULL,
-                kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
-                price REAL NOT NULL, threshold REAL NOT NULL, fire TEXT NOT NULL, label TEXT,
-                processed_at TEXT NOT NULL,
-                notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)), condition TEXT,
-                PRIMARY KEY (symbol, timestamp, rule_id)) WITHOUT ROWID;
+            "{alerts}
              CREATE INDEX alerts_by_time ON alerts (timestamp);
              CREATE INDEX alerts_pending ON alerts (timestamp) WHERE notified = 0;
              {STATE_AND_RULES_V2_TO_4}
@@ -486,6 +494,7 @@ fn version_4_database(path: &std::path::Path, version: i64) {
                 '00000000000000000000000000000003', 151, 3, 'every', NULL,
                 '2026-11-26T14:30:06.000Z', 1, 'volume 3x over 1h');
              PRAGMA user_version = {version};",
+            alerts = alerts_table_v2_to_4(", condition TEXT"),
             board = if version >= 4 { board } else { "" }
         ))
         .expect("a version 4 database");
@@ -772,18 +781,13 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
     rusqlite::Connection::open(&path)
         .expect("creates")
         .execute_batch(&format!(
-            "CREATE TABLE alerts (
-                symbol TEXT NOT NULL, timestamp TEXT NOT NULL, rule_id TEXT NOT NULL,
-                kind TEXT NOT NULL CHECK (kind IN ('HIGH', 'LOW')), alert_id TEXT NOT NULL,
-                price REAL NOT NULL, threshold REAL NOT NULL, fire TEXT NOT NULL, label TEXT,
-                processed_at TEXT NOT NULL,
-                notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
-                PRIMARY KEY (symbol, timestamp, rule_id)) WITHOUT ROWID;
+            "{alerts}
              {STATE_AND_RULES_V2_TO_4}
              INSERT INTO alerts VALUES ('AAPL', '2026-11-26T14:30:00.000Z', 'low', 'LOW',
                 '00000000000000000000000000000000', 48.5, 50, 'enter', NULL,
                 '2026-11-26T14:30:01.000Z', 1);
-             PRAGMA user_version = 2;"
+             PRAGMA user_version = 2;",
+            alerts = alerts_table_v2_to_4("")
         ))
         .expect("a version 2 database");
     let store = SqliteStore::open(&path).expect("migrates");
