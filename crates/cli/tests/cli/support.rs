@@ -188,12 +188,19 @@ impl Webhook {
                 let status = statuses[n.min(statuses.len() - 1)];
                 let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
                 let mut headers = Vec::new();
-                loop {
+                let complete = loop {
                     let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break false;
+                    }
+                    if line == "\r\n" {
+                        break true;
                     }
                     headers.push(line.trim_end().to_owned());
+                };
+                if !complete {
+                    // The sender went away mid-request (a killed process): nothing was received.
+                    continue;
                 }
                 let header = |name: &str| {
                     headers
