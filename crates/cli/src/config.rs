@@ -139,7 +139,9 @@ pub(crate) fn local_pipeline(
         store,
         notifier,
         SystemClock,
-    ))
+    )
+    // The store holds every symbol's state in memory: a read ahead is a lookup.
+    .with_state_cache(0))
 }
 
 /// The flat outputs keys `rules --outputs` reads.

@@ -511,6 +511,16 @@ where
         }
     }
 
+    /// Remembers the states of at most `symbols_max` symbols between batches instead of
+    /// [`STATE_CACHE_SYMBOLS_MAX`]; 0 remembers none, and every batch asks the store
+    /// ([`StateStore::load`]) for the states of its symbols. That suits a store that holds every
+    /// state in memory itself (the local SQLite store): a second copy here would only cost memory
+    /// and time.
+    pub fn with_state_cache(mut self, symbols_max: usize) -> Self {
+        self.states = std::sync::Mutex::new(StateCache::new(symbols_max));
+        self
+    }
+
     /// The clock (callers timing batches should use the pipeline's own).
     pub fn clock(&self) -> &C {
         &self.clock

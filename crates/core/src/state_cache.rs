@@ -28,13 +28,13 @@ pub(crate) struct StateCache {
 }
 
 impl StateCache {
-    /// An empty cache for at most `capacity` states (at least one).
+    /// An empty cache for at most `capacity` states (0: one that remembers nothing).
     pub(crate) fn new(capacity: usize) -> StateCache {
         StateCache {
             slots: Vec::new(),
             index: HashMap::new(),
             hand: 0,
-            capacity: capacity.max(1),
+            capacity,
         }
     }
 
@@ -48,6 +48,9 @@ impl StateCache {
     /// Remembers `state` for `symbol`, evicting a state not used since the hand last came by if
     /// the cache is full.
     pub(crate) fn insert(&mut self, symbol: Symbol, state: SymbolState) {
+        if self.capacity == 0 {
+            return;
+        }
         if let Some(&at) = self.index.get(&symbol) {
             self.slots[at].state = state;
             self.slots[at].referenced = true;
@@ -195,5 +198,14 @@ mod tests {
         }
         assert_eq!(cache.len(), 100);
         assert_eq!(cache.index.len(), 100, "the index follows the slots");
+    }
+
+    #[test]
+    fn a_cache_of_no_capacity_remembers_nothing() {
+        let mut cache = StateCache::new(0);
+        cache.insert(sym("AAPL"), state(1));
+        cache.insert(sym("AAPL"), state(2));
+        assert_eq!((seen(&mut cache, "AAPL"), cache.len()), (None, 0));
+        cache.remove(&sym("AAPL"));
     }
 }

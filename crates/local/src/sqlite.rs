@@ -14,8 +14,9 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::state_filter::StateFilter;
 use std::time::Duration;
+
+use crate::state_log::{STATE_LOG_TABLES, StateLog};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
@@ -25,8 +26,7 @@ use tickwatch_core::ports::{
     RuleStore, StateStore, StoredAlert, StoredRules,
 };
 use tickwatch_core::rules::{
-    Condition, Fire, Label, Rule, RuleDoc, RuleId, SymbolState, decode_rule_states,
-    encode_rule_states,
+    Condition, Fire, Label, Rule, RuleDoc, RuleId, SymbolState, encode_rule_states,
 };
 use tickwatch_core::tick::quote;
 use tickwatch_core::{Price, Symbol, Timestamp};
@@ -37,8 +37,10 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Most alerts one query returns.
 pub const QUERY_LIMIT_MAX: u32 = 1_000_000;
 
-/// Page cache per connection, in KiB: big enough that a batch's pages are read once.
-const CACHE_KIB: i64 = 64 * 1024;
+/// Page cache per connection, in KiB. The symbol states are held in memory ([`crate::state_log`]),
+/// so the pages a batch reads and writes are mostly the newest of the alerts and of the log: a
+/// small cache serves them, where 64 MB only made the process larger at the same speed.
+const CACHE_KIB: i64 = 8 * 1024;
 
 /// Bytes of the file SQLite may map into memory (reads without a syscall per page).
 const MMAP_BYTES: i64 = 256 * 1024 * 1024;
@@ -57,9 +59,10 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 const WAL_KEPT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// The schema version this code writes. A database of version 1 (tickwatch 0.1: one band per
-/// symbol), 2 (alerts without their condition), 3 (no board tables) or 4 (alerts keyed by symbol,
-/// each marked notified by a second write) is migrated on open; any other version is refused.
-const SCHEMA_VERSION: i64 = 5;
+/// symbol), 2 (alerts without their condition), 3 (no board tables), 4 (alerts keyed by symbol,
+/// each marked notified by a second write) or 5 (a row per symbol state, see
+/// [`crate::state_log`]) is migrated on open; any other version is refused.
+const SCHEMA_VERSION: i64 = 6;
 
 /// The alerts (version 5). Each alert is one row appended to the table, in the order stored
 /// (`seq`), plus one entry in one index, its key, which makes storing it idempotent and serves
@@ -126,6 +129,7 @@ CREATE TABLE alerts (
 ) WITHOUT ROWID;
 ";
 
+/// The symbol states of versions 2 to 5, one row each (version 6 logs them: [`crate::state_log`]).
 const STATE_TABLE: &str = "
 CREATE TABLE symbol_state (
     symbol       TEXT    PRIMARY KEY,
@@ -298,9 +302,9 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     /// Alerts this store has stored and not yet marked announced (taken after `connection`).
     unmarked: Mutex<KeySeqs>,
-    /// The symbols `symbol_state` may hold, built on the first read ahead (taken after
+    /// Every symbol's state, read from the log on the first call that needs one (taken after
     /// `connection`).
-    states_present: Mutex<Option<StateFilter>>,
+    states: Mutex<StateLog>,
 }
 
 impl SqliteStore {
@@ -332,6 +336,7 @@ impl SqliteStore {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 | SCHEMA_VERSION => check_tables(&connection, version, &TABLES)?,
+            5 => check_tables(&connection, version, &TABLES_V5)?,
             4 => check_tables(&connection, version, &TABLES_V4)?,
             3 => check_tables(&connection, version, &TABLES_V4[..TABLES_V3])?,
             2 => check_tables(&connection, version, &tables_v2())?,
@@ -349,7 +354,7 @@ impl SqliteStore {
         if version == 0 {
             // One transaction: a crash leaves either no tables or all of them, versioned.
             connection.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {ALERTS_TABLE} {STATE_TABLE} {RULES_TABLES} {BOARD_TABLES}
+                "BEGIN IMMEDIATE; {ALERTS_TABLE} {STATE_LOG_TABLES} {RULES_TABLES} {BOARD_TABLES}
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
         }
@@ -374,10 +379,13 @@ impl SqliteStore {
         if (1..=4).contains(&version) {
             in_transaction(&connection, migrate_v4)?;
         }
+        if (1..=5).contains(&version) {
+            in_transaction(&connection, migrate_v5)?;
+        }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             unmarked: Mutex::new(KeySeqs::default()),
-            states_present: Mutex::new(None),
+            states: Mutex::new(StateLog::default()),
         })
     }
 
@@ -453,19 +461,11 @@ impl SqliteStore {
     /// The state of every symbol, by symbol.
     pub fn states(&self) -> Result<Vec<(Symbol, SymbolState)>, SqliteError> {
         let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT symbol, last_seen_ms, rules FROM symbol_state ORDER BY symbol",
-        )?;
-        let rows = statement.query_map([], |row| {
-            let symbol: String = row.get(0)?;
-            Ok((symbol, read_state_row(row, 1)?))
-        })?;
-        rows.map(|row| {
-            let (symbol, state) = row?;
-            let symbol = Symbol::parse(&symbol).map_err(|e| SqliteError::BadRow(e.to_string()))?;
-            Ok((symbol, state?))
-        })
-        .collect()
+        let transaction = connection.unchecked_transaction()?;
+        let mut states = self.lock_states();
+        states.catch_up(&transaction)?;
+        transaction.finish()?;
+        states.all()
     }
 
     fn insert_now(&self, alerts: &[Alert]) -> Result<Vec<Inserted>, SqliteError> {
@@ -522,10 +522,14 @@ impl SqliteStore {
         self.unmarked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_states_present(&self) -> MutexGuard<'_, Option<StateFilter>> {
-        self.states_present
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock_states(&self) -> MutexGuard<'_, StateLog> {
+        self.states.lock().unwrap_or_else(|poisoned| {
+            // A panic mid-call may have left the states ahead of the database: read them again.
+            self.states.clear_poison();
+            let mut states = poisoned.into_inner();
+            states.forget();
+            states
+        })
     }
 
     fn fetch_now(&self, keys: &[AlertKey]) -> Result<Vec<Option<StoredAlert>>, SqliteError> {
@@ -607,94 +611,38 @@ impl SqliteStore {
 
     fn load_now(&self, symbols: &[Symbol]) -> Result<Vec<Option<SymbolState>>, SqliteError> {
         let connection = self.lock();
-        // One snapshot for the whole read, walked in key order (as `advance_now` writes).
+        // One snapshot for the whole read.
         let transaction = connection.unchecked_transaction()?;
-        let mut present = self.lock_states_present();
-        let present = match &mut *present {
-            Some(filter) => filter,
-            unbuilt => unbuilt.insert(read_states_present(&transaction)?),
-        };
-        let mut states = vec![None; symbols.len()];
-        {
-            let mut read = transaction
-                .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
-            // A symbol the table cannot hold (its first tick, mostly) is not looked for.
-            let mut order: Vec<usize> = (0..symbols.len())
-                .filter(|&index| present.may_contain(&symbols[index]))
-                .collect();
-            order.sort_unstable_by_key(|&index| symbols[index]);
-            for index in order {
-                states[index] = read
-                    .query_row(params![symbols[index].as_str()], |row| {
-                        read_state_row(row, 0)
-                    })
-                    .optional()?
-                    .transpose()?;
-            }
-        }
+        let mut states = self.lock_states();
+        states.catch_up(&transaction)?;
         transaction.finish()?;
-        Ok(states)
+        symbols.iter().map(|symbol| states.get(symbol)).collect()
     }
 
     fn advance_now(&self, changes: &[Advance]) -> Result<Vec<Advanced>, SqliteError> {
         let mut connection = self.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut outcomes = vec![Advanced::Applied; changes.len()];
-        // In key order: neighbouring symbols share B-tree pages, so a batch of many symbols walks
-        // the table once instead of jumping around it. Stable, so changes of one symbol (the
-        // pipeline sends one per symbol) would still apply in the order given.
-        let mut order: Vec<usize> = (0..changes.len()).collect();
-        order.sort_by_key(|&index| changes[index].symbol);
-        let mut alerts = Vec::new();
-        {
-            // The compare-and-set is the write itself; only a write that matches nothing reads
-            // what is there, to report the conflict.
-            let mut create = transaction.prepare_cached(
-                "INSERT INTO symbol_state (symbol, last_seen_ms, rules) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (symbol) DO NOTHING",
-            )?;
-            let mut update = transaction.prepare_cached(
-                "UPDATE symbol_state SET last_seen_ms = ?2, rules = ?3
-                 WHERE symbol = ?1 AND last_seen_ms = ?4",
-            )?;
-            let mut current = transaction
-                .prepare_cached("SELECT last_seen_ms, rules FROM symbol_state WHERE symbol = ?1")?;
-            // New symbols join the filter of present ones, if it is built yet.
-            let mut present = self.lock_states_present();
-            for index in order {
-                let change = &changes[index];
-                let (symbol, next) = (change.symbol.as_str(), &change.next);
-                let last_seen_ms = next.last_seen.epoch_ms();
-                let rules = encode_rule_states(&next.rules);
-                let written = match change.expected_last_seen {
-                    None => create.execute(params![symbol, last_seen_ms, rules])?,
-                    Some(expected) => {
-                        update.execute(params![symbol, last_seen_ms, rules, expected.epoch_ms()])?
-                    }
-                };
-                if written > 0
-                    && change.expected_last_seen.is_none()
-                    && let Some(present) = &mut *present
-                {
-                    present.insert(&change.symbol);
-                }
-                if written == 0 {
-                    let stored = current
-                        .query_row(params![symbol], |row| read_state_row(row, 0))
-                        .optional()?
-                        .transpose()?;
-                    outcomes[index] = Advanced::Conflict(stored);
-                    continue;
-                }
-                alerts.extend_from_slice(&change.alerts);
-            }
+        let mut states = self.lock_states();
+        let advanced = (|| {
+            states.catch_up(&transaction)?;
+            let outcomes = states.advance(&transaction, changes)?;
+            // A stateful rule's alert is new with its state; one already there (the state was
+            // lost and rebuilt, say) stays as it was.
+            let alerts: Vec<Alert> = changes
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, outcome)| matches!(outcome, Advanced::Applied))
+                .flat_map(|(change, _)| change.alerts.iter().copied())
+                .collect();
+            self.insert_alerts(&transaction, &alerts)?;
+            transaction.commit()?;
+            Ok(outcomes)
+        })();
+        if advanced.is_err() {
+            states.forget();
         }
-        // A stateful rule's alert is new with its state; one already there (the state was lost
-        // and rebuilt, say) stays as it was.
-        self.insert_alerts(&transaction, &alerts)?;
-        transaction.commit()?;
-        Ok(outcomes)
+        advanced
     }
 }
 
@@ -820,23 +768,6 @@ fn find_alert(connection: &Connection, key: &AlertKey) -> Result<Option<(i64, bo
 }
 
 /// The highest `seq` ever given to an alert (0 before the first).
-/// A filter of the symbols `symbol_state` holds now.
-fn read_states_present(connection: &Connection) -> Result<StateFilter, SqliteError> {
-    let rows: i64 =
-        connection.query_row("SELECT count(*) FROM symbol_state", [], |row| row.get(0))?;
-    let mut filter = StateFilter::with_capacity(usize::try_from(rows).unwrap_or(0));
-    let mut symbols = connection.prepare("SELECT symbol FROM symbol_state")?;
-    let mut rows = symbols.query([])?;
-    while let Some(row) = rows.next()? {
-        let text: String = row.get(0)?;
-        // A symbol that does not parse cannot be asked for either.
-        if let Ok(symbol) = Symbol::parse(&text) {
-            filter.insert(&symbol);
-        }
-    }
-    Ok(filter)
-}
-
 fn highest_seq(connection: &Connection) -> Result<i64, SqliteError> {
     let mut statement =
         connection.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'alerts'")?;
@@ -879,33 +810,51 @@ const BOARD_WRITER_COLUMNS: Columns = (
     ],
 );
 
+const ALERTS_COLUMNS: Columns = (
+    "alerts",
+    &[
+        "seq",
+        "symbol",
+        "at_ms",
+        "rule_id",
+        "kind",
+        "alert_id",
+        "price",
+        "threshold",
+        "fire",
+        "label",
+        "processed_ms",
+        "condition",
+    ],
+);
+const ANNOUNCED_COLUMNS: Columns = ("alerts_announced", &["only", "through_seq"]);
+const ANNOUNCED_ABOVE_COLUMNS: Columns = ("alerts_announced_above", &["seq"]);
+
 /// The columns of each table this code makes, in order.
-const TABLES: [Columns; 9] = [
-    (
-        "alerts",
-        &[
-            "seq",
-            "symbol",
-            "at_ms",
-            "rule_id",
-            "kind",
-            "alert_id",
-            "price",
-            "threshold",
-            "fire",
-            "label",
-            "processed_ms",
-            "condition",
-        ],
-    ),
+const TABLES: [Columns; 10] = [
+    ALERTS_COLUMNS,
+    ("state_log", &["seq", "base", "states"]),
+    ("state_folded", &["only", "base_seq"]),
+    RULES_COLUMNS,
+    RULES_VERSION_COLUMNS,
+    BOARD_SYMBOLS_COLUMNS,
+    BOARD_ALERTS_COLUMNS,
+    BOARD_WRITER_COLUMNS,
+    ANNOUNCED_COLUMNS,
+    ANNOUNCED_ABOVE_COLUMNS,
+];
+
+/// The tables of schema version 5.
+const TABLES_V5: [Columns; 9] = [
+    ALERTS_COLUMNS,
     STATE_COLUMNS,
     RULES_COLUMNS,
     RULES_VERSION_COLUMNS,
     BOARD_SYMBOLS_COLUMNS,
     BOARD_ALERTS_COLUMNS,
     BOARD_WRITER_COLUMNS,
-    ("alerts_announced", &["only", "through_seq"]),
-    ("alerts_announced_above", &["seq"]),
+    ANNOUNCED_COLUMNS,
+    ANNOUNCED_ABOVE_COLUMNS,
 ];
 
 /// The tables of schema version 4.
@@ -1056,9 +1005,15 @@ fn migrate_v4(connection: &Connection) -> Result<(), SqliteError> {
         "UPDATE alerts_announced SET through_seq = ?1",
         params![announced],
     )?;
-    connection.execute_batch(&format!(
-        "DROP TABLE alerts_v4; PRAGMA user_version = {SCHEMA_VERSION};"
-    ))?;
+    connection.execute_batch("DROP TABLE alerts_v4; PRAGMA user_version = 5;")?;
+    Ok(())
+}
+
+/// Migrates a version 5 database to version 6 (in a transaction of the caller's): the symbol
+/// states move from a row each into the log.
+fn migrate_v5(connection: &Connection) -> Result<(), SqliteError> {
+    crate::state_log::migrate_state_table(connection)?;
+    connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     Ok(())
 }
 
@@ -1184,21 +1139,6 @@ fn read_alert_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredAlert, SqliteE
     })())
 }
 
-fn read_state_row(
-    row: &Row<'_>,
-    first: usize,
-) -> rusqlite::Result<Result<SymbolState, SqliteError>> {
-    let last_seen: i64 = row.get(first)?;
-    let rules: Vec<u8> = row.get(first + 1)?;
-    let bad = |e: &dyn std::fmt::Display| SqliteError::BadRow(format!("symbol state: {e}"));
-    Ok((|| {
-        Ok(SymbolState {
-            last_seen: Timestamp::from_epoch_ms(last_seen).map_err(|e| bad(&e))?,
-            rules: decode_rule_states(&rules).map_err(|e| bad(&e))?,
-        })
-    })())
-}
-
 /// Spreads one call's result over its items: the call is one transaction, so it succeeds or fails
 /// as a whole.
 fn per_item<T, E>(result: Result<Vec<T>, E>, n: usize) -> Vec<Result<T, E>>
@@ -1261,8 +1201,9 @@ impl AlertStore for SqliteStore {
 impl StateStore for SqliteStore {
     type Error = StoreError;
 
-    /// Reads ahead: a local read is a B-tree lookup, far cheaper than the lost compare-and-set
-    /// and second transaction it saves.
+    /// Reads ahead: the states are held in memory (see [`crate::state_log`]), so after catching
+    /// up with the log a read is a lookup, far cheaper than the lost compare-and-set and second
+    /// transaction it saves.
     async fn load(&self, symbols: &[Symbol]) -> Option<LoadedStates<StoreError>> {
         Some(per_item(
             self.load_now(symbols).map_err(StoreError::from),

@@ -122,11 +122,10 @@ fn two_writers_on_one_file_cannot_both_win() {
     );
 }
 
-/// States read ahead: what the file holds, none for a symbol it never held (skipped by the
-/// filter of present symbols, which this store keeps up to date); a symbol another connection
-/// stores afterwards may read as none here, and the compare-and-set then tells the truth.
+/// States read ahead: what the file holds, none for a symbol it never held, and what another
+/// connection stored since (each call catches up with the log first).
 #[test]
-fn states_read_ahead_know_this_stores_writes_and_leave_anothers_to_the_compare_and_set() {
+fn states_read_ahead_know_this_stores_writes_and_anothers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
     let first = SqliteStore::open(&path).expect("opens");
@@ -148,31 +147,32 @@ fn states_read_ahead_know_this_stores_writes_and_leave_anothers_to_the_compare_a
             .remove(0)
             .expect("no error")
     };
-    // Stored before the first read ahead (the filter is built from the table then).
     assert_eq!(advance(&first, create(sym("AAPL"), 1)), Advanced::Applied);
     assert_eq!(
         load(&first, &[sym("AAPL"), sym("MSFT")]),
         [Some(fired(AlertKind::High, 1)), None]
     );
-    // Stored by this store after it: known at once.
-    assert_eq!(advance(&first, create(sym("NVDA"), 2)), Advanced::Applied);
-    assert_eq!(
-        load(&first, &[sym("NVDA")]),
-        [Some(fired(AlertKind::High, 2))]
-    );
-    // Stored by another connection after it: not known here, and the write finds out.
+    // Stored by another connection: known at the next call, and a write against it conflicts.
     let second = SqliteStore::open(&path).expect("opens again");
     assert_eq!(advance(&second, create(sym("TSLA"), 3)), Advanced::Applied);
-    assert_eq!(load(&first, &[sym("TSLA")]), [None]);
     assert_eq!(
-        advance(&first, create(sym("TSLA"), 4)),
-        Advanced::Conflict(Some(fired(AlertKind::High, 3)))
+        load(&first, &[sym("TSLA")]),
+        [Some(fired(AlertKind::High, 3))]
     );
-    // A store opened now reads it.
+    assert_eq!(
+        advance(&second, create(sym("NVDA"), 4)),
+        Advanced::Applied,
+        "written after the first store's last read"
+    );
+    assert_eq!(
+        advance(&first, create(sym("NVDA"), 5)),
+        Advanced::Conflict(Some(fired(AlertKind::High, 4)))
+    );
+    // A store opened now reads everything.
     let third = SqliteStore::open(&path).expect("opens a third time");
     assert_eq!(
-        load(&third, &[sym("TSLA")]),
-        [Some(fired(AlertKind::High, 3))]
+        load(&third, &[sym("AAPL"), sym("TSLA"), sym("NVDA")]),
+        [1, 3, 4].map(|ms| Some(fired(AlertKind::High, ms)))
     );
 }
 
@@ -384,8 +384,8 @@ fn a_database_made_by_something_else_is_refused_and_left_untouched() {
         ),
         (
             "other_state.db",
-            "CREATE TABLE symbol_state (symbol TEXT PRIMARY KEY, zone TEXT);",
-            "not a tickwatch database (table symbol_state has an unexpected schema)",
+            "CREATE TABLE state_log (symbol TEXT PRIMARY KEY, zone TEXT);",
+            "not a tickwatch database (table state_log has an unexpected schema)",
         ),
         (
             "other_app.db",
@@ -436,7 +436,7 @@ fn a_fresh_database_is_created_whole_and_reopens() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
     drop(SqliteStore::open(&path).expect("creates"));
-    assert_eq!(schema_version(&path), 5);
+    assert_eq!(schema_version(&path), 6);
     SqliteStore::open(&path).expect("reopens");
 }
 
@@ -465,8 +465,9 @@ fn alerts_table_v2_to_4(more: &str) -> String {
 
 /// Writes a database as tickwatch with schema 4 left it (3: without the board tables): two
 /// alerts, the first announced, the second not; a third, a window alert, announced.
-fn version_4_database(path: &std::path::Path, version: i64) {
-    let board = "CREATE TABLE board_symbols (symbol TEXT PRIMARY KEY, price REAL NOT NULL,
+/// The board tables of schema versions 4 and 5.
+const BOARD_V4_TO_5: &str =
+    "CREATE TABLE board_symbols (symbol TEXT PRIMARY KEY, price REAL NOT NULL,
             tick_ms INTEGER NOT NULL, ticks INTEGER NOT NULL, points TEXT NOT NULL,
             last_alert TEXT, flush INTEGER NOT NULL) WITHOUT ROWID;
          CREATE INDEX board_symbols_by_flush ON board_symbols (flush);
@@ -476,6 +477,8 @@ fn version_4_database(path: &std::path::Path, version: i64) {
             pid INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('running', 'stopped')),
             started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, flush INTEGER NOT NULL,
             totals TEXT NOT NULL, alerts_skipped INTEGER NOT NULL);";
+
+fn version_4_database(path: &std::path::Path, version: i64) {
     rusqlite::Connection::open(path)
         .expect("creates")
         .execute_batch(&format!(
@@ -495,7 +498,7 @@ fn version_4_database(path: &std::path::Path, version: i64) {
                 '2026-11-26T14:30:06.000Z', 1, 'volume 3x over 1h');
              PRAGMA user_version = {version};",
             alerts = alerts_table_v2_to_4(", condition TEXT"),
-            board = if version >= 4 { board } else { "" }
+            board = if version >= 4 { BOARD_V4_TO_5 } else { "" }
         ))
         .expect("a version 4 database");
 }
@@ -507,7 +510,7 @@ fn version_3_and_4_databases_are_migrated_keeping_their_alerts_and_announcements
         let path = dir.path().join("old.db");
         version_4_database(&path, version);
         let store = SqliteStore::open(&path).expect("migrates");
-        assert_eq!(schema_version(&path), 5, "version {version}");
+        assert_eq!(schema_version(&path), 6, "version {version}");
         let listed = |pending_only: bool| -> Vec<(String, String, String, bool, String)> {
             store
                 .query(&AlertQuery {
@@ -593,6 +596,97 @@ fn a_version_4_database_with_a_row_that_does_not_parse_is_left_as_it_was() {
 /// Writes an old database with `write` and edits a row of it with `edit`: opening it must be
 /// refused with an error that names `named`, and leave the file as it was: `(count_sql,
 /// version, count)`, the schema version it keeps and what a count of its old table still says.
+/// A version 5 database: one row per symbol state, AAPL's `high` rule fired, MSFT's armed.
+fn version_5_database(path: &std::path::Path) {
+    let connection = rusqlite::Connection::open(path).expect("creates");
+    connection
+        .execute_batch(&format!(
+            "CREATE TABLE alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, symbol TEXT NOT NULL,
+                at_ms INTEGER NOT NULL, rule_id TEXT NOT NULL, kind TEXT NOT NULL,
+                alert_id BLOB NOT NULL, price REAL NOT NULL, threshold REAL NOT NULL,
+                fire TEXT NOT NULL, label TEXT, processed_ms INTEGER NOT NULL, condition TEXT);
+             CREATE UNIQUE INDEX alerts_by_key ON alerts (at_ms, symbol, rule_id);
+             CREATE TABLE alerts_announced (only INTEGER PRIMARY KEY CHECK (only = 1),
+                through_seq INTEGER NOT NULL);
+             INSERT INTO alerts_announced VALUES (1, 0);
+             CREATE TABLE alerts_announced_above (seq INTEGER PRIMARY KEY);
+             {STATE_AND_RULES_V2_TO_4}
+             {BOARD_V4_TO_5}
+             PRAGMA user_version = 5;"
+        ))
+        .expect("a version 5 database");
+    for (symbol, state) in [
+        ("AAPL", fired(AlertKind::High, 1_795_703_400_000)),
+        (
+            "MSFT",
+            SymbolState {
+                last_seen: ts(1_795_703_402_000),
+                rules: Vec::new(),
+            },
+        ),
+    ] {
+        connection
+            .execute(
+                "INSERT INTO symbol_state VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    symbol,
+                    state.last_seen.epoch_ms(),
+                    tickwatch_core::rules::encode_rule_states(&state.rules)
+                ],
+            )
+            .expect("a state row");
+    }
+}
+
+#[test]
+fn a_version_5_database_moves_its_states_into_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("old.db");
+    version_5_database(&path);
+    let store = SqliteStore::open(&path).expect("migrates");
+    assert_eq!(schema_version(&path), 6);
+    let expected = [
+        (sym("AAPL"), fired(AlertKind::High, 1_795_703_400_000)),
+        (
+            sym("MSFT"),
+            SymbolState {
+                last_seen: ts(1_795_703_402_000),
+                rules: Vec::new(),
+            },
+        ),
+    ];
+    assert_eq!(store.states().expect("readable"), expected);
+    // The compare-and-set works from the migrated states.
+    let change = Advance {
+        symbol: sym("MSFT"),
+        expected_last_seen: Some(ts(1_795_703_402_000)),
+        next: fired(AlertKind::Low, 1_795_703_403_000),
+        alerts: Vec::new(),
+    };
+    assert_eq!(
+        block_on_ready(store.advance(&[change]))
+            .remove(0)
+            .expect("no error"),
+        Advanced::Applied
+    );
+    drop(store);
+    let reopened = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(
+        reopened.states().expect("readable")[1].1,
+        fired(AlertKind::Low, 1_795_703_403_000)
+    );
+}
+
+#[test]
+fn a_version_5_database_that_cannot_be_migrated_is_left_as_it_was() {
+    unmigratable_database_is_left_as_it_was(
+        version_5_database,
+        "UPDATE symbol_state SET symbol = 'bad symbol' WHERE symbol = 'MSFT'",
+        "symbol state of \"bad symbol\"",
+        ("SELECT count(*) FROM symbol_state", 5, 2),
+    );
+}
+
 fn unmigratable_database_is_left_as_it_was(
     write: impl Fn(&std::path::Path),
     edit: &str,
@@ -818,7 +912,7 @@ fn a_version_2_database_gains_the_alerts_condition_and_keeps_its_alerts() {
         "the old alert stays notified"
     );
     drop(store);
-    assert_eq!(schema_version(&path), 5);
+    assert_eq!(schema_version(&path), 6);
 }
 
 #[test]
