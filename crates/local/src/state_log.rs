@@ -630,6 +630,74 @@ mod tests {
         );
     }
 
+    /// Two connections take turns at random changes (guesses right and wrong, several per call,
+    /// some rolled back), folding every few states; after every call, each one's states are
+    /// those of a single map that applied the same changes in the same order.
+    #[test]
+    fn two_connections_agree_with_one_map_through_folds_and_rollbacks() {
+        const SYMBOLS: u64 = 6;
+        const CALLS: u64 = 400;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let mut dbs = [open(&path), open(&path)];
+        dbs[0].execute_batch(STATE_LOG_TABLES).expect("tables");
+        let mut logs: [StateLog; 2] = std::array::from_fn(|_| StateLog {
+            fold_logged_min: 3,
+            ..StateLog::default()
+        });
+        let mut truth: std::collections::BTreeMap<Symbol, i64> = Default::default();
+        let mut rng = tickwatch_core::retry::Rng::seeded(13);
+        let mut folds = std::collections::BTreeSet::new();
+        for call in 1..=CALLS {
+            let who = rng.below(2) as usize;
+            let mut changes = Vec::new();
+            for n in 0..=rng.below(3) {
+                let symbol = sym(&format!("S{}", rng.below(SYMBOLS)));
+                let guess = match rng.below(4) {
+                    0 => None,
+                    1 => Some(rng.below(call * 4) as i64),
+                    _ => truth.get(&symbol).copied(),
+                };
+                changes.push(change(symbol.as_str(), guess, (call * 4 + n) as i64));
+            }
+            let transaction = dbs[who]
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .expect("begins");
+            logs[who].catch_up(&transaction).expect("catches up");
+            let outcomes = logs[who].advance(&transaction, &changes).expect("advances");
+            let base_seq: i64 = transaction
+                .query_row("SELECT base_seq FROM state_folded", [], |row| row.get(0))
+                .expect("reads");
+            if rng.below(8) == 0 {
+                drop(transaction);
+                logs[who].forget();
+            } else {
+                transaction.commit().expect("commits");
+                folds.insert(base_seq);
+                for (change, outcome) in changes.iter().zip(&outcomes) {
+                    let held = truth.get(&change.symbol).copied();
+                    let expected = change.expected_last_seen.map(Timestamp::epoch_ms);
+                    if held == expected {
+                        assert_eq!(*outcome, Advanced::Applied, "call {call}");
+                        truth.insert(change.symbol, change.next.last_seen.epoch_ms());
+                    } else {
+                        let current = held.map(|ms| state(ms, &[]));
+                        assert_eq!(*outcome, Advanced::Conflict(current), "call {call}");
+                    }
+                }
+            }
+            let expected: Vec<_> = truth.iter().map(|(s, ms)| (*s, state(*ms, &[]))).collect();
+            for (log, db) in logs.iter_mut().zip(dbs.iter_mut()) {
+                assert_eq!(read(log, db), expected, "call {call}");
+            }
+        }
+        assert!(
+            folds.len() > 10,
+            "the log was folded {} times",
+            folds.len() - 1
+        );
+    }
+
     #[test]
     fn a_symbol_takes_48_bytes_in_the_table() {
         assert_eq!(std::mem::size_of::<Slot>(), 48);
