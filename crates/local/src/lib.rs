@@ -12,7 +12,7 @@ pub mod notify;
 pub mod prefetch;
 pub mod source;
 pub mod sqlite;
-mod state_log;
+pub mod state_log;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -5,18 +5,15 @@
 //! costs a handful of transactions, not one per tick. Alerts are keyed by (symbol, timestamp,
 //! rule id), so storing one is idempotent, and which are announced is a high-water mark (see
 //! `ALERTS_TABLE`); symbol state is compare-and-set on `last_seen_ms`, so
-//! two processes sharing a database cannot move a symbol backwards. The rules carry a change
-//! counter (one row) that a running pipeline reads between batches to pick up changes.
+//! two processes sharing a database cannot move a symbol backwards (the states are a log in the
+//! file and held whole in memory: [`crate::state_log`]). The rules carry a change counter (one
+//! row) that a running pipeline reads between batches to pick up changes.
 //!
-//! Calls run inline on the caller's thread: each is a short local transaction, and the local mode
-//! drives the pipeline from a single-threaded runtime.
+//! Calls run inline on the caller's thread: each is a short local transaction.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-
 use std::time::Duration;
-
-use crate::state_log::{STATE_LOG_TABLES, StateLog};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
@@ -30,6 +27,8 @@ use tickwatch_core::rules::{
 };
 use tickwatch_core::tick::quote;
 use tickwatch_core::{Price, Symbol, Timestamp};
+
+use crate::state_log::{STATE_LOG_TABLES, StateLog};
 
 /// How long a writer waits for another process's lock before the call fails (transiently).
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;

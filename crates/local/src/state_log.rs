@@ -4,7 +4,7 @@
 //! change was a statement and a B-tree walk, and each batch's commit wrote most of the table's
 //! pages again (a million symbols: two thirds of the run). Here a commit appends the states it
 //! changes as one row of `state_log`, and the store holds every symbol's state in memory
-//! ([`StateLog`]), so the compare-and-set and the read ahead are lookups in a map.
+//! (`StateLog`), so the compare-and-set and the read ahead are lookups in a map.
 //!
 //! The log stays short: once it holds at least as many states as there are symbols (and no fewer
 //! than [`FOLD_LOGGED_MIN`]), a commit *folds* it: it writes every state as rows marked `base`
@@ -14,6 +14,11 @@
 //! transaction sees it: rows past the last one it applied, or, if another process folded since
 //! (`state_folded.base_seq` is above that row), the whole log again. A write transaction holds
 //! SQLite's write lock from that catching up to its commit, so the compare-and-set is exact.
+//!
+//! A `states` blob is a format byte (1), then for each state: the symbol's length (1 byte) and
+//! text, the last tick time (milliseconds since the Unix epoch, 8 bytes big-endian), and the
+//! length (4 bytes big-endian) and bytes of the rule states as
+//! [`encode_rule_states`] writes them (none: every rule in its initial state).
 
 use std::hash::BuildHasher;
 
@@ -32,7 +37,7 @@ CREATE TABLE state_log (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- rising, never used twice
     base         INTEGER NOT NULL CHECK (base IN (0, 1)),  -- 1: part of the last fold's copy of
                                                            -- every state; 0: one commit's changes
-    states       BLOB    NOT NULL   -- symbol states, tickwatch_local::state_log::encode
+    states       BLOB    NOT NULL   -- symbol states (the module documentation)
 );
 CREATE TABLE state_folded (
     only         INTEGER PRIMARY KEY CHECK (only = 1),
@@ -43,7 +48,7 @@ INSERT INTO state_folded (only, base_seq) VALUES (1, 0);
 
 /// States logged since the last fold below which no commit folds, however few the symbols: a
 /// fold rewrites every state, so a log of a few symbols is not folded at every commit.
-pub(crate) const FOLD_LOGGED_MIN: usize = 1 << 18;
+pub const FOLD_LOGGED_MIN: usize = 1 << 18;
 
 /// States in one `base` row of a fold.
 const BASE_ROW_STATES: usize = 4_096;
