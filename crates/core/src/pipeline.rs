@@ -342,6 +342,7 @@ pub struct SettledBatch<Id> {
     ids: Vec<Id>,
     rejected: Vec<(usize, TickError)>,
     groups: Vec<Group>,
+    members: Members,
     rng: Rng,
 }
 
@@ -364,13 +365,20 @@ pub struct FinishedBatch<Id> {
     ids: Vec<Id>,
     rejected: Vec<(usize, TickError)>,
     groups: Vec<Group>,
+    members: Members,
     facts: Facts,
 }
 
 impl<Id> FinishedBatch<Id> {
     /// One outcome per message, in input order, with counts.
     pub fn into_report(mut self) -> BatchReport<Id> {
-        report(self.ids, self.rejected, self.groups, &mut self.facts)
+        report(
+            self.ids,
+            self.rejected,
+            self.groups,
+            &self.members,
+            &mut self.facts,
+        )
     }
 }
 
@@ -416,6 +424,14 @@ struct Fate {
     items: std::ops::Range<u32>,
 }
 
+impl Fate {
+    /// The fate of a tick not evaluated yet.
+    const UNSET: Fate = Fate {
+        base: Base::Quiet,
+        items: 0..0,
+    };
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Base {
     Quiet,
@@ -439,13 +455,23 @@ enum Item {
 struct Group {
     symbol: Symbol,
     rules: Arc<SymbolRules>,
-    /// Message indices, in arrival order.
-    members: Vec<usize>,
-    /// Parallel to `members`, once evaluated.
-    fates: Vec<Fate>,
+    /// Its ticks: this range of the batch's [`Members`].
+    span: std::ops::Range<usize>,
+    /// Whether its ticks' fates are set (a group may fail before it is evaluated).
+    evaluated: bool,
     /// The alerts of every tick of the group, in order (one allocation per group, not per tick).
     items: Vec<Item>,
     failure: Option<Failure>,
+}
+
+/// The valid ticks of a batch, group after group, each group's in arrival order: two arrays for
+/// the whole batch, not two allocations per group (a batch over many symbols has tens of
+/// thousands of groups).
+struct Members {
+    /// Message indices.
+    index: Vec<u32>,
+    /// Parallel to `index`: each tick's fate, once its group is evaluated.
+    fates: Vec<Fate>,
 }
 
 impl Group {
@@ -635,16 +661,18 @@ where
             ticks,
             rejected,
             mut groups,
+            mut members,
         } = self.group_by_symbol(messages);
-        let tick = |index: usize| ticks[index].expect("group members are valid ticks");
+        let tick = |index: u32| ticks[index as usize].expect("group members are valid ticks");
 
-        evaluate_stateless_groups(&mut groups, &tick, now);
-        self.settle_stateful_groups(&mut groups, &tick, now, deadline, &mut rng)
+        evaluate_stateless_groups(&mut groups, &mut members, &tick, now);
+        self.settle_stateful_groups(&mut groups, &mut members, &tick, now, deadline, &mut rng)
             .await;
         SettledBatch {
             ids,
             rejected,
             groups,
+            members,
             rng,
         }
     }
@@ -664,6 +692,7 @@ where
             ids,
             rejected,
             mut groups,
+            members,
             mut rng,
         } = batch;
         // What the batch learns about each alert key, and the alerts that are not in an item of
@@ -680,6 +709,7 @@ where
             ids,
             rejected,
             groups,
+            members,
             facts,
         }
     }
@@ -699,8 +729,16 @@ where
             ticks: Vec::with_capacity(messages.len()),
             rejected: Vec::new(),
             groups: Vec::new(),
+            members: Members {
+                index: Vec::new(),
+                fates: Vec::new(),
+            },
         };
-        let mut group_of: HashMap<Symbol, usize> = HashMap::new();
+        // Each valid tick's group, and each group's size; then the groups laid out one after the
+        // other in `members` (a counting sort).
+        let mut group_of_tick: Vec<u32> = Vec::with_capacity(messages.len());
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut group_of: HashMap<Symbol, u32> = HashMap::new();
         for (index, (id, decoded)) in messages.into_iter().enumerate() {
             sorted.ids.push(id);
             match decoded {
@@ -710,23 +748,43 @@ where
                         groups.push(Group {
                             symbol: tick.symbol,
                             rules: book.for_symbol(&tick.symbol),
-                            members: Vec::new(),
-                            fates: Vec::new(),
+                            span: 0..0,
+                            evaluated: false,
                             items: Vec::new(),
                             failure: None,
                         });
-                        groups.len() - 1
+                        sizes.push(0);
+                        (groups.len() - 1) as u32
                     });
-                    // Members stay in arrival order, never sorted by tick time: a tick older
-                    // than one that arrived before it is stale whether the two share a batch or
-                    // not, so the alerts cannot depend on where batch boundaries fall.
-                    groups[g].members.push(index);
+                    sizes[g as usize] += 1;
+                    group_of_tick.push(g);
                     sorted.ticks.push(Some(tick));
                 }
                 Err(error) => {
                     sorted.rejected.push((index, error));
+                    group_of_tick.push(u32::MAX);
                     sorted.ticks.push(None);
                 }
+            }
+        }
+        let mut next = Vec::with_capacity(sorted.groups.len());
+        let mut start = 0;
+        for (group, size) in sorted.groups.iter_mut().zip(sizes) {
+            group.span = start..start + size;
+            next.push(start);
+            start += size;
+        }
+        let members = &mut sorted.members;
+        members.index = vec![0; start];
+        members.fates = vec![Fate::UNSET; start];
+        // Members stay in arrival order, never sorted by tick time: a tick older than one that
+        // arrived before it is stale whether the two share a batch or not, so the alerts cannot
+        // depend on where batch boundaries fall.
+        for (index, &g) in group_of_tick.iter().enumerate() {
+            if g != u32::MAX {
+                let at = &mut next[g as usize];
+                members.index[*at] = index as u32;
+                *at += 1;
             }
         }
         sorted
@@ -787,7 +845,8 @@ where
     async fn settle_stateful_groups(
         &self,
         groups: &mut [Group],
-        tick: &impl Fn(usize) -> Tick,
+        members: &mut Members,
+        tick: &impl Fn(u32) -> Tick,
         now: Timestamp,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
@@ -820,7 +879,7 @@ where
             let mut changed_groups = Vec::new();
             for (g, prior) in pending.drain(..) {
                 let group = &mut groups[g];
-                let next = plan(group, prior.as_ref(), tick, now);
+                let next = plan(group, members, prior.as_ref(), tick, now);
                 if let Some(next) = next {
                     changes.push(Advance {
                         symbol: group.symbol,
@@ -1112,12 +1171,18 @@ struct Sorted<Id> {
     ticks: Vec<Option<Tick>>,
     rejected: Vec<(usize, TickError)>,
     groups: Vec<Group>,
+    members: Members,
 }
 
 /// Groups without stateful rules need no state: each tick's fate follows from the tick alone.
-fn evaluate_stateless_groups(groups: &mut [Group], tick: &impl Fn(usize) -> Tick, now: Timestamp) {
+fn evaluate_stateless_groups(
+    groups: &mut [Group],
+    members: &mut Members,
+    tick: &impl Fn(u32) -> Tick,
+    now: Timestamp,
+) {
     for group in groups.iter_mut().filter(|g| !g.rules.stateful()) {
-        plan(group, None, tick, now);
+        plan(group, members, None, tick, now);
     }
 }
 
@@ -1126,6 +1191,7 @@ fn report<Id>(
     ids: Vec<Id>,
     rejected: Vec<(usize, TickError)>,
     groups: Vec<Group>,
+    members: &Members,
     facts: &mut Facts,
 ) -> BatchReport<Id> {
     let mut outcomes: Vec<Option<Outcome>> = (0..ids.len()).map(|_| None).collect();
@@ -1149,23 +1215,25 @@ fn report<Id>(
             }
         }
         // Each fate's items follow the previous one's: they are handed over, not copied.
-        let mut items = group.items.into_iter();
-        for (&index, fate) in group.members.iter().zip(&group.fates) {
-            let own = items.by_ref().take(fate.items.len());
-            let outcome = match &group.failure {
-                Some(failure) => Outcome::Failed(failure.clone()),
-                None => Outcome::Accepted(resolve(fate, own, facts)),
-            };
-            outcomes[index] = Some(outcome);
-        }
-        if group.fates.is_empty() {
+        let indices = &members.index[group.span.clone()];
+        if group.evaluated {
+            let mut items = group.items.into_iter();
+            for (&index, fate) in indices.iter().zip(&members.fates[group.span.clone()]) {
+                let own = items.by_ref().take(fate.items.len());
+                let outcome = match &group.failure {
+                    Some(failure) => Outcome::Failed(failure.clone()),
+                    None => Outcome::Accepted(resolve(fate, own, facts)),
+                };
+                outcomes[index as usize] = Some(outcome);
+            }
+        } else {
             // The group failed before evaluation (e.g. its state could not be loaded).
-            for &index in &group.members {
+            for &index in indices {
                 let failure = group
                     .failure
                     .clone()
                     .expect("an unevaluated group has failed");
-                outcomes[index] = Some(Outcome::Failed(failure));
+                outcomes[index as usize] = Some(Outcome::Failed(failure));
             }
         }
     }
@@ -1216,20 +1284,21 @@ fn owned_items<K: Eq + std::hash::Hash, T>(
     (items, owners)
 }
 
-/// Evaluates a group from `prior` (its symbol's state, or none) into its `fates` and `items`.
-/// Returns the new state, if any tick moved it.
+/// Evaluates a group from `prior` (its symbol's state, or none) into its ticks' fates in
+/// `members` and its `items`. Returns the new state, if any tick moved it.
 fn plan(
     group: &mut Group,
+    members: &mut Members,
     prior: Option<&SymbolState>,
-    tick: &impl Fn(usize) -> Tick,
+    tick: &impl Fn(u32) -> Tick,
     now: Timestamp,
 ) -> Option<SymbolState> {
     let rules = group.rules.clone();
     let mut cursor = Cursor::new(&rules, prior);
     let mut evaluation = Evaluation::default();
-    group.fates.clear();
     group.items.clear();
-    for &i in &group.members {
+    let fates = &mut members.fates[group.span.clone()];
+    for (&i, fate) in members.index[group.span.clone()].iter().zip(fates) {
         let t = tick(i);
         cursor.step_into(&t, &mut evaluation);
         let start = group.items.len() as u32;
@@ -1261,11 +1330,12 @@ fn plan(
         } else {
             Base::Quiet
         };
-        group.fates.push(Fate {
+        *fate = Fate {
             base,
             items: start..group.items.len() as u32,
-        });
+        };
     }
+    group.evaluated = true;
     cursor.finish()
 }
 
