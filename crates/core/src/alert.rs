@@ -112,15 +112,22 @@ impl AlertId {
     }
 }
 
-impl fmt::Display for AlertId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl AlertId {
+    /// The 32 lowercase hex digits, as ASCII bytes.
+    fn to_hex(self) -> [u8; 32] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 32];
         for (i, b) in self.0.iter().enumerate() {
             text[2 * i] = HEX[usize::from(b >> 4)];
             text[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        text
+    }
+}
+
+impl fmt::Display for AlertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::str::from_utf8(&self.to_hex()).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -158,7 +165,9 @@ impl FromStr for AlertId {
 
 impl Serialize for AlertId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // One string, not `collect_str`'s formatting machinery: every notification carries one.
+        let text = self.to_hex();
+        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
     }
 }
 

@@ -448,7 +448,15 @@ enum Item {
     Level(Box<Alert>),
     /// A stale tick that satisfies a stateful rule: it may be the redelivery of the tick that
     /// fired it, so its alert may exist.
-    Candidate(Box<AlertKey>),
+    Candidate(Box<Candidate>),
+}
+
+/// A stale tick's alert key, with its id: the batch's facts are kept by alert id (16 bytes to
+/// hash and compare, where a key has about 110), so a candidate's is derived once.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    key: AlertKey,
+    id: AlertId,
 }
 
 /// All ticks of one symbol in a batch.
@@ -515,8 +523,8 @@ impl Fact {
     }
 }
 
-/// The batch's facts by alert key.
-type Facts = HashMap<AlertKey, Fact>;
+/// The batch's facts by alert id (one id per alert key: [`AlertKey::id`]).
+type Facts = HashMap<AlertId, Fact>;
 
 impl<S, N, C> Pipeline<S, N, C>
 where
@@ -698,7 +706,7 @@ where
         // What the batch learns about each alert key, and the alerts that are not in an item of
         // a group (of stateful rules, and found stored), by key.
         let mut facts: Facts = HashMap::with_capacity(item_count(&groups));
-        let mut stored: HashMap<AlertKey, Alert> = HashMap::new();
+        let mut stored: HashMap<AlertId, Alert> = HashMap::new();
         self.insert_level_alerts(&mut groups, &mut facts, &mut stored, deadline, &mut rng)
             .await;
         self.fetch_candidates(&mut groups, &mut facts, &mut stored, deadline, &mut rng)
@@ -977,7 +985,7 @@ where
         &self,
         groups: &mut [Group],
         facts: &mut Facts,
-        stored: &mut HashMap<AlertKey, Alert>,
+        stored: &mut HashMap<AlertId, Alert>,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
@@ -1006,15 +1014,15 @@ where
                     continue;
                 }
             };
-            facts.entry(alert.key()).or_insert(Fact::new(known));
+            facts.entry(alert.alert_id).or_insert(Fact::new(known));
         }
         for group in groups.iter().filter(|g| g.ok()) {
             for item in &group.items {
                 if let Item::Raised(alert) = item {
                     // Kept by key too: a stale copy of its tick in this batch (a candidate)
                     // announces it from here.
-                    facts.insert(alert.key(), Fact::new(Known::New));
-                    stored.insert(alert.key(), **alert);
+                    facts.insert(alert.alert_id, Fact::new(Known::New));
+                    stored.insert(alert.alert_id, **alert);
                 }
             }
         }
@@ -1025,27 +1033,30 @@ where
         &self,
         groups: &mut [Group],
         facts: &mut Facts,
-        stored: &mut HashMap<AlertKey, Alert>,
+        stored: &mut HashMap<AlertId, Alert>,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let (keys, owners) = owned_items(groups, |item| match item {
-            Item::Candidate(key) if !facts.contains_key(key) => Some((**key, **key)),
+        let (candidates, owners) = owned_items(groups, |item| match item {
+            Item::Candidate(candidate) if !facts.contains_key(&candidate.id) => {
+                Some((candidate.id, **candidate))
+            }
             _ => None,
         });
+        let keys: Vec<AlertKey> = candidates.iter().map(|candidate| candidate.key).collect();
         let results = self
             .attempt(&keys, deadline, rng, |k| async move {
                 self.store.fetch(&k).await
             })
             .await;
-        for ((key, g), result) in keys.iter().zip(owners).zip(results) {
+        for ((candidate, g), result) in candidates.iter().zip(owners).zip(results) {
             match result {
                 Ok(Some(StoredAlert { alert, notified })) => {
-                    facts.insert(*key, Fact::new(Known::Existing { notified }));
-                    stored.insert(*key, alert);
+                    facts.insert(candidate.id, Fact::new(Known::Existing { notified }));
+                    stored.insert(candidate.id, alert);
                 }
                 Ok(None) => {
-                    facts.insert(*key, Fact::new(Known::Absent));
+                    facts.insert(candidate.id, Fact::new(Known::Absent));
                 }
                 Err(e) => groups[g].fail(e.into_failure(Step::Fetch)),
             }
@@ -1058,35 +1069,37 @@ where
         &self,
         groups: &mut [Group],
         facts: &mut Facts,
-        stored: &HashMap<AlertKey, Alert>,
+        stored: &HashMap<AlertId, Alert>,
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
         let mut alerts = Vec::new();
+        // Each alert's owner and the id its fact is kept by (a stored alert's own id may be older:
+        // ids of the first release were derived differently).
         let mut owners = Vec::new();
         for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
             for item in &group.items {
-                let (key, alert) = match item {
-                    Item::Raised(alert) | Item::Level(alert) => (alert.key(), Some(&**alert)),
-                    Item::Candidate(key) => (**key, None),
+                let (id, alert) = match item {
+                    Item::Raised(alert) | Item::Level(alert) => (alert.alert_id, Some(&**alert)),
+                    Item::Candidate(candidate) => (candidate.id, None),
                 };
-                let Some(fact) = facts.get_mut(&key) else {
+                let Some(fact) = facts.get_mut(&id) else {
                     continue;
                 };
                 let pending =
                     matches!(fact.known, Known::New | Known::Existing { notified: false });
                 if pending && !fact.picked {
                     fact.picked = true;
-                    alerts.push(*alert.unwrap_or_else(|| &stored[&key]));
-                    owners.push(g);
+                    alerts.push(*alert.unwrap_or_else(|| &stored[&id]));
+                    owners.push((g, id));
                 }
             }
         }
         let results = self.publish_and_mark(&alerts, deadline, rng).await;
-        for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
+        for ((g, id), result) in owners.into_iter().zip(results) {
             match result {
                 Ok(()) => {
-                    if let Some(fact) = facts.get_mut(&alert.key()) {
+                    if let Some(fact) = facts.get_mut(&id) {
                         fact.announced = true;
                     }
                 }
@@ -1198,7 +1211,7 @@ fn report<Id>(
     for (index, error) in rejected {
         outcomes[index] = Some(Outcome::Rejected(Box::new(error)));
     }
-    let mut unannounced: HashSet<AlertKey> = HashSet::new();
+    let mut unannounced: HashSet<AlertId> = HashSet::new();
     for group in groups {
         if let Some(failure) = &group.failure
             && failure.step.leaves_alerts_stored()
@@ -1206,11 +1219,11 @@ fn report<Id>(
             // The group's new alerts are stored; only their announcement failed.
             for item in &group.items {
                 if let Item::Raised(alert) | Item::Level(alert) = item
-                    && let Some(fact) = facts.get(&alert.key())
+                    && let Some(fact) = facts.get(&alert.alert_id)
                     && matches!(fact.known, Known::New)
                     && !fact.announced
                 {
-                    unannounced.insert(alert.key());
+                    unannounced.insert(alert.alert_id);
                 }
             }
         }
@@ -1317,11 +1330,14 @@ fn plan(
             });
         }
         for &index in &evaluation.maybe_fired {
-            group.items.push(Item::Candidate(Box::new(AlertKey {
+            let key = AlertKey {
                 symbol: t.symbol,
                 at: t.at,
                 rule: rules.rules()[index].id(),
-            })));
+            };
+            group
+                .items
+                .push(Item::Candidate(Box::new(Candidate { key, id: key.id() })));
         }
         let base = if evaluation.stale {
             Base::Stale
@@ -1372,29 +1388,29 @@ pub fn build_alert(
 fn resolve(fate: &Fate, items: impl Iterator<Item = Item>, facts: &mut Facts) -> Accepted {
     // The first message of the batch carrying an alert owns it: it alone reports the alert as
     // raised or announced, so counts add up to what was stored and published.
-    let mut own = |key: &AlertKey| {
-        facts.get_mut(key).map(|fact| {
+    let mut own = |id: &AlertId| {
+        facts.get_mut(id).map(|fact| {
             let first = !std::mem::replace(&mut fact.owned, true);
             (fact.known, first, first && fact.announced)
         })
     };
-    let duplicate = |key: AlertKey, announced_now: bool| AlertOutcome::Duplicate {
-        alert_id: key.id(),
+    let duplicate = |alert_id: AlertId, announced_now: bool| AlertOutcome::Duplicate {
+        alert_id,
         announced_now,
     };
     let outcomes: Vec<AlertOutcome> = items
         .filter_map(|item| match item {
             Item::Raised(alert) | Item::Level(alert) => {
-                let key = alert.key();
-                Some(match own(&key) {
+                let id = alert.alert_id;
+                Some(match own(&id) {
                     Some((Known::New, true, _)) => AlertOutcome::New(alert),
-                    Some((_, _, announced_now)) => duplicate(key, announced_now),
-                    None => duplicate(key, false),
+                    Some((_, _, announced_now)) => duplicate(id, announced_now),
+                    None => duplicate(id, false),
                 })
             }
-            Item::Candidate(key) => match own(&key) {
+            Item::Candidate(candidate) => match own(&candidate.id) {
                 Some((Known::Existing { .. } | Known::New, _, announced_now)) => {
-                    Some(duplicate(*key, announced_now))
+                    Some(duplicate(candidate.id, announced_now))
                 }
                 _ => None,
             },

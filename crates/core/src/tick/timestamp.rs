@@ -255,7 +255,9 @@ impl TryFrom<&str> for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // One string, not `collect_str`'s formatting machinery: every notification carries two.
+        let bytes = self.to_rfc3339_bytes();
+        serializer.serialize_str(std::str::from_utf8(&bytes).map_err(serde::ser::Error::custom)?)
     }
 }
 
