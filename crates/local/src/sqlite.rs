@@ -562,9 +562,9 @@ impl SqliteStore {
             })?;
         let mut seqs = Vec::with_capacity(keys.len());
         {
-            let mut unmarked = self.lock_unmarked();
-            for key in keys {
-                let seq = match unmarked.remove(key) {
+            let remembered = self.lock_unmarked().take(keys);
+            for (key, seq) in keys.iter().zip(remembered) {
+                let seq = match seq {
                     Some(seq) => Some(seq),
                     None => find_alert(&transaction, key)?.map(|(seq, _)| seq),
                 };
@@ -605,6 +605,7 @@ impl SqliteStore {
             transaction.execute("UPDATE alerts_announced SET through_seq = ?1", [next])?;
         }
         transaction.commit()?;
+        self.lock_unmarked().forget_through(next);
         Ok(())
     }
 
@@ -645,10 +646,72 @@ impl SqliteStore {
     }
 }
 
-/// Alert keys stored by this connection and not yet marked announced, with their `seq`.
-type KeySeqs = foldhash::HashMap<AlertKey, i64>;
+/// Alert keys stored by this connection and not yet marked announced, with their `seq`, in the
+/// order stored. Alerts are nearly always marked in the order they were stored, so marking one
+/// is a comparison with the first key, not a hash lookup of a key of about 110 bytes; keys
+/// marked out of order are found through an index built for that call.
+#[derive(Debug, Default)]
+struct KeySeqs {
+    /// `(key, seq)`; a `seq` of 0 is a key marked out of order, skipped.
+    order: std::collections::VecDeque<(AlertKey, i64)>,
+}
 
-/// Most alert keys [`SqliteStore`] remembers between storing and marking them (about 64 bytes
+impl KeySeqs {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+    }
+
+    fn insert(&mut self, key: AlertKey, seq: i64) {
+        self.order.push_back((key, seq));
+    }
+
+    /// The `seq` of each of `keys` this remembers (taken: each is given out once).
+    fn take(&mut self, keys: &[AlertKey]) -> Vec<Option<i64>> {
+        let mut seqs = vec![None; keys.len()];
+        let mut missed = Vec::new();
+        for (at, key) in keys.iter().enumerate() {
+            while self.order.front().is_some_and(|&(_, seq)| seq == 0) {
+                self.order.pop_front();
+            }
+            match self.order.front() {
+                Some((first, seq)) if first == key => {
+                    seqs[at] = Some(*seq);
+                    self.order.pop_front();
+                }
+                _ => missed.push(at),
+            }
+        }
+        if !missed.is_empty() && !self.order.is_empty() {
+            let index: foldhash::HashMap<AlertKey, usize> = self
+                .order
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, seq))| *seq != 0)
+                .map(|(place, (key, _))| (*key, place))
+                .collect();
+            for at in missed {
+                if let Some(&place) = index.get(&keys[at]) {
+                    let seq = std::mem::take(&mut self.order[place].1);
+                    seqs[at] = (seq != 0).then_some(seq);
+                }
+            }
+        }
+        seqs
+    }
+
+    /// Forgets the keys at the front marked already: every `seq` up to `through` is.
+    fn forget_through(&mut self, through: i64) {
+        while self.order.front().is_some_and(|&(_, seq)| seq <= through) {
+            self.order.pop_front();
+        }
+    }
+}
+
+/// Most alert keys [`SqliteStore`] remembers between storing and marking them (about 128 bytes
 /// each); beyond, it forgets them all and marking looks each `seq` up by key.
 const UNMARKED_REMEMBERED_MAX: usize = 1 << 20;
 
@@ -1334,5 +1397,50 @@ impl RuleStore for SqliteStore {
         remove: &[RuleId],
     ) -> Result<bool, StoreError> {
         Ok(self.commit_rules_now(expected, put, remove)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(symbol: &str) -> AlertKey {
+        AlertKey {
+            symbol: Symbol::parse(symbol).expect("valid"),
+            at: Timestamp::from_epoch_ms(1_795_703_400_000).expect("valid"),
+            rule: RuleId::parse("high").expect("valid"),
+        }
+    }
+
+    #[test]
+    fn remembered_seqs_are_given_out_once_in_any_order() {
+        // (keys marked, the seqs given out, what is remembered after), after A..E stored as 1..5
+        // and the mark moved to the highest seq given out so far.
+        let cases: &[(&[&str], &[Option<i64>], &[&str])] = &[
+            (&["A", "B"], &[Some(1), Some(2)], &["C", "D", "E"]),
+            (&["D"], &[Some(4)], &["C", "E"]),
+            (&["C", "D", "X"], &[Some(3), None, None], &["E"]),
+            (&["E", "E"], &[Some(5), None], &[]),
+        ];
+        let mut seqs = KeySeqs::default();
+        for (seq, symbol) in (1..).zip(["A", "B", "C", "D", "E"]) {
+            seqs.insert(key(symbol), seq);
+        }
+        let mut through = 0;
+        for (step, (marked, given, left)) in cases.iter().enumerate() {
+            let keys: Vec<AlertKey> = marked.iter().map(|symbol| key(symbol)).collect();
+            assert_eq!(seqs.take(&keys), *given, "step {step}");
+            through = given.iter().flatten().fold(through, |a, &b| a.max(b));
+            // The mark stops at the first seq not given out (C at step 1).
+            let mark = if step == 1 { 2 } else { through };
+            seqs.forget_through(mark);
+            let remembered: Vec<&str> = seqs
+                .order
+                .iter()
+                .filter(|(_, seq)| *seq != 0)
+                .map(|(key, _)| key.symbol.as_str())
+                .collect();
+            assert_eq!(remembered, *left, "step {step}");
+        }
     }
 }
