@@ -1,5 +1,9 @@
 //! Command-line arguments, as clap reads them. Validation into domain types happens in each
 //! subcommand (rules files, timestamps, destinations), with errors that name the argument.
+//!
+//! The doc comments below are clap's `--help` text, written for a terminal: `[default]` is a
+//! TOML table and `<queue name>` a placeholder, not rustdoc links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
