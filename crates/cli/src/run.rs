@@ -96,16 +96,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         .and_then(TickReader::decode_ahead)
         .context("starting the input reader")?;
     let mut tally = Tally::new(progress_bar(input_len, args.quiet));
-    let stop = process_input(
-        reader,
-        &args,
-        &runtime,
-        &pipeline,
-        &interrupted,
-        &mut tally,
-        &mut board,
-        &watcher,
-    );
+    let batches = Batches {
+        runtime: &runtime,
+        pipeline: &pipeline,
+        tally: &mut tally,
+        board: &mut board,
+    };
+    let stop = process_input(reader, &args, batches, &interrupted, &watcher);
     board.flush(
         pipeline.store(),
         pipeline.clock().now(),
@@ -208,28 +205,25 @@ fn progress_bar(input_len: Option<u64>, quiet: bool) -> Option<ProgressBar> {
 /// while the next one is settled; batches are finished in the order they came. A batch that
 /// ended with what had arrived (a live feed) is finished before waiting for more, so its alerts
 /// are counted and shown at once.
-#[allow(clippy::too_many_arguments)] // the run's parts, each used once per batch
 fn process_input(
     mut reader: DecodeAhead,
     args: &RunArgs,
-    runtime: &tokio::runtime::Runtime,
-    pipeline: &Arc<config::LocalPipeline>,
+    mut batches: Batches<'_>,
     interrupted: &AtomicBool,
-    tally: &mut Tally,
-    board: &mut RunBoard,
     rules: &impl RulesSource,
 ) -> anyhow::Result<Stop> {
+    let (runtime, pipeline) = (batches.runtime, batches.pipeline);
     let mut finishing: Option<Finishing> = None;
     let stop = loop {
         if interrupted.load(Ordering::SeqCst) {
             break Stop::Interrupted;
         }
-        let next = next_batch(&mut reader, board, pipeline);
+        let next = next_batch(&mut reader, batches.board, pipeline);
         if next.is_err()
             && let Some(previous) = finishing.take()
         {
             // The input failed: the batch before is still finished, counted and shown.
-            previous.finish(runtime, tally, board, pipeline)?;
+            previous.finish(&mut batches)?;
         }
         let Some(mut batch) = next? else {
             break Stop::EndOfInput;
@@ -244,20 +238,20 @@ fn process_input(
             // Process what came before the bad line, then stop.
             batch.truncate(bad + 1);
             if let Some((line, Err(error))) = batch.pop() {
-                tally.strict_rejection(&error);
+                batches.tally.strict_rejection(&error);
                 strict_stop = Some(format!("line {line}: {error}"));
             }
         }
         let first_line = batch.first().map_or(1, |(line, _)| *line);
         let full = batch.len() == tickwatch_local::source::BATCH_TICKS_MAX;
-        board.observe(&batch);
+        batches.board.observe(&batch);
         let settled = runtime.block_on(pipeline.settle_ticks(batch, None));
         // Stop after a batch whose results are not all stored: a later batch would move symbol
         // state past the ticks that were not stored, and re-running the input would then find
         // them stale and raise nothing for them. So a batch is settled only while the one before
         // may yet fail, and is then finished before the run stops.
         let previous_stop = match finishing.take() {
-            Some(previous) => previous.finish(runtime, tally, board, pipeline)?,
+            Some(previous) => previous.finish(&mut batches)?,
             None => None,
         };
         let unsettled = settled.failed_unstored();
@@ -266,10 +260,10 @@ fn process_input(
         if full && !unsettled && previous_stop.is_none() && strict_stop.is_none() {
             finishing = Some(current);
         } else {
-            let current_stop = current.finish(runtime, tally, board, pipeline)?;
+            let current_stop = current.finish(&mut batches)?;
             unstored = previous_stop.or(current_stop);
         }
-        if let Some(bar) = &tally.progress {
+        if let Some(bar) = &batches.tally.progress {
             bar.set_position(reader.bytes_read());
         }
         if let Some(reason) = strict_stop {
@@ -280,11 +274,18 @@ fn process_input(
         }
     };
     match finishing {
-        Some(last) => Ok(last
-            .finish(runtime, tally, board, pipeline)?
-            .unwrap_or(stop)),
+        Some(last) => Ok(last.finish(&mut batches)?.unwrap_or(stop)),
         None => Ok(stop),
     }
+}
+
+/// What a run's batches go through: the runtime and pipeline, and where their results are
+/// counted and shown.
+struct Batches<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    pipeline: &'a Arc<config::LocalPipeline>,
+    tally: &'a mut Tally,
+    board: &'a mut RunBoard,
 }
 
 /// A settled batch being finished on the runtime's worker thread.
@@ -307,21 +308,19 @@ impl Finishing {
 
     /// Waits for the batch, then counts it and shows it on the board. `Stop::Unstored` if the
     /// results of some of its ticks are not (completely) stored.
-    fn finish(
-        self,
-        runtime: &tokio::runtime::Runtime,
-        tally: &mut Tally,
-        board: &mut RunBoard,
-        pipeline: &config::LocalPipeline,
-    ) -> anyhow::Result<Option<Stop>> {
+    fn finish(self, batches: &mut Batches<'_>) -> anyhow::Result<Option<Stop>> {
         // The report is made here: the worker has the larger share of a batch's work already.
-        let report = runtime
+        let report = batches
+            .runtime
             .block_on(self.task)
             .context("finishing a batch (the task failed)")?
             .into_report();
-        tally.add(&report.outcomes, &report.stats);
-        board.record(&report.outcomes);
-        board.flush_if_due(pipeline.store(), pipeline.clock().now());
+        batches.tally.add(&report.outcomes, &report.stats);
+        batches.board.record(&report.outcomes);
+        let pipeline = batches.pipeline;
+        batches
+            .board
+            .flush_if_due(pipeline.store(), pipeline.clock().now());
         Ok(
             (report.stats.failed_unstored() > 0).then_some(Stop::Unstored {
                 from_line: self.first_line,
