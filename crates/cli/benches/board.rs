@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use tickwatch_local::testing::ProcessMemory;
+
 const TICKS_DEFAULT: u64 = 1_000_000;
 /// Ticks of the quick pass made under `cargo test`.
 const TICKS_SMOKE: u64 = 3_000;
@@ -194,7 +196,8 @@ fn feed(dir: &Path, bytes: &[u8], mode: &str, variant: Variant) -> Measured {
     });
     let elapsed = started.elapsed();
     writer.expect("the feeder finished");
-    let peak_kib = peak_kib(child.id());
+    // The peak so far (VmHWM): the run has printed its summary and is still alive.
+    let peak_kib = ProcessMemory::read(Some(child.id())).map_or(0, |memory| memory.peak_kib);
     let event_bytes = match pages {
         Some(pages) => {
             // Ctrl-C ends the board, which ends every event stream.
@@ -214,16 +217,6 @@ fn feed(dir: &Path, bytes: &[u8], mode: &str, variant: Variant) -> Measured {
         peak_kib,
         event_bytes,
     }
-}
-
-/// The process's peak resident memory (VmHWM), in KiB.
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Pages connected to the event stream, each reading everything sent to it.

@@ -335,7 +335,7 @@ impl SqliteStore {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         match version {
             0 | SCHEMA_VERSION => check_tables(&connection, version, &TABLES)?,
-            5 => check_tables(&connection, version, &TABLES_V5)?,
+            5 => check_tables(&connection, version, &tables_v5())?,
             4 => check_tables(&connection, version, &TABLES_V4)?,
             3 => check_tables(&connection, version, &TABLES_V4[..TABLES_V3])?,
             2 => check_tables(&connection, version, &tables_v2())?,
@@ -892,11 +892,17 @@ const ALERTS_COLUMNS: Columns = (
 const ANNOUNCED_COLUMNS: Columns = ("alerts_announced", &["only", "through_seq"]);
 const ANNOUNCED_ABOVE_COLUMNS: Columns = ("alerts_announced_above", &["seq"]);
 
+/// The symbol-state log of version 6 ([`STATE_LOG_TABLES`]).
+const STATE_LOG_COLUMNS: [Columns; 2] = [
+    ("state_log", &["seq", "base", "states"]),
+    ("state_folded", &["only", "base_seq"]),
+];
+
 /// The columns of each table this code makes, in order.
 const TABLES: [Columns; 10] = [
     ALERTS_COLUMNS,
-    ("state_log", &["seq", "base", "states"]),
-    ("state_folded", &["only", "base_seq"]),
+    STATE_LOG_COLUMNS[0],
+    STATE_LOG_COLUMNS[1],
     RULES_COLUMNS,
     RULES_VERSION_COLUMNS,
     BOARD_SYMBOLS_COLUMNS,
@@ -906,18 +912,12 @@ const TABLES: [Columns; 10] = [
     ANNOUNCED_ABOVE_COLUMNS,
 ];
 
-/// The tables of schema version 5.
-const TABLES_V5: [Columns; 9] = [
-    ALERTS_COLUMNS,
-    STATE_COLUMNS,
-    RULES_COLUMNS,
-    RULES_VERSION_COLUMNS,
-    BOARD_SYMBOLS_COLUMNS,
-    BOARD_ALERTS_COLUMNS,
-    BOARD_WRITER_COLUMNS,
-    ANNOUNCED_COLUMNS,
-    ANNOUNCED_ABOVE_COLUMNS,
-];
+/// The tables of schema version 5: [`TABLES`] with a row per symbol state instead of the log.
+fn tables_v5() -> Vec<Columns> {
+    let mut tables = TABLES.to_vec();
+    tables.splice(1..=STATE_LOG_COLUMNS.len(), [STATE_COLUMNS]);
+    tables
+}
 
 /// The tables of schema version 4.
 const TABLES_V4: [Columns; 7] = [
