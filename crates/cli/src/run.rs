@@ -223,7 +223,7 @@ fn process_input(
             && let Some(previous) = finishing.take()
         {
             // The input failed: the batch before is still finished, counted and shown.
-            previous.finish(&mut batches)?;
+            previous.join(runtime)?.account(&mut batches);
         }
         let Some(mut batch) = next? else {
             break Stop::EndOfInput;
@@ -250,12 +250,12 @@ fn process_input(
         // state past the ticks that were not stored, and re-running the input would then find
         // them stale and raise nothing for them. So a batch is settled only while the one before
         // may yet fail, and is then finished before the run stops.
-        let previous_stop = match finishing.take() {
-            Some(previous) => previous.finish(&mut batches)?,
-            None => None,
-        };
+        // The worker goes on with this batch before the one before is counted: counting it is
+        // this thread's work, and the worker is the busier of the two.
+        let previous = finishing.take().map(|p| p.join(runtime)).transpose()?;
         let unsettled = settled.failed_unstored();
         let current = Finishing::start(runtime, pipeline, settled, first_line);
+        let previous_stop = previous.and_then(|done| done.account(&mut batches));
         let mut unstored = None;
         if full && !unsettled && previous_stop.is_none() && strict_stop.is_none() {
             finishing = Some(current);
@@ -309,23 +309,42 @@ impl Finishing {
     /// Waits for the batch, then counts it and shows it on the board. `Stop::Unstored` if the
     /// results of some of its ticks are not (completely) stored.
     fn finish(self, batches: &mut Batches<'_>) -> anyhow::Result<Option<Stop>> {
-        // The report is made here: the worker has the larger share of a batch's work already.
-        let report = batches
-            .runtime
+        Ok(self.join(batches.runtime)?.account(batches))
+    }
+
+    /// Waits for the batch to be finished.
+    fn join(self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Finished> {
+        let batch = runtime
             .block_on(self.task)
-            .context("finishing a batch (the task failed)")?
-            .into_report();
+            .context("finishing a batch (the task failed)")?;
+        Ok(Finished {
+            batch,
+            first_line: self.first_line,
+        })
+    }
+}
+
+/// A batch the worker has finished, not yet counted.
+struct Finished {
+    batch: tickwatch_core::FinishedBatch<u64>,
+    first_line: u64,
+}
+
+impl Finished {
+    /// Counts the batch and shows it on the board. `Stop::Unstored` if the results of some of
+    /// its ticks are not (completely) stored.
+    fn account(self, batches: &mut Batches<'_>) -> Option<Stop> {
+        // The report is made here: the worker has the larger share of a batch's work already.
+        let report = self.batch.into_report();
         batches.tally.add(&report.outcomes, &report.stats);
         batches.board.record(&report.outcomes);
         let pipeline = batches.pipeline;
         batches
             .board
             .flush_if_due(pipeline.store(), pipeline.clock().now());
-        Ok(
-            (report.stats.failed_unstored() > 0).then_some(Stop::Unstored {
-                from_line: self.first_line,
-            }),
-        )
+        (report.stats.failed_unstored() > 0).then_some(Stop::Unstored {
+            from_line: self.first_line,
+        })
     }
 }
 
