@@ -127,8 +127,10 @@ pub(crate) fn local_pipeline(
     notify: &Destination,
     rules: Arc<RuleBook>,
 ) -> anyhow::Result<LocalPipeline> {
-    let store =
-        SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    // The storing thread never stops to copy the WAL back, and the close finds little left.
+    let store = SqliteStore::open(db)
+        .and_then(SqliteStore::checkpoint_in_background)
+        .with_context(|| format!("opening database {}", db.display()))?;
     let notifier = LocalNotifier::open(notify).with_context(|| format!("opening {notify}"))?;
     Ok(Pipeline::new(
         PipelineConfig {

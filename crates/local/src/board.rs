@@ -143,6 +143,7 @@ impl SqliteStore {
             ],
         )?;
         transaction.commit()?;
+        self.committed();
         Ok(())
     }
 

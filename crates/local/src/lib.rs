@@ -7,6 +7,7 @@
 //! a time announces from a database.
 
 pub mod board;
+pub mod checkpoint;
 pub mod lock;
 pub mod notify;
 pub mod prefetch;

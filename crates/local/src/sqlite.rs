@@ -9,7 +9,9 @@
 //! file and held whole in memory: [`crate::state_log`]). The rules carry a change counter (one
 //! row) that a running pipeline reads between batches to pick up changes.
 //!
-//! Calls run inline on the caller's thread: each is a short local transaction.
+//! Calls run inline on the caller's thread: each is a short local transaction. A store for a
+//! long run of writes can leave copying the WAL back into the file to a thread of its own
+//! ([`SqliteStore::checkpoint_in_background`]).
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -28,6 +30,7 @@ use tickwatch_core::rules::{
 use tickwatch_core::tick::quote;
 use tickwatch_core::{Price, Symbol, Timestamp};
 
+use crate::checkpoint::Checkpointer;
 use crate::state_log::{STATE_LOG_TABLES, StateLog};
 
 /// How long a writer waits for another process's lock before the call fails (transiently).
@@ -224,6 +227,9 @@ pub enum SqliteError {
     /// A stored row cannot be read back (edited by hand, or corrupt).
     #[error("stored row is invalid: {0}")]
     BadRow(String),
+    /// The thread that checkpoints in the background could not be started.
+    #[error("starting the checkpoint thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl From<rusqlite::Error> for SqliteError {
@@ -298,6 +304,10 @@ pub struct AlertQuery {
 /// Alerts and symbol state in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// Copies the WAL back into the file in the background, if asked for
+    /// ([`SqliteStore::checkpoint_in_background`]). Declared first, so dropped first: its thread
+    /// and connection are gone when `connection` closes and checkpoints what is left.
+    checkpointer: Option<Checkpointer>,
     connection: Mutex<Connection>,
     /// Alerts this store has stored and not yet marked announced (taken after `connection`).
     unmarked: Mutex<KeySeqs>,
@@ -382,10 +392,34 @@ impl SqliteStore {
             in_transaction(&connection, migrate_v5)?;
         }
         Ok(SqliteStore {
+            checkpointer: None,
             connection: Mutex::new(connection),
             unmarked: Mutex::new(KeySeqs::default()),
             states: Mutex::new(StateLog::default()),
         })
+    }
+
+    /// Moves the WAL checkpoints of this store's file to a thread of their own (see
+    /// [`crate::checkpoint`]): for a process that writes much, such as `tickwatch run`, whose
+    /// storing thread then never stops to copy pages, and whose close finds little left to copy.
+    /// A store in memory has no WAL: it is returned as it was.
+    pub fn checkpoint_in_background(mut self) -> Result<SqliteStore, SqliteError> {
+        let path = self.lock().path().map(std::path::PathBuf::from);
+        let Some(path) = path.filter(|path| !path.as_os_str().is_empty()) else {
+            return Ok(self);
+        };
+        self.checkpointer = Some(Checkpointer::start(
+            &path,
+            Duration::from_millis(BUSY_TIMEOUT_MS),
+        )?);
+        Ok(self)
+    }
+
+    /// Tells the background checkpointer, if any, that a transaction committed.
+    pub(crate) fn committed(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.committed();
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -473,6 +507,7 @@ impl SqliteStore {
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let outcomes = self.insert_alerts(&transaction, alerts)?;
         transaction.commit()?;
+        self.committed();
         Ok(outcomes)
     }
 
@@ -605,6 +640,7 @@ impl SqliteStore {
             transaction.execute("UPDATE alerts_announced SET through_seq = ?1", [next])?;
         }
         transaction.commit()?;
+        self.committed();
         self.lock_unmarked().forget_through(next);
         Ok(())
     }
@@ -637,6 +673,7 @@ impl SqliteStore {
                 .collect();
             self.insert_alerts(&transaction, &alerts)?;
             transaction.commit()?;
+            self.committed();
             Ok(outcomes)
         })();
         if advanced.is_err() {

@@ -1148,3 +1148,95 @@ fn schema_version(path: &std::path::Path) -> i64 {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("version")
 }
+
+/// The size of the database file itself (a checkpoint is what writes it; commits go to the WAL).
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).expect("the file is there").len()
+}
+
+/// Stores 4,000 alerts of AAPL in 40 commits.
+fn store_in_many_commits(store: &SqliteStore) {
+    for commit in 0..40 {
+        let alerts: Vec<_> = (1..=100)
+            .map(|ms| sample_alert(sym("AAPL"), commit * 1_000 + ms, AlertKind::High))
+            .collect();
+        for result in block_on_ready(store.insert(&alerts)) {
+            result.expect("stores");
+        }
+    }
+}
+
+#[test]
+fn background_checkpoints_copy_commits_into_the_file_while_it_is_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let count = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .expect("opens")
+            .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
+            .expect("counts")
+    };
+
+    // Without: the commits stay in the WAL (far below the writer's checkpoint threshold).
+    let plain_path = dir.path().join("plain.db");
+    let plain = SqliteStore::open(&plain_path).expect("opens");
+    let plain_len = file_len(&plain_path);
+    store_in_many_commits(&plain);
+    std::thread::sleep(std::time::Duration::from_millis(
+        tickwatch_local::checkpoint::CHECKPOINT_INTERVAL_MS * 5,
+    ));
+    assert_eq!(file_len(&plain_path), plain_len, "no checkpoint ran");
+
+    // With: the file grows while the store is open, and a reader holding a snapshot meanwhile
+    // neither blocks the writer nor sees a page it should not.
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path)
+        .and_then(SqliteStore::checkpoint_in_background)
+        .expect("opens");
+    let empty_len = file_len(&path);
+    let reader = rusqlite::Connection::open(&path).expect("opens");
+    reader.execute_batch("BEGIN").expect("begins");
+    let before: i64 = reader
+        .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
+        .expect("counts");
+    store_in_many_commits(&store);
+    let during: i64 = reader
+        .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
+        .expect("counts");
+    assert_eq!((before, during), (0, 0), "the snapshot stays as it began");
+    reader.execute_batch("COMMIT").expect("ends");
+    // One more commit wakes the checkpointer now that nothing holds it back.
+    block_on_ready(store.insert(&[sample_alert(sym("MSFT"), 1, AlertKind::Low)]))[0]
+        .as_ref()
+        .expect("stores");
+    let waited = std::time::Instant::now();
+    while file_len(&path) <= empty_len + 200 * 1024 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "the file is still {} bytes",
+            file_len(&path)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(count(&path), 4_001);
+    drop(reader);
+    drop(store);
+    assert!(
+        !dir.path().join("t.db-wal").exists(),
+        "the last connection to close checkpoints the rest and removes the WAL"
+    );
+    assert_eq!(count(&path), 4_001);
+}
+
+#[test]
+fn a_store_checkpointing_in_background_keeps_the_port_contract() {
+    let memory = SqliteStore::in_memory()
+        .and_then(SqliteStore::checkpoint_in_background)
+        .expect("opens");
+    block_on_ready(check_alert_store(&memory, "M"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = SqliteStore::open(&dir.path().join("t.db"))
+        .and_then(SqliteStore::checkpoint_in_background)
+        .expect("opens");
+    block_on_ready(check_alert_store(&disk, "D"));
+    block_on_ready(check_state_store(&disk, "D"));
+}
