@@ -243,6 +243,80 @@ impl Alert {
     }
 }
 
+/// Longest integral magnitude [`Alert::write_json`] writes as plain digits itself; beyond, and
+/// for fractions, it formats the number as [`Condition`]'s text does.
+const INTEGRAL_DIGITS_FAST_MAX: f64 = 1e15;
+
+impl Alert {
+    /// Appends this alert's JSON form, its notification body, to `out`: byte for byte what
+    /// serializing it with `serde_json` gives (a table test holds the two together), written
+    /// directly, because every notification is one. Field order as declared; no newline.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"alert_id\":\"");
+        out.extend_from_slice(&self.alert_id.to_hex());
+        // Rule ids and symbols are of characters JSON needs no escape for.
+        out.extend_from_slice(b"\",\"rule_id\":\"");
+        out.extend_from_slice(self.rule_id.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(label) = &self.label {
+            out.extend_from_slice(b",\"label\":");
+            write_json_string(out, label.as_str());
+        }
+        out.extend_from_slice(b",\"symbol\":\"");
+        out.extend_from_slice(self.symbol.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"kind\":\"");
+        out.extend_from_slice(self.kind.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"condition\":");
+        write_condition(out, &self.condition);
+        out.extend_from_slice(b",\"price\":");
+        write_json_f64(out, self.price.get());
+        out.extend_from_slice(b",\"threshold\":");
+        write_json_f64(out, self.threshold);
+        out.extend_from_slice(b",\"fire\":\"");
+        out.extend_from_slice(self.fire.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"timestamp\":\"");
+        out.extend_from_slice(&self.timestamp.to_rfc3339_bytes());
+        out.extend_from_slice(b"\",\"processed_at\":\"");
+        out.extend_from_slice(&self.processed_at.to_rfc3339_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// A condition as its JSON string: `above 150` without formatting machinery when the threshold
+/// is a whole number (nearly always), through its `Display` otherwise.
+fn write_condition(out: &mut Vec<u8>, condition: &Condition) {
+    let (word, threshold) = match condition {
+        Condition::Above(x) => ("above ", *x),
+        Condition::Below(x) => ("below ", *x),
+        Condition::Window(_) => return write_json_string(out, &condition.to_string()),
+    };
+    // Zero is left to `Display` (which keeps the sign of `-0`).
+    if threshold != 0.0 && threshold.fract() == 0.0 && threshold.abs() < INTEGRAL_DIGITS_FAST_MAX {
+        out.push(b'"');
+        out.extend_from_slice(word.as_bytes());
+        // Exact: a whole number below 1e15 is an i64 with the same digits.
+        out.extend_from_slice(itoa::Buffer::new().format(threshold as i64).as_bytes());
+        out.push(b'"');
+    } else {
+        write_json_string(out, &condition.to_string());
+    }
+}
+
+/// A JSON string, escaped as `serde_json` escapes it.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing to a `Vec` cannot fail, and neither can escaping a `str`.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// A JSON number as `serde_json` writes an `f64` (`null` if it is not finite).
+fn write_json_f64(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +327,88 @@ mod tests {
             at: Timestamp::from_epoch_ms(ms).expect("valid timestamp"),
             rule: RuleId::parse(rule).expect("valid rule id"),
         }
+    }
+
+    #[test]
+    fn alert_json_written_directly_is_what_serde_json_writes() {
+        let labels = [
+            None,
+            Some("plain"),
+            Some("quote \" backslash \\ slash /"),
+            Some("é 株 🚀 and U+2028 \u{2028}"),
+        ];
+        // Through the parser (what rules hold), and built directly, past what it accepts.
+        let mut conditions: Vec<Condition> = [
+            "above 150",
+            "below 50",
+            "above 150.5",
+            "below 0",
+            "above 0.000001",
+            "above 0.0000001",
+            "above 999999999999",
+            "rise 10% within 1h",
+            "fall 2.5% within 90m",
+            "volume 3x over 1h",
+            "crosses_ma 1h up",
+        ]
+        .iter()
+        .map(|text| text.parse().expect("valid condition"))
+        .collect();
+        conditions.extend([
+            Condition::Above(999_999_999_999_999.0),
+            Condition::Above(1e15),
+            Condition::Above(1e20),
+            Condition::Below(-0.0),
+            Condition::Below(-3.0),
+            Condition::Above(f64::NAN),
+        ]);
+        let prices = [
+            150.0,
+            0.1 + 0.2,
+            1e-7,
+            1e-12,
+            123_456.789,
+            999_999_999_999.9,
+        ];
+        let thresholds = [150.0, -0.0, 0.5, 1e16, f64::NAN, f64::INFINITY];
+        let symbols = ["AAPL", "BRK.B", "a_b-c:d/e", "X"];
+        let rules = ["high", "r.1_x-y", "Z"];
+        let times = [0, 1_767_225_600_123, 4_102_444_799_999];
+        let mut case = 0usize;
+        for (i, label) in labels.iter().enumerate() {
+            for (j, condition) in conditions.iter().enumerate() {
+                for (k, price) in prices.iter().enumerate() {
+                    case += 1;
+                    let symbol = symbols[(i + j + k) % symbols.len()];
+                    let rule = rules[(j + k) % rules.len()];
+                    let at = times[(i + k) % times.len()];
+                    let key = key(rule, symbol, at);
+                    let alert = Alert {
+                        alert_id: AlertId::derive(&key),
+                        rule_id: key.rule,
+                        label: label.map(|text| Label::parse(text).expect("valid label")),
+                        symbol: key.symbol,
+                        kind: [AlertKind::High, AlertKind::Low][case % 2],
+                        condition: *condition,
+                        price: Price::new(*price).expect("valid price"),
+                        threshold: thresholds[case % thresholds.len()],
+                        fire: [Fire::Every, Fire::Enter, Fire::Once][case % 3],
+                        timestamp: key.at,
+                        processed_at: Timestamp::from_epoch_ms(times[case % times.len()])
+                            .expect("valid timestamp"),
+                    };
+                    let mut direct = Vec::new();
+                    alert.write_json(&mut direct);
+                    let reference = serde_json::to_vec(&alert).expect("serializes");
+                    assert_eq!(
+                        String::from_utf8_lossy(&direct),
+                        String::from_utf8_lossy(&reference),
+                        "{alert:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(case, labels.len() * conditions.len() * prices.len());
     }
 
     #[test]
