@@ -16,9 +16,15 @@ pub const PREFETCH_CHUNK_BYTES: usize = 256 * 1024;
 /// Chunks that may wait, read but not yet processed (so at most 8 MiB of read-ahead).
 pub const PREFETCH_CHUNKS_MAX: usize = 32;
 
+/// Chunks handed back for reuse: the reader fills a spent chunk again instead of allocating and
+/// zeroing a new one (and the kernel faulting its pages in) for every read.
+const SPARE_CHUNKS_MAX: usize = 4;
+
 /// The consuming end: a [`BufRead`] over the chunks the reader thread sends.
 pub struct Prefetch {
     chunks: Receiver<io::Result<Vec<u8>>>,
+    /// Spent chunks, back to the reader thread.
+    spare: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     at: usize,
     /// An error the reader thread sent, seen by `ready` before anyone read it.
@@ -30,11 +36,13 @@ impl Prefetch {
     /// Starts reading `input` on a new thread, in chunks of `chunk_bytes`.
     pub fn spawn<R: Read + Send + 'static>(input: R, chunk_bytes: usize) -> io::Result<Prefetch> {
         let (sender, chunks) = sync_channel(PREFETCH_CHUNKS_MAX);
+        let (spare, spares) = sync_channel(SPARE_CHUNKS_MAX);
         std::thread::Builder::new()
             .name("tickwatch-reader".into())
-            .spawn(move || read_ahead(input, chunk_bytes.max(1), &sender))?;
+            .spawn(move || read_ahead(input, chunk_bytes.max(1), &sender, &spares))?;
         Ok(Prefetch {
             chunks,
+            spare,
             current: Vec::new(),
             at: 0,
             error: None,
@@ -64,8 +72,13 @@ impl Prefetch {
         match chunk {
             Ok(bytes) if bytes.is_empty() => self.eof = true,
             Ok(bytes) => {
-                self.current = bytes;
+                let spent = std::mem::replace(&mut self.current, bytes);
                 self.at = 0;
+                if spent.capacity() > 0 {
+                    // Refused when the reader has spares enough or has ended: then it is
+                    // dropped here.
+                    let _ = self.spare.try_send(spent);
+                }
             }
             Err(error) => self.error = Some(error),
         }
@@ -73,9 +86,16 @@ impl Prefetch {
 }
 
 /// The reader thread: reads until the end, an error, or the consumer going away.
-fn read_ahead<R: Read>(mut input: R, chunk_bytes: usize, sender: &SyncSender<io::Result<Vec<u8>>>) {
+fn read_ahead<R: Read>(
+    mut input: R,
+    chunk_bytes: usize,
+    sender: &SyncSender<io::Result<Vec<u8>>>,
+    spares: &Receiver<Vec<u8>>,
+) {
     loop {
-        let mut chunk = vec![0; chunk_bytes];
+        let mut chunk = spares.try_recv().unwrap_or_default();
+        // A spare is zeroed only where its last read fell short.
+        chunk.resize(chunk_bytes, 0);
         let sent = match input.read(&mut chunk) {
             Ok(0) => {
                 let _ = sender.send(Ok(Vec::new()));
@@ -170,6 +190,34 @@ mod tests {
         drop(feed);
         assert_eq!(prefetch.fill_buf().expect("reads"), b"");
         assert!(prefetch.ready());
+    }
+
+    #[test]
+    fn reused_chunks_carry_only_what_their_read_returned() {
+        // Long reads, then short ones into the same (recycled) chunks: a chunk whose read fell
+        // short must not hand out the bytes of its previous use.
+        let (feed, gate) = std::sync::mpsc::channel();
+        let mut prefetch = Prefetch::spawn(Gate(gate), 64).expect("thread");
+        let mut sent = Vec::new();
+        let mut received = Vec::new();
+        for round in 0..40u8 {
+            let len = if round % 3 == 0 {
+                64
+            } else {
+                usize::from(round % 7) + 1
+            };
+            let bytes = vec![b'a' + round % 26; len];
+            sent.extend_from_slice(&bytes);
+            feed.send(bytes).expect("send");
+            while received.len() < sent.len() {
+                let available = prefetch.fill_buf().expect("reads").to_vec();
+                prefetch.consume(available.len());
+                received.extend_from_slice(&available);
+            }
+        }
+        drop(feed);
+        prefetch.read_to_end(&mut received).expect("reads");
+        assert_eq!(received, sent);
     }
 
     #[test]
