@@ -7,9 +7,9 @@
 //! run's end waits for whatever the WAL still holds (the whole run's pages, for a file that
 //! never reached the threshold).
 //!
-//! A [`Checkpointer`] owns a second connection and, woken after commits, runs a `PASSIVE`
-//! checkpoint: it copies what is committed without taking any lock a writer or reader waits on,
-//! and stops at a page a reader still needs. So the copying happens while the writer works on,
+//! A checkpointer ([`crate::SqliteStore::checkpoint_in_background`]) owns a second connection
+//! and, woken after commits, runs a `PASSIVE` checkpoint: it copies what is committed without
+//! taking any lock a writer or reader waits on, and stops at a page a reader still needs. So the copying happens while the writer works on,
 //! on whichever core is idle, and what is left for the close is the last few commits. Nothing
 //! about durability changes: a checkpoint only moves committed pages from one file to the
 //! other, and the WAL stays authoritative until SQLite resets it.
