@@ -116,8 +116,10 @@ impl SnsNotifier {
     }
 
     fn entry(&self, index: usize, alert: &Alert) -> Result<PublishBatchRequestEntry, AwsError> {
-        let message =
-            serde_json::to_string(alert).map_err(|e| AwsError::build("PublishBatch", e))?;
+        // The same body as every local sink's (written by the core, not serialized here).
+        let mut body = Vec::new();
+        alert.write_json(&mut body);
+        let message = String::from_utf8(body).map_err(|e| AwsError::build("PublishBatch", e))?;
         let mut entry = PublishBatchRequestEntry::builder()
             .id(index.to_string())
             .message(message)

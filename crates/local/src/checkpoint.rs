@@ -8,11 +8,13 @@
 //! never reached the threshold).
 //!
 //! A checkpointer ([`crate::SqliteStore::checkpoint_in_background`]) owns a second connection
-//! and, woken after commits, runs a `PASSIVE` checkpoint: it copies what is committed without
-//! taking any lock a writer or reader waits on, and stops at a page a reader still needs. So the copying happens while the writer works on,
-//! on whichever core is idle, and what is left for the close is the last few commits. Nothing
-//! about durability changes: a checkpoint only moves committed pages from one file to the
-//! other, and the WAL stays authoritative until SQLite resets it.
+//! and, woken after the store's commits of alerts, marks, states and the board, runs a `PASSIVE`
+//! checkpoint: it copies what is committed without taking any lock a writer or reader waits on,
+//! and stops at a page a reader still needs. So the copying happens while the writer works on,
+//! on whichever core is idle, and what is left for the close is the last few commits. Other
+//! commits (the rules') are left to the writer's own checkpoints, as before. Nothing about
+//! durability changes: a checkpoint only moves committed pages from one file to the other, and
+//! the WAL stays authoritative until SQLite resets it.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -51,7 +53,8 @@ impl Checkpointer {
         // The same sync level as the writer: a checkpoint syncs the WAL before copying and the
         // database file after.
         connection.pragma_update(None, "synchronous", "NORMAL")?;
-        // This connection never checkpoints on its own, nor (see `Drop`) when it closes.
+        // This connection checkpoints only when the thread asks. It is closed before the
+        // writer's (see `Drop`), so it is never the last connection, whose close checkpoints.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         let shared = Arc::new((Mutex::new(Signal::default()), Condvar::new()));
         let thread = std::thread::Builder::new()
