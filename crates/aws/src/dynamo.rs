@@ -39,6 +39,7 @@
 //! of conditional updates per 100 alerts. Calls go out concurrently, at most
 //! [`CALLS_IN_FLIGHT_MAX`] at a time.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
@@ -800,11 +801,16 @@ async fn bounded<F: Future>(calls: Vec<F>) -> Vec<F::Output> {
 impl AlertStore for DynamoStore {
     type Error = AwsError;
 
-    fn insert(
+    fn insert<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<Inserted, AwsError>>> + Send {
-        bounded(alerts.iter().map(|alert| self.insert_one(alert)).collect())
+        bounded(
+            alerts
+                .iter()
+                .map(|alert| self.insert_one(alert.borrow()))
+                .collect(),
+        )
     }
 
     async fn fetch(&self, keys: &[AlertKey]) -> Vec<Result<Option<StoredAlert>, AwsError>> {

@@ -10,6 +10,7 @@
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use futures_util::stream::{self, StreamExt};
+use std::borrow::Borrow;
 use tickwatch_core::Alert;
 use tickwatch_core::ports::Notifier;
 
@@ -59,11 +60,11 @@ impl SnsNotifier {
         Ok(())
     }
 
-    async fn publish_chunk(&self, chunk: &[Alert]) -> Vec<Result<(), AwsError>> {
+    async fn publish_chunk<A: Borrow<Alert>>(&self, chunk: &[A]) -> Vec<Result<(), AwsError>> {
         let mut answers: Vec<Option<Result<(), AwsError>>> = vec![None; chunk.len()];
         let mut entries = Vec::with_capacity(chunk.len());
         for (index, alert) in chunk.iter().enumerate() {
-            match self.entry(index, alert) {
+            match self.entry(index, alert.borrow()) {
                 Ok(entry) => entries.push(entry),
                 Err(error) => answers[index] = Some(Err(error)),
             }
@@ -177,7 +178,7 @@ pub fn subject(alert: &Alert) -> String {
 impl Notifier for SnsNotifier {
     type Error = AwsError;
 
-    async fn publish(&self, alerts: &[Alert]) -> Vec<Result<(), AwsError>> {
+    async fn publish<A: Borrow<Alert> + Sync>(&self, alerts: &[A]) -> Vec<Result<(), AwsError>> {
         {
             // Futures built first, so the stream's type holds no closure (keeps this `Send`).
             let calls: Vec<_> = alerts

@@ -32,7 +32,7 @@
 // Keys here are made by the program from validated ticks, and a batch is bounded: foldhash's
 // seeded hashing is several times cheaper than SipHash on them, with no predictable order.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -812,9 +812,9 @@ where
 
     /// Publishes `alerts`, then marks notified those that were published. One result per alert,
     /// in order: the first step that failed for it, if any.
-    async fn publish_and_mark(
+    async fn publish_and_mark<A: Borrow<Alert> + Clone + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) -> Vec<Result<(), Failure>> {
@@ -824,23 +824,25 @@ where
             })
             .await;
         let mut results: Vec<Result<(), Failure>> = Vec::with_capacity(alerts.len());
-        let mut to_mark = Vec::new();
+        // The published alerts' keys, and where each one's result is.
+        let mut keys = Vec::with_capacity(alerts.len());
+        let mut marking = Vec::with_capacity(alerts.len());
         for (alert, result) in alerts.iter().zip(published) {
             match result {
                 Ok(()) => {
-                    to_mark.push((results.len(), alert.key()));
+                    keys.push(alert.borrow().key());
+                    marking.push(results.len());
                     results.push(Ok(()));
                 }
                 Err(e) => results.push(Err(e.into_failure(Step::Publish))),
             }
         }
-        let keys: Vec<AlertKey> = to_mark.iter().map(|(_, key)| *key).collect();
         let marked = self
             .attempt(&keys, deadline, rng, |k| async move {
                 self.store.mark_notified(&k).await
             })
             .await;
-        for ((index, _), result) in to_mark.into_iter().zip(marked) {
+        for (index, result) in marking.into_iter().zip(marked) {
             if let Err(e) = result {
                 results[index] = Err(e.into_failure(Step::MarkNotified));
             }
@@ -989,12 +991,13 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let mut alerts = Vec::new();
-        let mut owners = Vec::new();
+        // The alerts themselves stay in their items: the store is handed references.
+        let mut alerts: Vec<&Alert> = Vec::with_capacity(item_count(groups));
+        let mut owners = Vec::with_capacity(alerts.capacity());
         for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
             for item in &group.items {
                 if let Item::Level(alert) = item {
-                    alerts.push(**alert);
+                    alerts.push(alert);
                     owners.push(g);
                 }
             }
@@ -1004,17 +1007,21 @@ where
                 AlertStore::insert(&self.store, &a).await
             })
             .await;
+        let mut failed = Vec::new();
         for ((alert, g), result) in alerts.iter().zip(owners).zip(results) {
             // A level alert is announced from its item, so only its fate is kept by key.
             let known = match result {
                 Ok(Inserted::New) => Known::New,
                 Ok(Inserted::AlreadyThere { notified }) => Known::Existing { notified },
                 Err(e) => {
-                    groups[g].fail(e.into_failure(Step::Insert));
+                    failed.push((g, e.into_failure(Step::Insert)));
                     continue;
                 }
             };
             facts.entry(alert.alert_id).or_insert(Fact::new(known));
+        }
+        for (g, failure) in failed {
+            groups[g].fail(failure);
         }
         for group in groups.iter().filter(|g| g.ok()) {
             for item in &group.items {
@@ -1073,10 +1080,11 @@ where
         deadline: Option<Timestamp>,
         rng: &mut Rng,
     ) {
-        let mut alerts = Vec::new();
+        // References to the alerts in their items (or found stored), as for inserting.
+        let mut alerts: Vec<&Alert> = Vec::with_capacity(facts.len());
         // Each alert's owner and the id its fact is kept by (a stored alert's own id may be older:
         // ids of the first release were derived differently).
-        let mut owners = Vec::new();
+        let mut owners = Vec::with_capacity(alerts.capacity());
         for (g, group) in groups.iter().enumerate().filter(|(_, g)| g.ok()) {
             for item in &group.items {
                 let (id, alert) = match item {
@@ -1090,7 +1098,7 @@ where
                     matches!(fact.known, Known::New | Known::Existing { notified: false });
                 if pending && !fact.picked {
                     fact.picked = true;
-                    alerts.push(*alert.unwrap_or_else(|| &stored[&id]));
+                    alerts.push(alert.unwrap_or_else(|| &stored[&id]));
                     owners.push((g, id));
                 }
             }

@@ -5,6 +5,7 @@
 //! item does not fail its neighbours and only failed items are retried. Implementations may work
 //! on the items concurrently, up to a bound of their own.
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -81,9 +82,11 @@ pub trait AlertStore: Send + Sync {
     type Error: PortError;
 
     /// Stores each alert unless one with the same key exists (then reports it and changes nothing).
-    fn insert(
+    /// The alerts may be owned or borrowed (`&[Alert]` or `&[&Alert]`): the pipeline hands over
+    /// references to the alerts its batch holds, never copies.
+    fn insert<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<Inserted, Self::Error>>> + Send;
 
     /// Looks up alerts by key.
@@ -166,10 +169,11 @@ pub trait Notifier: Send + Sync {
     /// The adapter's error.
     type Error: PortError;
 
-    /// Publishes each alert. A success means the alert has left our hands.
-    fn publish(
+    /// Publishes each alert. A success means the alert has left our hands. Owned or borrowed, as
+    /// for [`AlertStore::insert`].
+    fn publish<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send;
 }
 
@@ -212,9 +216,9 @@ pub async fn before_deadline<C: Clock, F: Future>(
 impl<T: AlertStore> AlertStore for std::sync::Arc<T> {
     type Error = T::Error;
 
-    fn insert(
+    fn insert<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<Inserted, Self::Error>>> + Send {
         T::insert(self, alerts)
     }
@@ -255,9 +259,9 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
 impl<T: Notifier> Notifier for std::sync::Arc<T> {
     type Error = T::Error;
 
-    fn publish(
+    fn publish<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<(), Self::Error>>> + Send {
         T::publish(self, alerts)
     }

@@ -3,6 +3,7 @@
 //! go. Whatever the order, every alert is stored once and announced at least once, and neither
 //! pipeline reports a failure.
 
+use std::borrow::Borrow;
 use std::sync::{Arc, Mutex};
 
 use tickwatch_core::ports::{
@@ -50,7 +51,10 @@ struct GatedStore {
 impl AlertStore for GatedStore {
     type Error = <MemoryStore as AlertStore>::Error;
 
-    async fn insert(&self, alerts: &[Alert]) -> Vec<Result<Inserted, Self::Error>> {
+    async fn insert<A: Borrow<Alert> + Sync>(
+        &self,
+        alerts: &[A],
+    ) -> Vec<Result<Inserted, Self::Error>> {
         self.inner.insert(alerts).await
     }
 
@@ -83,7 +87,7 @@ struct GatedNotifier {
 impl Notifier for GatedNotifier {
     type Error = <MemoryNotifier as Notifier>::Error;
 
-    async fn publish(&self, alerts: &[Alert]) -> Vec<Result<(), Self::Error>> {
+    async fn publish<A: Borrow<Alert> + Sync>(&self, alerts: &[A]) -> Vec<Result<(), Self::Error>> {
         self.before_publish.pass().await;
         self.inner.publish(alerts).await
     }

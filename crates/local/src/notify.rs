@@ -27,6 +27,7 @@
 //!   timeout per cooldown. Any HTTP answer while it is closed resets the count. Failed alerts
 //!   stay stored and un-notified, and `tickwatch notify` announces them once the webhook is back.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -246,7 +247,7 @@ impl FileNotifier {
 
     /// Appends the alerts' lines in one write. If it fails part-way, what was written is cut off
     /// again, so the file still ends in a whole line and the batch fails whole.
-    fn append(&self, alerts: &[Alert]) -> io::Result<()> {
+    fn append<A: Borrow<Alert>>(&self, alerts: &[A]) -> io::Result<()> {
         let buffer = json_lines(alerts);
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.regular {
@@ -298,17 +299,17 @@ fn last_line_end(file: &mut File, len: u64) -> io::Result<u64> {
 }
 
 /// The alerts as JSON lines, ready for one write call.
-fn json_lines(alerts: &[Alert]) -> Vec<u8> {
+fn json_lines<A: Borrow<Alert>>(alerts: &[A]) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(alerts.len() * ALERT_JSON_BYTES_TYPICAL);
     for alert in alerts {
-        alert.write_json(&mut buffer);
+        alert.borrow().write_json(&mut buffer);
         buffer.push(b'\n');
     }
     buffer
 }
 
 /// Writes alerts as JSON lines in one write call.
-fn write_lines(out: &mut impl Write, alerts: &[Alert]) -> io::Result<()> {
+fn write_lines<A: Borrow<Alert>>(out: &mut impl Write, alerts: &[A]) -> io::Result<()> {
     out.write_all(&json_lines(alerts))?;
     out.flush()
 }
@@ -544,7 +545,7 @@ impl Circuit {
 impl Notifier for LocalNotifier {
     type Error = NotifyError;
 
-    async fn publish(&self, alerts: &[Alert]) -> Vec<Result<(), NotifyError>> {
+    async fn publish<A: Borrow<Alert> + Sync>(&self, alerts: &[A]) -> Vec<Result<(), NotifyError>> {
         let whole = |result: io::Result<()>| -> Vec<Result<(), NotifyError>> {
             let result = result.map_err(|e| NotifyError::Write(e.to_string()));
             alerts.iter().map(|_| result.clone()).collect()
@@ -555,7 +556,10 @@ impl Notifier for LocalNotifier {
             LocalNotifier::Webhook(hook) => {
                 // Built up front: a lazily mapped stream trips the compiler's Send check (the
                 // closure would have to be general over the alert reference's lifetime).
-                let requests: Vec<_> = alerts.iter().map(|alert| hook.post(alert)).collect();
+                let requests: Vec<_> = alerts
+                    .iter()
+                    .map(|alert| hook.post(alert.borrow()))
+                    .collect();
                 stream::iter(requests)
                     .buffered(WEBHOOK_CONCURRENCY_MAX)
                     .collect()

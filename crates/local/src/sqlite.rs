@@ -13,6 +13,7 @@
 //! long run of writes can leave copying the WAL back into the file to a thread of its own
 //! ([`SqliteStore::checkpoint_in_background`]).
 
+use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -501,7 +502,7 @@ impl SqliteStore {
         states.all()
     }
 
-    fn insert_now(&self, alerts: &[Alert]) -> Result<Vec<Inserted>, SqliteError> {
+    fn insert_now<A: Borrow<Alert>>(&self, alerts: &[A]) -> Result<Vec<Inserted>, SqliteError> {
         let mut connection = self.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -519,10 +520,10 @@ impl SqliteStore {
     /// between). One that stored fewer (a key already there, or twice in the call) is sorted out
     /// row by row: a row whose key has a `seq` above the highest one before the statement was
     /// stored by it, once.
-    fn insert_alerts(
+    fn insert_alerts<A: Borrow<Alert>>(
         &self,
         connection: &Connection,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> Result<Vec<Inserted>, SqliteError> {
         let mut outcomes = Vec::with_capacity(alerts.len());
         let mut unmarked = self.lock_unmarked();
@@ -761,28 +762,28 @@ const ALERT_PARAMS: usize = 11;
 /// Stores `rows` with `statement` (an insert of exactly that many), given the highest `seq`
 /// before it; adds one outcome per row and the `seq`s not yet announced to `unmarked`. Returns
 /// the highest `seq` after it.
-fn store_rows(
+fn store_rows<A: Borrow<Alert>>(
     connection: &Connection,
     statement: &mut rusqlite::Statement<'_>,
-    rows: &[Alert],
+    rows: &[A],
     seq_before: i64,
     unmarked: &mut KeySeqs,
     outcomes: &mut Vec<Inserted>,
 ) -> Result<i64, SqliteError> {
     for (row, alert) in rows.iter().enumerate() {
-        bind_alert(statement, row * ALERT_PARAMS, alert)?;
+        bind_alert(statement, row * ALERT_PARAMS, alert.borrow())?;
     }
     if statement.raw_execute()? == rows.len() {
         let last = connection.last_insert_rowid();
         let first = last - rows.len() as i64 + 1;
         for (seq, alert) in (first..=last).zip(rows) {
-            unmarked.insert(alert.key(), seq);
+            unmarked.insert(alert.borrow().key(), seq);
             outcomes.push(Inserted::New);
         }
         return Ok(last);
     }
     let mut claimed = Vec::new();
-    for alert in rows {
+    for alert in rows.iter().map(Borrow::borrow) {
         let (seq, notified) = find_alert(connection, &alert.key())?.ok_or_else(|| {
             SqliteError::BadRow(format!(
                 "alert of {} by {} at {} was neither stored nor found (a constraint refused it)",
@@ -1276,7 +1277,10 @@ impl Classify for StoreError {
 impl AlertStore for SqliteStore {
     type Error = StoreError;
 
-    async fn insert(&self, alerts: &[Alert]) -> Vec<Result<Inserted, StoreError>> {
+    async fn insert<A: Borrow<Alert> + Sync>(
+        &self,
+        alerts: &[A],
+    ) -> Vec<Result<Inserted, StoreError>> {
         per_item(
             self.insert_now(alerts).map_err(StoreError::from),
             alerts.len(),

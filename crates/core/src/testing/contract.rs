@@ -165,7 +165,7 @@ pub async fn check_alert_store<S: AlertStore>(store: &S, prefix: &str) {
         [Inserted::AlreadyThere { notified: true }],
         "inserting a notified alert reports it notified"
     );
-    assert!(ok(store.insert(&[]).await, "empty insert").is_empty());
+    assert!(ok(store.insert::<Alert>(&[]).await, "empty insert").is_empty());
 }
 
 /// Compare-and-set of symbol state, atomic with the alerts a change raises; a conflict reports

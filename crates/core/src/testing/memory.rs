@@ -4,6 +4,7 @@
 //! same behaviours against SQLite and DynamoDB) and the fakes that the core, the Lambda handler
 //! and the fuzz targets are tested with. Nothing here touches the outside world.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
@@ -199,16 +200,17 @@ impl MemoryStore {
 impl AlertStore for MemoryStore {
     type Error = InjectedFault;
 
-    fn insert(
+    fn insert<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<Inserted, InjectedFault>>> + Send {
         let mut inner = self.lock();
         let fault = inner.script.next(Op::Insert);
         let result = answer(alerts.len(), Op::Insert, fault, || {
             alerts
                 .iter()
-                .map(|alert| match inner.alerts.get(&alert.key()) {
+                .map(Borrow::borrow)
+                .map(|alert: &Alert| match inner.alerts.get(&alert.key()) {
                     Some(existing) => Inserted::AlreadyThere {
                         notified: existing.notified,
                     },
@@ -362,14 +364,16 @@ impl MemoryNotifier {
 impl Notifier for MemoryNotifier {
     type Error = InjectedFault;
 
-    fn publish(
+    fn publish<A: Borrow<Alert> + Sync>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
     ) -> impl Future<Output = Vec<Result<(), InjectedFault>>> + Send {
         let mut inner = self.lock();
         let fault = inner.script.next(Op::Publish);
         let result = answer(alerts.len(), Op::Publish, fault, || {
-            inner.published.extend_from_slice(alerts);
+            inner
+                .published
+                .extend(alerts.iter().map(|alert| *alert.borrow()));
             vec![(); alerts.len()]
         });
         reply(result)
