@@ -22,11 +22,12 @@ use crate::prefetch::{PREFETCH_CHUNK_BYTES, Prefetch};
 use tickwatch_core::tick::{TICK_BODY_BYTES_MAX, quote};
 use tickwatch_core::{Tick, TickError};
 
-/// Ticks per batch handed to the pipeline: large enough to amortise each store transaction,
-/// small enough that a batch's ticks, alerts and outcomes stay in the CPU's caches while it goes
-/// through the threads (measured: 16,384 used 15 % less CPU than 65,536 on an alert-heavy file,
-/// and 8,192 more; BENCHMARKS.md section 14).
-pub const BATCH_TICKS_MAX: usize = 16_384;
+/// Ticks per batch handed to the pipeline: large enough to amortise each store transaction and
+/// each symbol's state write (one per symbol per batch), small enough that a batch's ticks,
+/// alerts and outcomes stay in the CPU's caches while it goes through the threads. Measured
+/// (BENCHMARKS.md section 14): against 65,536, 24,576 takes 12-15 % less time on an alert-heavy
+/// file and on a million symbols, and 7 % more on 5,000 symbols; 16,384 took 30 % more there.
+pub const BATCH_TICKS_MAX: usize = 24_576;
 
 /// Batches [`DecodeAhead`] may hold decoded and not yet taken (so at most this many times
 /// [`BATCH_TICKS_MAX`] ticks of read-ahead, a few megabytes each).
