@@ -25,9 +25,10 @@ use tickwatch_core::{Tick, TickError};
 /// Ticks per batch handed to the pipeline: large enough to amortise each store transaction and
 /// each symbol's state write (one per symbol per batch), small enough that a batch's ticks,
 /// alerts and outcomes stay in the CPU's caches while it goes through the threads. Measured
-/// (BENCHMARKS.md section 14): against 65,536, 24,576 takes 12-15 % less time on an alert-heavy
-/// file and on a million symbols, and 7 % more on 5,000 symbols; 16,384 took 30 % more there.
-pub const BATCH_TICKS_MAX: usize = 24_576;
+/// (BENCHMARKS.md section 14): against 65,536, 32,768 takes 10-15 % less time on an alert-heavy
+/// file and on a million symbols, and the same on 5,000 symbols, where 24,576 took 5-17 % more
+/// and 16,384 30 % more.
+pub const BATCH_TICKS_MAX: usize = 32_768;
 
 /// Batches [`DecodeAhead`] may hold decoded and not yet taken (so at most this many times
 /// [`BATCH_TICKS_MAX`] ticks of read-ahead, a few megabytes each).

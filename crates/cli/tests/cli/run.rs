@@ -668,11 +668,11 @@ fn a_live_feed_is_announced_while_it_is_still_open() {
     assert!(stderr.contains("2 ticks"), "{stderr}");
 }
 
-/// Lines of several full batches (`BATCH_TICKS_MAX`, 24,576 ticks each) of `AAPL` at 100, with
+/// Lines of several full batches (`BATCH_TICKS_MAX`, 32,768 ticks each) of `AAPL` at 100, with
 /// an alert every 20,000 lines and the same `DUP` tick every 9,973 (so in every batch); and how
 /// many distinct alerts they raise in level mode.
 fn batches_with_few_alerts() -> (Vec<String>, usize) {
-    const LINES: usize = 8 * 24_576 + 1_000;
+    const LINES: usize = 6 * 32_768 + 1_000;
     let repeated = tick("DUP", 160.0, "5");
     let lines: Vec<String> = (0..LINES)
         .map(|i| match i {
