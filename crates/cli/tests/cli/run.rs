@@ -696,8 +696,9 @@ fn level_run_args(hook: &Webhook) -> Vec<String> {
         .collect()
 }
 
-/// A file of several full batches, each stored while the one before is announced (here to a
-/// webhook that takes 200 ms an alert, so the next batch is stored long before): a tick repeated
+/// A file of several full batches, each evaluated while the one before is stored and announced
+/// (here to a webhook that takes 200 ms an alert, so the next batch is evaluated long before): a
+/// tick repeated
 /// all through it, so in every batch, is stored once and announced once, and the other alerts
 /// are announced in the order of the input.
 #[test]
