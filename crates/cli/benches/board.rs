@@ -161,13 +161,16 @@ fn feed(dir: &Path, bytes: &[u8], mode: &str, variant: Variant) -> Measured {
             }
         }
     });
+    let pid = child.id().to_string();
     let wait_for = |prefix: &str| -> String {
         let deadline = Instant::now() + Duration::from_secs(HANG_S);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = said
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("tickwatch never said {prefix:?}"));
+            let line = said.recv_timeout(left).unwrap_or_else(|_| {
+                // Ended, so that the feeder (blocked on a full pipe, perhaps) ends too.
+                let _ = Command::new("kill").args(["-9", &pid]).status();
+                panic!("tickwatch never said {prefix:?}")
+            });
             if line.contains(prefix) {
                 return line;
             }
@@ -198,20 +201,27 @@ fn feed(dir: &Path, bytes: &[u8], mode: &str, variant: Variant) -> Measured {
     writer.expect("the feeder finished");
     // The peak so far (VmHWM): the run has printed its summary and is still alive.
     let peak_kib = ProcessMemory::read(Some(child.id())).map_or(0, |memory| memory.peak_kib);
-    let event_bytes = match pages {
-        Some(pages) => {
-            // Ctrl-C ends the board, which ends every event stream.
-            let status = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .expect("kill runs");
-            assert!(status.success());
-            pages.finish()
+    if pages.is_some() {
+        // Ctrl-C ends the board, which ends every event stream.
+        let status = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(HANG_S);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("tickwatch is waited for") {
+            break status;
         }
-        None => 0,
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tickwatch run did not end within {HANG_S} s (of Ctrl-C, for a served run)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
     };
-    let status = child.wait().expect("tickwatch ends");
     assert!(status.success(), "tickwatch run failed: {status}");
+    let event_bytes = pages.map_or(0, Pages::finish);
     Measured {
         elapsed,
         peak_kib,

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::future::Future as _;
 use std::io::{self, IsTerminal, Read};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,6 +17,7 @@ use tickwatch_core::{BatchStats, Outcome, RuleBook, TickError};
 use tickwatch_local::SqliteStore;
 use tickwatch_local::board::WriterState;
 use tickwatch_local::{DecodeAhead, Format, Next, TickReader};
+use tokio::sync::watch;
 
 use crate::Completion;
 use crate::args::{InputFormat, RunArgs};
@@ -27,6 +29,8 @@ use crate::serve::{self, Serving};
 const REJECTIONS_PRINTED_MAX: u64 = 1_000;
 /// Delivery failures reported one by one on stderr.
 const FAILURES_PRINTED_MAX: u64 = 20;
+/// How often a run waiting on a quiet input looks for Ctrl-C.
+const INTERRUPT_POLL_MS: u64 = 100;
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     let fixed = config::static_rules(args.rules.as_deref(), args.mode)?;
@@ -71,6 +75,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
             None
         }
     };
+    let mut interrupt = Interrupt::watch(&runtime)?;
     // The board server, if asked for: bound now, so a taken port fails before any tick is read.
     let serving = match args.serve {
         Some(addr) => {
@@ -85,7 +90,6 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         }
         None => None,
     };
-    let interrupted = watch_interrupt(&runtime);
 
     let started = Instant::now();
     let mut board = RunBoard::new(pipeline.clock().now(), !args.no_board);
@@ -102,7 +106,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
         tally: &mut tally,
         board: &mut board,
     };
-    let stop = process_input(reader, &args, batches, &interrupted, &watcher);
+    let stop = process_input(reader, &args, batches, &interrupt, &watcher);
     board.flush(
         pipeline.store(),
         pipeline.clock().now(),
@@ -128,7 +132,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     if let Some(serving) = serving {
         if matches!(stop, Stop::EndOfInput) {
             eprintln!("tickwatch run: the input ended; the board stays up until Ctrl-C");
-            let _ = runtime.block_on(tokio::signal::ctrl_c());
+            interrupt.wait(&runtime);
         }
         serving.stop()?;
     }
@@ -173,18 +177,48 @@ fn open_input(args: &RunArgs) -> anyhow::Result<(Box<dyn Read + Send>, Option<u6
     Ok((Box::new(file), len))
 }
 
-/// A flag Ctrl-C sets; the batch in hand is finished first.
-fn watch_interrupt(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    runtime.spawn({
-        let interrupted = interrupted.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupted.store(true, Ordering::SeqCst);
+/// Ctrl-C, watched for the whole run: reading stops after the batch in hand, and a board kept up
+/// after the input ended goes down.
+///
+/// One listener, registered before [`Interrupt::watch`] returns, sees every Ctrl-C from then on. (A
+/// second `ctrl_c()` made once the input ended missed a Ctrl-C that came before its first poll,
+/// when this listener took it instead, and the board then stayed up for good.)
+struct Interrupt(watch::Receiver<bool>);
+
+impl Interrupt {
+    fn watch(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Interrupt> {
+        let (set, seen) = watch::channel(false);
+        let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+        // The first poll registers the handler; the task then polls on (with its own waker).
+        let first = runtime.block_on(std::future::poll_fn(|cx| {
+            Poll::Ready(ctrl_c.as_mut().poll(cx))
+        }));
+        match first {
+            Poll::Ready(Err(error)) => return Err(error).context("listening for Ctrl-C"),
+            Poll::Ready(Ok(())) => {
+                set.send_replace(true);
+            }
+            Poll::Pending => {
+                runtime.spawn(async move {
+                    if ctrl_c.await.is_ok() {
+                        set.send_replace(true);
+                    }
+                });
             }
         }
-    });
-    interrupted
+        Ok(Interrupt(seen))
+    }
+
+    /// Whether Ctrl-C has come.
+    fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits for Ctrl-C (at once if it has come already).
+    fn wait(&mut self, runtime: &tokio::runtime::Runtime) {
+        // An error: the listener failed, so no Ctrl-C can be seen; the board goes down at once.
+        let _ = runtime.block_on(self.0.wait_for(|set| *set));
+    }
 }
 
 /// A progress bar for a file read on a terminal.
@@ -209,24 +243,26 @@ fn process_input(
     mut reader: DecodeAhead,
     args: &RunArgs,
     mut batches: Batches<'_>,
-    interrupted: &AtomicBool,
+    interrupt: &Interrupt,
     rules: &impl RulesSource,
 ) -> anyhow::Result<Stop> {
     let (runtime, pipeline) = (batches.runtime, batches.pipeline);
     let mut finishing: Option<Finishing> = None;
     let stop = loop {
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupt.is_set() {
             break Stop::Interrupted;
         }
-        let next = next_batch(&mut reader, batches.board, pipeline);
+        let next = next_batch(&mut reader, batches.board, pipeline, interrupt);
         if next.is_err()
             && let Some(previous) = finishing.take()
         {
             // The input failed: the batch before is still finished, counted and shown.
             previous.join(runtime)?.account(&mut batches);
         }
-        let Some(mut batch) = next? else {
-            break Stop::EndOfInput;
+        let mut batch = match next? {
+            Fetched::Batch(batch) => batch,
+            Fetched::End => break Stop::EndOfInput,
+            Fetched::Interrupted => break Stop::Interrupted,
         };
         // A change made with `tickwatch rules` applies from this batch; a failed check is
         // logged and leaves the rules in force.
@@ -348,20 +384,32 @@ impl Finished {
     }
 }
 
-/// The next batch; while waiting for it, the board's changes are written when due (a quiet live
-/// feed shows its last ticks at once, not when the next one comes).
+/// What [`next_batch`] found.
+enum Fetched {
+    Batch(Vec<tickwatch_local::source::NumberedTick>),
+    End,
+    /// Ctrl-C came while the input was quiet.
+    Interrupted,
+}
+
+/// The next batch; while the input is quiet, the board is written when due and Ctrl-C is
+/// watched for (a quiet feed that is not ended by the same Ctrl-C, a FIFO say, must not keep the
+/// run waiting).
 fn next_batch(
     reader: &mut DecodeAhead,
     board: &mut RunBoard,
     pipeline: &config::LocalPipeline,
-) -> anyhow::Result<Option<Vec<tickwatch_local::source::NumberedTick>>> {
+    interrupt: &Interrupt,
+) -> anyhow::Result<Fetched> {
+    let interrupt_poll = Duration::from_millis(INTERRUPT_POLL_MS);
     loop {
-        let Some(wait) = board.due_in() else {
-            return Ok(reader.next_batch()?);
-        };
+        let wait = board
+            .due_in()
+            .map_or(interrupt_poll, |due| due.min(interrupt_poll));
         match reader.next_batch_within(wait)? {
-            Next::Batch(batch) => return Ok(Some(batch)),
-            Next::End => return Ok(None),
+            Next::Batch(batch) => return Ok(Fetched::Batch(batch)),
+            Next::End => return Ok(Fetched::End),
+            Next::Waiting if interrupt.is_set() => return Ok(Fetched::Interrupted),
             Next::Waiting => board.flush_if_due(pipeline.store(), pipeline.clock().now()),
         }
     }

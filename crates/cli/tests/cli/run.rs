@@ -668,6 +668,57 @@ fn a_live_feed_is_announced_while_it_is_still_open() {
     assert!(stderr.contains("2 ticks"), "{stderr}");
 }
 
+/// Ctrl-C while the feed is quiet and stays open (a FIFO or a queue, which the same Ctrl-C does
+/// not end): the run stops at once, says it was interrupted, and what it read is stored and
+/// announced. With the board written (the default) and without it, whose reads do not wake for
+/// the board.
+#[test]
+fn ctrl_c_stops_a_run_whose_feed_is_quiet() {
+    for more in [&[][..], &["--no-board"][..]] {
+        let dir = Dir::new();
+        let mut live = LiveRun::start_with(&dir, more);
+        live.send(&tick("AAPL", 160.0, "2026-11-26T14:30:00Z"));
+        assert_eq!(live.next_alert()["symbol"], "AAPL", "{more:?}");
+        let output = live.interrupt();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{more:?}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{more:?}: {stderr}");
+        let stored = dir.tickwatch(&["alerts", "--format", "json"]);
+        stored.assert_exit(0);
+        let stored = stored.stdout_json_lines();
+        assert_eq!(stored.len(), 1, "{more:?}");
+        assert_eq!(stored[0]["notified"], true, "{more:?}");
+    }
+}
+
+/// A run with `--serve` keeps its board up after the input ends, until Ctrl-C: sent at once
+/// after the summary (where a Ctrl-C was once lost, and the board stayed up for good), or while
+/// the feed is still open (when the run stops and the board goes down with it).
+#[test]
+fn a_served_run_goes_down_on_ctrl_c_whenever_it_comes() {
+    for round in 0..5 {
+        let dir = Dir::new();
+        let mut live = LiveRun::start_with(&dir, &["--serve", "127.0.0.1:0"]);
+        live.wait_for_stderr(" is at http://");
+        live.send(&tick("AAPL", 160.0, "2026-11-26T14:30:00Z"));
+        live.close_feed();
+        live.wait_for_stderr("the board stays up until Ctrl-C");
+        let output = live.interrupt();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "round {round}: {stderr}");
+        assert!(stderr.contains("1 new and announced"), "{stderr}");
+    }
+    let dir = Dir::new();
+    let mut live = LiveRun::start_with(&dir, &["--serve", "127.0.0.1:0"]);
+    live.wait_for_stderr(" is at http://");
+    live.send(&tick("AAPL", 160.0, "2026-11-26T14:30:00Z"));
+    assert_eq!(live.next_alert()["symbol"], "AAPL");
+    let output = live.interrupt();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
+
 /// Lines of several full batches (`BATCH_TICKS_MAX`, 32,768 ticks each) of `AAPL` at 100, with
 /// an alert every 20,000 lines and the same `DUP` tick every 9,973 (so in every batch); and how
 /// many distinct alerts they raise in level mode.

@@ -241,39 +241,93 @@ impl Webhook {
     }
 }
 
-/// A `tickwatch run` reading a live feed on its stdin, its stdout read line by line on a thread:
-/// ticks go in one at a time while the run is going, and the alerts it announces come out.
+/// A `tickwatch run` reading a live feed on its stdin, its stdout and stderr read line by line on
+/// threads: ticks go in one at a time while the run is going, and the alerts it announces come
+/// out.
 pub(crate) struct LiveRun {
     child: Child,
-    feed: std::process::ChildStdin,
+    feed: Option<std::process::ChildStdin>,
     announced: std::sync::mpsc::Receiver<String>,
+    said: std::sync::mpsc::Receiver<String>,
+    /// The stderr lines taken by [`LiveRun::wait_for_stderr`], kept for [`LiveRun::finish`].
+    said_so_far: Vec<String>,
 }
+
+/// Bound on any wait for a live run (a hang, not a measurement).
+const LIVE_HANG_S: u64 = 60;
 
 impl LiveRun {
     /// Starts `tickwatch run --input - --notify stdout` in `dir`.
     pub(crate) fn start(dir: &Dir) -> LiveRun {
-        let mut child = dir.spawn_tickwatch(&["run", "--input", "-", "--notify", "stdout"]);
+        LiveRun::start_with(dir, &[])
+    }
+
+    /// As [`LiveRun::start`], with more arguments for `tickwatch run`.
+    pub(crate) fn start_with(dir: &Dir, more: &[&str]) -> LiveRun {
+        let args = ["run", "--input", "-", "--notify", "stdout"];
+        let mut child = dir.spawn_tickwatch(&[&args[..], more].concat());
         let feed = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (lines, announced) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
+        let lines_of = |stream: Box<dyn Read + Send>| {
+            let (lines, received) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if lines.send(line).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+            received
+        };
+        let announced = lines_of(Box::new(child.stdout.take().expect("stdout is piped")));
+        let said = lines_of(Box::new(child.stderr.take().expect("stderr is piped")));
         LiveRun {
             child,
-            feed,
+            feed: Some(feed),
             announced,
+            said,
+            said_so_far: Vec::new(),
         }
     }
 
     /// Writes one line into the feed, which stays open.
     pub(crate) fn send(&mut self, line: &str) {
-        writeln!(self.feed, "{line}").expect("feed a tick");
-        self.feed.flush().expect("flush the feed");
+        let feed = self.feed.as_mut().expect("the feed is open");
+        writeln!(feed, "{line}").expect("feed a tick");
+        feed.flush().expect("flush the feed");
+    }
+
+    /// Closes the feed; the run goes on with what it read.
+    pub(crate) fn close_feed(&mut self) {
+        self.feed = None;
+    }
+
+    /// Waits for a line on stderr that contains `text`, and returns it.
+    pub(crate) fn wait_for_stderr(&mut self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LIVE_HANG_S);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.said.recv_timeout(left) else {
+                let _ = self.child.kill();
+                panic!(
+                    "tickwatch never said {text:?}; it said:\n{}",
+                    self.said_so_far.join("\n")
+                );
+            };
+            self.said_so_far.push(line.clone());
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends Ctrl-C (SIGINT), the feed left as it is, and waits for the run to end.
+    pub(crate) fn interrupt(self) -> Output {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -INT: {status}");
+        self.wait()
     }
 
     /// The next alert announced. The timeout only bounds a hang; it is no speed test.
@@ -291,10 +345,30 @@ impl LiveRun {
     }
 
     /// Closes the feed and waits for the run to end.
-    pub(crate) fn finish(self) -> Output {
-        drop(self.feed);
-        self.child
-            .wait_with_output()
-            .expect("tickwatch ends with its input")
+    pub(crate) fn finish(mut self) -> Output {
+        self.close_feed();
+        self.wait()
+    }
+
+    /// Waits for the run to end (killing it after [`LIVE_HANG_S`]): its status and stderr.
+    fn wait(mut self) -> Output {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LIVE_HANG_S);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll tickwatch") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tickwatch run did not end within {LIVE_HANG_S} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        // The stream ends with the process, so this takes what is left.
+        self.said_so_far.extend(self.said.iter());
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: self.said_so_far.join("\n").into_bytes(),
+        }
     }
 }
