@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 
-use crate::support::{Dir, Webhook, tick};
+use crate::support::{Dir, Webhook, tick, wait_bounded};
 use tickwatch_local::AnnounceLock;
 
 /// Stderr must never carry a raw control character other than the line breaks between messages:
@@ -357,7 +357,7 @@ fn a_listing_cut_short_by_its_reader_ends_quietly() {
     stdout.read_line(&mut header).expect("the header");
     assert!(header.starts_with("TIMESTAMP"), "{header}");
     drop(stdout); // `| head -1`
-    let output = child.wait_with_output().expect("tickwatch ends");
+    let output = wait_bounded(child, &["alerts", "--limit", "1000000"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr, "");

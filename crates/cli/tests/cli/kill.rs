@@ -21,7 +21,7 @@ use tickwatch_core::retry::RetryPolicy;
 use tickwatch_core::testing::{MemoryRig, spec_config};
 use tickwatch_core::{Outcome, Timestamp};
 
-use crate::support::Dir;
+use crate::support::{Dir, wait_bounded};
 
 /// Longest wait for the worker to reach a kill point.
 const REACH_WAIT: Duration = Duration::from_secs(30);
@@ -215,9 +215,8 @@ fn a_worker_killed_at_any_point_and_restarted_stores_and_announces_every_alert()
                 started.elapsed()
             );
             restarts += 1;
-            let output = spawn_worker(&dir, &deployment, moto.endpoint(), true)
-                .wait_with_output()
-                .expect("the restarted worker ends");
+            let restarted = spawn_worker(&dir, &deployment, moto.endpoint(), true);
+            let output = wait_bounded(restarted, &["sqs-worker", "--drain"]);
             let code = output.status.code();
             assert!(
                 matches!(code, Some(0 | 3)),

@@ -146,13 +146,63 @@ impl Dir {
             status,
             stdout,
             stderr,
-        } = child.wait_with_output().expect("tickwatch finishes");
+        } = wait_bounded(child, args);
         Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
         }
+    }
+}
+
+/// Bound on a `tickwatch` command of these tests (a hang, not a measurement).
+const RUN_HANG_S: u64 = 300;
+
+/// Waits for `child` and collects its output, killing it after [`RUN_HANG_S`]: a command that
+/// hangs fails its test, with what it said, instead of holding up the whole suite.
+pub(crate) fn wait_bounded(mut child: Child, args: &[&str]) -> Output {
+    let collect = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = collect(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let stderr = collect(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(RUN_HANG_S);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll tickwatch") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let said = stderr.join().unwrap_or_default();
+            panic!(
+                "tickwatch {args:?} did not end within {RUN_HANG_S} s; stderr:\n{}",
+                String::from_utf8_lossy(&said)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
 }
 
