@@ -18,6 +18,7 @@ mod board;
 mod config;
 mod dlq;
 mod generate;
+mod interrupt;
 mod notify;
 mod rules;
 mod run;

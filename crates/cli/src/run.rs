@@ -3,10 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::future::Future as _;
 use std::io::{self, IsTerminal, Read};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -17,12 +15,12 @@ use tickwatch_core::{BatchStats, Outcome, RuleBook, TickError};
 use tickwatch_local::SqliteStore;
 use tickwatch_local::board::WriterState;
 use tickwatch_local::{DecodeAhead, Format, Next, TickReader};
-use tokio::sync::watch;
 
 use crate::Completion;
 use crate::args::{InputFormat, RunArgs};
 use crate::board::RunBoard;
 use crate::config;
+use crate::interrupt::Interrupt;
 use crate::serve::{self, Serving};
 
 /// Rejected lines reported one by one on stderr; past this only the counts are kept.
@@ -132,7 +130,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<Completion> {
     if let Some(serving) = serving {
         if matches!(stop, Stop::EndOfInput) {
             eprintln!("tickwatch run: the input ended; the board stays up until Ctrl-C");
-            interrupt.wait(&runtime);
+            runtime.block_on(interrupt.come());
         }
         serving.stop()?;
     }
@@ -175,50 +173,6 @@ fn open_input(args: &RunArgs) -> anyhow::Result<(Box<dyn Read + Send>, Option<u6
     let file = File::open(&args.input).with_context(|| format!("opening input {}", args.input))?;
     let len = file.metadata().map(|m| m.len()).ok();
     Ok((Box::new(file), len))
-}
-
-/// Ctrl-C, watched for the whole run: reading stops after the batch in hand, and a board kept up
-/// after the input ended goes down.
-///
-/// One listener, registered before [`Interrupt::watch`] returns, sees every Ctrl-C from then on. (A
-/// second `ctrl_c()` made once the input ended missed a Ctrl-C that came before its first poll,
-/// when this listener took it instead, and the board then stayed up for good.)
-struct Interrupt(watch::Receiver<bool>);
-
-impl Interrupt {
-    fn watch(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Interrupt> {
-        let (set, seen) = watch::channel(false);
-        let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
-        // The first poll registers the handler; the task then polls on (with its own waker).
-        let first = runtime.block_on(std::future::poll_fn(|cx| {
-            Poll::Ready(ctrl_c.as_mut().poll(cx))
-        }));
-        match first {
-            Poll::Ready(Err(error)) => return Err(error).context("listening for Ctrl-C"),
-            Poll::Ready(Ok(())) => {
-                set.send_replace(true);
-            }
-            Poll::Pending => {
-                runtime.spawn(async move {
-                    if ctrl_c.await.is_ok() {
-                        set.send_replace(true);
-                    }
-                });
-            }
-        }
-        Ok(Interrupt(seen))
-    }
-
-    /// Whether Ctrl-C has come.
-    fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Waits for Ctrl-C (at once if it has come already).
-    fn wait(&mut self, runtime: &tokio::runtime::Runtime) {
-        // An error: the listener failed, so no Ctrl-C can be seen; the board goes down at once.
-        let _ = runtime.block_on(self.0.wait_for(|set| *set));
-    }
 }
 
 /// A progress bar for a file read on a terminal.

@@ -12,21 +12,21 @@ use tokio::sync::oneshot;
 
 use crate::Completion;
 use crate::args::{ServeArgs, TokenArg};
+use crate::interrupt::Interrupt;
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Completion> {
     let board = bind(args.listen, &args.db, &args.token, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut interrupt = Interrupt::watch(&runtime)?;
     announce(
         "tickwatch serve",
         &board,
         &args.db,
         args.token.token.is_some(),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(board.run(async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    runtime.block_on(board.run(async move { interrupt.come().await }))?;
     Ok(Completion::Clean)
 }
 

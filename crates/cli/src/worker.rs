@@ -30,6 +30,7 @@ use tickwatch_clock::SystemClock;
 use crate::Completion;
 use crate::args::{AwsResources, WorkerArgs};
 use crate::config;
+use crate::interrupt::Interrupt;
 
 pub(crate) fn sqs_worker(args: WorkerArgs) -> anyhow::Result<Completion> {
     let rules = config::worker_rules(args.rules.as_deref(), args.mode, |name| {
@@ -52,11 +53,10 @@ pub(crate) fn sqs_worker(args: WorkerArgs) -> anyhow::Result<Completion> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut interrupt = Interrupt::watch(&runtime)?;
     let report = runtime.block_on(async {
         let clients = AwsClients::new(&load_sdk_config().await);
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let shutdown = async move { interrupt.come().await };
         consume(&clients, &args.resources, rules, &options, shutdown).await
     })?;
     eprintln!("{}", summary(&report));

@@ -719,6 +719,23 @@ fn a_served_run_goes_down_on_ctrl_c_whenever_it_comes() {
     assert!(stderr.contains("interrupted"), "{stderr}");
 }
 
+/// `tickwatch serve` ends cleanly on a Ctrl-C sent as soon as it prints its address: its listener
+/// is registered before that, so the Ctrl-C is never left to the default action (which kills the
+/// process, no exit code).
+#[test]
+fn tickwatch_serve_ends_cleanly_on_ctrl_c_as_soon_as_it_is_up() {
+    for round in 0..5 {
+        let dir = Dir::new();
+        dir.tickwatch_stdin(&["run", "--input", "-"], "")
+            .assert_exit(0);
+        let mut served = LiveRun::spawn(&dir, &["serve", "--listen", "127.0.0.1:0"]);
+        served.wait_for_stderr(" is at http://");
+        let output = served.interrupt();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "round {round}: {stderr}");
+    }
+}
+
 /// Lines of several full batches (`BATCH_TICKS_MAX`, 32,768 ticks each) of `AAPL` at 100, with
 /// an alert every 20,000 lines and the same `DUP` tick every 9,973 (so in every batch); and how
 /// many distinct alerts they raise in level mode.

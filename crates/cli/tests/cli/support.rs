@@ -315,7 +315,12 @@ impl LiveRun {
     /// As [`LiveRun::start`], with more arguments for `tickwatch run`.
     pub(crate) fn start_with(dir: &Dir, more: &[&str]) -> LiveRun {
         let args = ["run", "--input", "-", "--notify", "stdout"];
-        let mut child = dir.spawn_tickwatch(&[&args[..], more].concat());
+        LiveRun::spawn(dir, &[&args[..], more].concat())
+    }
+
+    /// Starts `tickwatch` with `args` (any command), read as a live run is.
+    pub(crate) fn spawn(dir: &Dir, args: &[&str]) -> LiveRun {
+        let mut child = dir.spawn_tickwatch(args);
         let feed = child.stdin.take().expect("stdin is piped");
         let lines_of = |stream: Box<dyn Read + Send>| {
             let (lines, received) = std::sync::mpsc::channel();
