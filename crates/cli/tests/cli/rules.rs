@@ -330,13 +330,7 @@ fn a_rule_changed_while_run_reads_a_live_feed_takes_effect_on_the_next_tick() {
         "the paused rule raised nothing for the tick at 10; the next alert is the high one"
     );
 
-    let output = live.finish();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    live.finish().assert_exit(0);
     assert_eq!(
         dir.listed_alerts(&["--rule", "aapl-170"]).len(),
         1,

@@ -662,10 +662,9 @@ fn a_live_feed_is_announced_while_it_is_still_open() {
         );
         assert!(live.running(), "tickwatch is still reading the open feed");
     }
-    let output = live.finish();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("2 ticks"), "{stderr}");
+    let ended = live.finish();
+    ended.assert_exit(0);
+    assert!(ended.stderr.contains("2 ticks"), "{}", ended.stderr);
 }
 
 /// Ctrl-C while the feed is quiet and stays open (a FIFO or a queue, which the same Ctrl-C does
@@ -679,10 +678,9 @@ fn ctrl_c_stops_a_run_whose_feed_is_quiet() {
         let mut live = LiveRun::start_with(&dir, more);
         live.send(&tick("AAPL", 160.0, "2026-11-26T14:30:00Z"));
         assert_eq!(live.next_alert()["symbol"], "AAPL", "{more:?}");
-        let output = live.interrupt();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{more:?}: {stderr}");
-        assert!(stderr.contains("interrupted"), "{more:?}: {stderr}");
+        let ended = live.interrupt();
+        ended.assert_exit(1);
+        assert!(ended.stderr.contains("interrupted"), "{}", ended.stderr);
         let stored = dir.tickwatch(&["alerts", "--format", "json"]);
         stored.assert_exit(0);
         let stored = stored.stdout_json_lines();
@@ -703,20 +701,22 @@ fn a_served_run_goes_down_on_ctrl_c_whenever_it_comes() {
         live.send(&tick("AAPL", 160.0, "2026-11-26T14:30:00Z"));
         live.close_feed();
         live.wait_for_stderr("the board stays up until Ctrl-C");
-        let output = live.interrupt();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "round {round}: {stderr}");
-        assert!(stderr.contains("1 new and announced"), "{stderr}");
+        let ended = live.interrupt();
+        ended.assert_exit(0);
+        assert!(
+            ended.stderr.contains("1 new and announced"),
+            "round {round}: {}",
+            ended.stderr
+        );
     }
     let dir = Dir::new();
     let mut live = LiveRun::start_with(&dir, &["--serve", "127.0.0.1:0"]);
     live.wait_for_stderr(" is at http://");
     live.send(&tick("AAPL", 160.0, "2026-11-26T14:30:00Z"));
     assert_eq!(live.next_alert()["symbol"], "AAPL");
-    let output = live.interrupt();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    let ended = live.interrupt();
+    ended.assert_exit(1);
+    assert!(ended.stderr.contains("interrupted"), "{}", ended.stderr);
 }
 
 /// `tickwatch serve` ends cleanly on a Ctrl-C sent as soon as it prints its address: its listener
@@ -724,15 +724,13 @@ fn a_served_run_goes_down_on_ctrl_c_whenever_it_comes() {
 /// process, no exit code).
 #[test]
 fn tickwatch_serve_ends_cleanly_on_ctrl_c_as_soon_as_it_is_up() {
-    for round in 0..5 {
+    for _ in 0..5 {
         let dir = Dir::new();
         dir.tickwatch_stdin(&["run", "--input", "-"], "")
             .assert_exit(0);
         let mut served = LiveRun::spawn(&dir, &["serve", "--listen", "127.0.0.1:0"]);
         served.wait_for_stderr(" is at http://");
-        let output = served.interrupt();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "round {round}: {stderr}");
+        served.interrupt().assert_exit(0);
     }
 }
 

@@ -162,47 +162,45 @@ const RUN_HANG_S: u64 = 300;
 /// Waits for `child` and collects its output, killing it after [`RUN_HANG_S`]: a command that
 /// hangs fails its test, with what it said, instead of holding up the whole suite.
 pub(crate) fn wait_bounded(mut child: Child, args: &[&str]) -> Output {
-    let collect = |stream: Option<Box<dyn Read + Send>>| {
+    // Read while waiting, so that a chatty child cannot fill a pipe meanwhile.
+    let read_all = |mut stream: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            if let Some(mut stream) = stream {
-                let _ = stream.read_to_end(&mut bytes);
-            }
+            let _ = stream.read_to_end(&mut bytes);
             bytes
         })
     };
-    let stdout = collect(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let stderr = collect(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(RUN_HANG_S);
-    let status = loop {
+    let stdout = child.stdout.take().map(|s| read_all(Box::new(s)));
+    let stderr = child.stderr.take().map(|s| read_all(Box::new(s)));
+    let collected = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        reader.map_or_else(Vec::new, |r| r.join().expect("a pipe reader"))
+    };
+    let Some(status) = exit_within(&mut child, RUN_HANG_S) else {
+        panic!(
+            "tickwatch {args:?} did not end within {RUN_HANG_S} s; stderr:\n{}",
+            String::from_utf8_lossy(&collected(stderr))
+        );
+    };
+    Output {
+        status,
+        stdout: collected(stdout),
+        stderr: collected(stderr),
+    }
+}
+
+/// How `child` ended, if it did within `bound_s`; otherwise it is killed (and reaped) and `None`.
+fn exit_within(child: &mut Child, bound_s: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(bound_s);
+    loop {
         if let Some(status) = child.try_wait().expect("poll tickwatch") {
-            break status;
+            return Some(status);
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            let said = stderr.join().unwrap_or_default();
-            panic!(
-                "tickwatch {args:?} did not end within {RUN_HANG_S} s; stderr:\n{}",
-                String::from_utf8_lossy(&said)
-            );
+            return None;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
     }
 }
 
@@ -296,6 +294,7 @@ impl Webhook {
 /// out.
 pub(crate) struct LiveRun {
     child: Child,
+    args: Vec<String>,
     feed: Option<std::process::ChildStdin>,
     announced: std::sync::mpsc::Receiver<String>,
     said: std::sync::mpsc::Receiver<String>,
@@ -337,6 +336,7 @@ impl LiveRun {
         let said = lines_of(Box::new(child.stderr.take().expect("stderr is piped")));
         LiveRun {
             child,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
             feed: Some(feed),
             announced,
             said,
@@ -376,7 +376,7 @@ impl LiveRun {
     }
 
     /// Sends Ctrl-C (SIGINT), the feed left as it is, and waits for the run to end.
-    pub(crate) fn interrupt(self) -> Output {
+    pub(crate) fn interrupt(self) -> Run {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
@@ -400,30 +400,27 @@ impl LiveRun {
     }
 
     /// Closes the feed and waits for the run to end.
-    pub(crate) fn finish(mut self) -> Output {
+    pub(crate) fn finish(mut self) -> Run {
         self.close_feed();
         self.wait()
     }
 
-    /// Waits for the run to end (killing it after [`LIVE_HANG_S`]): its status and stderr.
-    fn wait(mut self) -> Output {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LIVE_HANG_S);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll tickwatch") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("tickwatch run did not end within {LIVE_HANG_S} s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+    /// Waits for the run to end (killing it after [`LIVE_HANG_S`]): its exit code and stderr (its
+    /// stdout is what [`LiveRun::next_alert`] reads).
+    fn wait(mut self) -> Run {
+        let Some(status) = exit_within(&mut self.child, LIVE_HANG_S) else {
+            panic!(
+                "tickwatch {:?} did not end within {LIVE_HANG_S} s",
+                self.args
+            );
         };
         // The stream ends with the process, so this takes what is left.
         self.said_so_far.extend(self.said.iter());
-        Output {
-            status,
-            stdout: Vec::new(),
-            stderr: self.said_so_far.join("\n").into_bytes(),
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr: self.said_so_far.join("\n"),
+            args: self.args,
         }
     }
 }
